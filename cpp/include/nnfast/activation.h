@@ -1,0 +1,37 @@
+// Elementwise activations over n floats, and softmax / log-softmax over rows.
+// Backward functions overwrite dx; dx may alias dy.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// y = max(x, 0); dx = dy where x > 0 else 0.
+void relu_forward(float* y, const float* x, size_t n);
+void relu_backward(float* dx, const float* dy, const float* x, size_t n);
+
+// y = x if x > 0 else slope * x; dx = dy if x > 0 else slope * dy.
+void leaky_relu_forward(float* y, const float* x, size_t n, float slope);
+void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope);
+
+// y = 1 / (1 + exp(-x)) (stable for any x); dx = dy * y * (1 - y), from the output y.
+void sigmoid_forward(float* y, const float* x, size_t n);
+void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
+
+// y = tanh(x); dx = dy * (1 - y^2), from the output y.
+void tanh_forward(float* y, const float* x, size_t n);
+void tanh_backward(float* dx, const float* dy, const float* y, size_t n);
+
+// PyTorch's Threshold: y = x if x > threshold else value; dx = dy where x > threshold else 0.
+void threshold_forward(float* y, const float* x, size_t n, float threshold, float value);
+void threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold);
+
+// Softmax over the last axis of a (rows, cols) matrix, max-subtracted (stable for any logits).
+// dx = y * (dy - sum_j dy_j y_j), from the output y.
+void softmax_forward(float* y, const float* x, int rows, int cols);
+void softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols);
+
+// y = x - logsumexp(x) over the last axis; dx = dy - exp(y) * sum_j dy_j, from the output y.
+void log_softmax_forward(float* y, const float* x, int rows, int cols);
+void log_softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols);
+
+}  // namespace nnfast

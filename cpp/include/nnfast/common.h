@@ -1,0 +1,27 @@
+// nnfast kernel conventions, shared by every kernel family.
+//
+// - Every op is a pair of free functions, <op>_forward / <op>_backward, on raw float32 buffers.
+// - Row-major; images are NCHW; labels are int64.
+// - Backward functions OVERWRITE the input gradient (dx) and ACCUMULATE (+=) into parameter
+//   gradients (dw, db), as llm.c does. A null dx / dw / db pointer means "not needed, skip it".
+// - No allocation inside kernels: scratch space comes from a caller-owned workspace whose size a
+//   *_workspace_size() function gives.
+// - No exceptions: callers (bindings.cpp) validate shapes before calling.
+// - Threads: every OpenMP region uses num_threads(nnfast::get_num_threads()). Work is split so
+//   that results are bit-identical for any thread count (no reductions whose order depends on
+//   the number of threads).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace nnfast {
+
+// Number of OpenMP threads the kernels use (default: omp_get_max_threads() at load time,
+// which honours OMP_NUM_THREADS). n < 1 is clamped to 1.
+void set_num_threads(int n);
+int get_num_threads();
+
+// Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
+const char* isa_name();
+
+}  // namespace nnfast

@@ -1,0 +1,29 @@
+// 2-D convolution (cross-correlation, as PyTorch's Conv2d), NCHW.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// Geometry of one conv2d call. Output size: OH = (H + 2*PH - KH) / SH + 1, likewise OW.
+struct Conv2dShape {
+  int N, C, H, W;    // input
+  int OC, KH, KW;    // weight (OC, C, KH, KW)
+  int SH, SW;        // stride
+  int PH, PW;        // zero padding on each side
+  int OH() const { return (H + 2 * PH - KH) / SH + 1; }
+  int OW() const { return (W + 2 * PW - KW) / SW + 1; }
+};
+
+// Floats of scratch space conv2d_forward / conv2d_backward need (im2col buffers, per thread).
+size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
+
+// y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias (OC); bias may be null.
+void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
+                    const Conv2dShape& s, float* workspace);
+
+// From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += .
+// Any of dx, dw, dbias may be null.
+void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                     const float* w, const Conv2dShape& s, float* workspace);
+
+}  // namespace nnfast

@@ -1,0 +1,14 @@
+// Inverted dropout with a counter-based generator: element i is kept iff
+// uniform(seed, i) >= p, where uniform() hashes (seed, i) with splitmix64 into [0,1).
+// The mask depends only on (seed, i), never on the thread count.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// y = x * mask / (1 - p); mask[i] = 1 kept, 0 dropped. 0 <= p < 1 (p == 0: mask all ones).
+void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed);
+// dx = dy * mask / (1 - p).
+void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p);
+
+}  // namespace nnfast

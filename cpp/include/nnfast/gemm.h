@@ -1,0 +1,35 @@
+// Dense linear algebra: SGEMM, matmul and Linear (fully connected) layers.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// C = alpha * op(A) * op(B) + beta * C, single precision, row-major.
+// op(A) is M x K: A is M x K (lda >= K) or, if trans_a, K x M (lda >= M).
+// op(B) is K x N: B is K x N (ldb >= N) or, if trans_b, N x K (ldb >= K).
+// C is M x N (ldc >= N). beta == 0 means C is write-only (may hold NaN garbage).
+// Fast path: packed panels, register-blocked AVX-512 / AVX2 micro-kernel, cache blocking,
+// OpenMP over M/N blocks (never over K, so results do not depend on the thread count).
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+
+// Plain triple loop with the same contract as sgemm (for clarity and tests).
+void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
+                     int lda, const float* B, int ldb, float beta, float* C, int ldc);
+
+// matmul: c (M,N) = op(a) @ op(b), with op as in sgemm; a, b, c are dense (no padding).
+void matmul_forward(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
+                    bool trans_b);
+// Given dc (M,N): da = dc @ op(b)^T in a's own layout, db = op(a)^T @ dc in b's own layout.
+// da / db are overwritten (this op has no parameters); either may be null.
+void matmul_backward(float* da, float* db, const float* dc, const float* a, const float* b, int M,
+                     int N, int K, bool trans_a, bool trans_b);
+
+// Linear: y (B,OUT) = x (B,IN) @ w^T + bias, with w (OUT,IN) as PyTorch stores it; bias may be null.
+void linear_forward(float* y, const float* x, const float* w, const float* bias, int B, int IN,
+                    int OUT);
+// dx (B,IN) = dy @ w (overwritten); dw (OUT,IN) += dy^T @ x; dbias (OUT) += sum over the batch of dy.
+void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                     const float* w, int B, int IN, int OUT);
+
+}  // namespace nnfast

@@ -1,0 +1,22 @@
+// Fused, in-place optimizer updates over one parameter tensor of n floats (PyTorch semantics).
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// SGD: g = grad + weight_decay * p;
+// if momentum != 0: buf = first_step ? g : momentum * buf + (1 - dampening) * g;
+//                   g = nesterov ? g + momentum * buf : buf;
+// p -= lr * g. buf may be null when momentum == 0.
+void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
+                float momentum, float dampening, float weight_decay, bool nesterov,
+                bool first_step);
+
+// Adam (step counts from 1): if decoupled (AdamW): p *= 1 - lr * weight_decay, else
+// g = grad + weight_decay * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps).
+void adam_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, long step,
+                 bool decoupled);
+
+}  // namespace nnfast

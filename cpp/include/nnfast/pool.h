@@ -1,0 +1,28 @@
+// 2-D max and average pooling, NCHW.
+#pragma once
+#include "nnfast/common.h"
+
+namespace nnfast {
+
+// Geometry of a pooling window. Output size: OH = (H + 2*PH - KH) / SH + 1, likewise OW.
+// Padding (PH <= KH/2, PW <= KW/2) is -inf for max pooling and zeros counted in the average
+// for avg pooling (PyTorch's count_include_pad=True).
+struct Pool2dShape {
+  int N, C, H, W;
+  int KH, KW, SH, SW, PH, PW;
+  int OH() const { return (H + 2 * PH - KH) / SH + 1; }
+  int OW() const { return (W + 2 * PW - KW) / SW + 1; }
+};
+
+// y (N,C,OH,OW) = max over each window; argmax (N,C,OH,OW) = h*W + w of the chosen input
+// element within its (n,c) plane (first maximum in row-major window order; NaN wins).
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
+// dx (N,C,H,W) overwritten: each dy routed to its argmax (summed where windows overlap).
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+
+// y = mean over each window (divisor KH*KW).
+void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);
+// dx overwritten: each dy spread evenly over its window.
+void avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s);
+
+}  // namespace nnfast

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Developer build: compiles nnfast._core into build/dev and drops it into python/nnfast/, so that
+# `PYTHONPATH=python python -c "import nnfast"` uses the working tree without reinstalling.
+# Serialised with flock so that several builds at once do not trample each other.
+# Extra arguments are passed to cmake's configure step (e.g. -DNNFAST_SANITIZE=ON).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec 9>/tmp/nnfast-dev-build.lock
+flock 9
+build=${NNFAST_BUILD_DIR:-build/dev}
+if [ ! -f "$build/build.ninja" ] || [ $# -gt 0 ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -Dpybind11_DIR="$(python -c 'import pybind11; print(pybind11.get_cmake_dir())')" "$@" >/dev/null
+fi
+cmake --build "$build" -- -j2
+cp "$build"/_core*.so python/nnfast/
