@@ -1,0 +1,35 @@
+// Inverted dropout with a counter-based generator (see dropout.h): the mask of element i is a
+// pure function of (seed, i), so it is the same for any thread count and reproducible in NumPy.
+#include "nnfast/dropout.h"
+
+namespace nnfast {
+
+// splitmix64 of seed + (i+1) * golden ratio, top 24 bits as a float in [0, 1).
+static inline float dropout_uniform(uint64_t seed, uint64_t i) {
+  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return (float)(z >> 40) * (1.0f / 16777216.0f);
+}
+
+// y = x * mask / (1 - p), mask[i] = uniform(seed, i) >= p
+void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed) {
+  const float scale = 1.0f / (1.0f - p);
+  const int nt = n >= (size_t(1) << 15) ? get_num_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t keep = dropout_uniform(seed, i) >= p;
+    mask[i] = keep;
+    y[i] = keep ? x[i] * scale : 0.0f;
+  }
+}
+// dx = dy * mask / (1 - p)
+void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p) {
+  const float scale = 1.0f / (1.0f - p);
+  const int nt = n >= (size_t(1) << 15) ? get_num_threads() : 1;
+#pragma omp parallel for simd num_threads(nt) schedule(static)
+  for (size_t i = 0; i < n; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+}
+
+}  // namespace nnfast

@@ -1,0 +1,46 @@
+// Fused in-place optimizer updates, one pass over a parameter tensor (PyTorch semantics, see
+// optim.h). Elementwise, so parallel loops give the same bits for any thread count.
+#include "nnfast/optim.h"
+
+#include <cmath>
+
+namespace nnfast {
+
+static inline int threads_for(size_t n) { return n >= (size_t(1) << 16) ? get_num_threads() : 1; }
+
+// p -= lr * g, g = grad + wd p, with optional (nesterov) momentum buffer
+void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
+                float momentum, float dampening, float weight_decay, bool nesterov,
+                bool first_step) {
+#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    float g = grad[i] + weight_decay * param[i];
+    if (momentum != 0.0f) {
+      float b = first_step ? g : momentum * momentum_buf[i] + (1.0f - dampening) * g;
+      momentum_buf[i] = b;
+      g = nesterov ? g + momentum * b : b;
+    }
+    param[i] -= lr * g;
+  }
+}
+
+// Adam / AdamW with bias correction at step `step` (>= 1)
+void adam_update(float* param, const float* grad, float* m, float* v, size_t n, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, long step,
+                 bool decoupled) {
+  const float bc1 = 1.0f - (float)std::pow((double)beta1, (double)step);
+  const float bc2 = 1.0f - (float)std::pow((double)beta2, (double)step);
+  const float step_size = lr / bc1;
+  const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
+  for (size_t i = 0; i < n; i++) {
+    float g = grad[i];
+    if (decoupled) param[i] *= 1.0f - lr * weight_decay;
+    else g += weight_decay * param[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+    param[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+}  // namespace nnfast
