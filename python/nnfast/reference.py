@@ -1,0 +1,385 @@
+"""Pure-NumPy reference of every nnfast kernel, forward and backward.
+
+Each function has the name, argument order and return convention of its twin in ``nnfast._core``
+so that tests can call both with the same arguments. It is written as a careful NumPy user would
+write it (im2col by stride tricks, ``@`` for products, no Python loops over elements), because
+the benchmarks compare against it. Functions work in the dtype they are given (float32 to compare
+with the kernels, float64 for finite-difference checks).
+
+Layouts: row-major; images NCHW; Linear weight (out, in); Conv2d weight (out, in, kh, kw).
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = [
+    "sgemm", "matmul_forward", "matmul_backward", "linear_forward", "linear_backward",
+    "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
+    "avgpool2d_forward", "avgpool2d_backward", "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward",
+    "tanh_forward", "tanh_backward", "threshold_forward", "threshold_backward",
+    "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
+    "cross_entropy_forward", "cross_entropy_backward", "cross_entropy_soft_forward",
+    "cross_entropy_soft_backward", "nll_forward", "nll_backward", "mse_forward", "mse_backward",
+    "l1_forward", "l1_backward", "bce_forward", "bce_backward", "bce_with_logits_forward",
+    "bce_with_logits_backward", "dropout_mask", "dropout_forward", "dropout_backward",
+    "sgd_step", "adam_step",
+]
+
+
+def _pair(v):
+    """An int or a pair of ints, as PyTorch's kernel_size / stride / padding."""
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+# ------------------------------------------------------------------------------------- dense
+def _op(a, trans):
+    return a.T if trans else a
+
+
+def sgemm(a, b, trans_a=False, trans_b=False, alpha=1.0, beta=0.0, c=None):
+    """c = alpha * op(a) @ op(b) + beta * c; written into ``c`` in place when given."""
+    prod = alpha * (_op(a, trans_a) @ _op(b, trans_b))
+    if c is None:
+        return prod.astype(a.dtype, copy=False)
+    c[...] = prod if beta == 0 else beta * c + prod
+    return c
+
+
+def matmul_forward(a, b, trans_a=False, trans_b=False):
+    """c (M, N) = op(a) @ op(b)."""
+    return _op(a, trans_a) @ _op(b, trans_b)
+
+
+def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
+    """(da, db) for c = op(a) @ op(b), each in its operand's own layout."""
+    d_opa = dc @ _op(b, trans_b).T
+    d_opb = _op(a, trans_a).T @ dc
+    return _op(d_opa, trans_a), _op(d_opb, trans_b)
+
+
+def linear_forward(x, w, b=None):
+    """y (B, OUT) = x (B, IN) @ w (OUT, IN).T + b (OUT,)."""
+    y = x @ w.T
+    return y if b is None else y + b
+
+
+def _accumulate(grad, into):
+    """Parameter gradients accumulate into a caller's array when one is given."""
+    if into is None:
+        return grad
+    into += grad
+    return into
+
+
+def linear_backward(dy, x, w, dw=None, db=None, need_dx=True, need_db=True):
+    """(dx (B, IN), dw (OUT, IN), db (OUT,)) for y = x @ w.T + b; None where not needed."""
+    dx = dy @ w if need_dx else None
+    db = _accumulate(dy.sum(axis=0), db) if need_db else None
+    return dx, _accumulate(dy.T @ x, dw), db
+
+
+# ------------------------------------------------------------------------------------- conv
+def _windows(x, kh, kw, sh, sw):
+    """View (N, C, OH, OW, kh, kw) of the windows of x (N, C, H, W), without copying."""
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    s = x.strides
+    return as_strided(x, (n, c, oh, ow, kh, kw), (s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3]),
+                      writeable=False)
+
+
+def _pad(x, ph, pw, value=0.0):
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _im2col(x, kh, kw, stride, padding):
+    """Columns (N*OH*OW, C*kh*kw) of x (N, C, H, W) and the output size (OH, OW)."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    win = _windows(_pad(x, ph, pw), kh, kw, sh, sw)          # N, C, OH, OW, kh, kw
+    n, c, oh, ow = win.shape[:4]
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+    return cols, oh, ow
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0):
+    """y (N, OC, OH, OW) = cross-correlation of x (N, C, H, W) with w (OC, C, kh, kw) + b."""
+    oc, _, kh, kw = w.shape
+    cols, oh, ow = _im2col(x, kh, kw, stride, padding)
+    y = cols @ w.reshape(oc, -1).T                            # N*OH*OW, OC
+    if b is not None:
+        y += b
+    return y.reshape(x.shape[0], oh, ow, oc).transpose(0, 3, 1, 2).copy()
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=True, need_db=True):
+    """(dx (N, C, H, W), dw (OC, C, kh, kw), db (OC,)) for y = conv2d(x, w) + b."""
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    n, c, h, wd = x.shape
+    oc, _, kh, kw = w.shape
+    cols, oh, ow = _im2col(x, kh, kw, stride, padding)
+    dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, oc)        # N*OH*OW, OC
+    dw = _accumulate((dy_rows.T @ cols).reshape(w.shape), dw)
+    db = _accumulate(dy.sum(axis=(0, 2, 3)), db) if need_db else None
+    dx = None
+    if need_dx:
+        dcols = (dy_rows @ w.reshape(oc, -1)).reshape(n, oh, ow, c, kh, kw)
+        dxp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), dtype=dy.dtype)
+        for i in range(kh):                                   # col2im: one slice per offset
+            for j in range(kw):
+                dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += \
+                    dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+        dx = dxp[:, :, ph:ph + h, pw:pw + wd]
+        dx = np.ascontiguousarray(dx)
+    return dx, dw, db
+
+
+# ------------------------------------------------------------------------------------- pooling
+def _pool_geometry(kernel_size, stride, padding):
+    kh, kw = _pair(kernel_size)
+    sh, sw = (kh, kw) if stride is None else _pair(stride)
+    return kh, kw, sh, sw, _pair(padding)
+
+
+def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
+    """(y (N, C, OH, OW), argmax int32): window maxima and their flat h*W+w index in the plane."""
+    kh, kw, sh, sw, (ph, pw) = _pool_geometry(kernel_size, stride, padding)
+    n, c, h, w = x.shape
+    win = _windows(_pad(x, ph, pw, -np.inf), kh, kw, sh, sw)
+    oh, ow = win.shape[2:4]
+    flat = win.reshape(n, c, oh, ow, kh * kw)
+    k = np.argmax(flat, axis=-1)                              # first maximum (NaN wins)
+    y = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
+    row = np.arange(oh)[:, None] * sh - ph + k // kw
+    col = np.arange(ow)[None, :] * sw - pw + k % kw
+    return np.ascontiguousarray(y), (row * w + col).astype(np.int32)
+
+
+def maxpool2d_backward(dy, argmax, input_shape, kernel_size, stride=None, padding=0):
+    """dx (N, C, H, W): each dy added at its argmax."""
+    n, c, h, w = input_shape
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.repeat(np.arange(n * c), argmax[0, 0].size)
+    np.add.at(dx, (planes, argmax.reshape(-1)), dy.reshape(-1))
+    return dx.reshape(input_shape)
+
+
+def avgpool2d_forward(x, kernel_size, stride=None, padding=0):
+    """y (N, C, OH, OW): window means, zero padding counted (divisor kh*kw)."""
+    kh, kw, sh, sw, (ph, pw) = _pool_geometry(kernel_size, stride, padding)
+    return _windows(_pad(x, ph, pw), kh, kw, sh, sw).mean(axis=(4, 5))
+
+
+def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
+    """dx (N, C, H, W): each dy / (kh*kw) added over its window."""
+    kh, kw, sh, sw, (ph, pw) = _pool_geometry(kernel_size, stride, padding)
+    n, c, h, w = input_shape
+    oh, ow = dy.shape[2:]
+    dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
+    g = dy / (kh * kw)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += g
+    return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
+
+
+# ------------------------------------------------------------------------------------- activations
+def relu_forward(x):
+    return np.maximum(x, 0)
+
+
+def relu_backward(dy, x):
+    return np.where(x > 0, dy, 0).astype(dy.dtype)
+
+
+def leaky_relu_forward(x, slope=0.01):
+    return np.where(x > 0, x, slope * x).astype(x.dtype)
+
+
+def leaky_relu_backward(dy, x, slope=0.01):
+    return np.where(x > 0, dy, slope * dy).astype(dy.dtype)
+
+
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)) through exp(-|x|), so it never overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+def sigmoid_backward(dy, y):
+    return dy * y * (1 - y)
+
+
+def tanh_forward(x):
+    return np.tanh(x)
+
+
+def tanh_backward(dy, y):
+    return dy * (1 - y * y)
+
+
+def threshold_forward(x, threshold, value):
+    return np.where(x > threshold, x, value).astype(x.dtype)
+
+
+def threshold_backward(dy, x, threshold):
+    return np.where(x > threshold, dy, 0).astype(dy.dtype)
+
+
+def softmax_forward(x):
+    """Softmax over the last axis, max-subtracted."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(dy, y):
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_forward(x):
+    """x - logsumexp(x) over the last axis."""
+    m = x.max(axis=-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+
+
+def log_softmax_backward(dy, y):
+    return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+# ------------------------------------------------------------------------------------- losses
+def _logsumexp_rows(z):
+    z = z.astype(np.float64)
+    m = z.max(axis=1, keepdims=True)
+    return m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+def cross_entropy_forward(logits, labels):
+    """(mean cross-entropy, softmax probs) for logits (N, C) and integer labels (N,)."""
+    n = logits.shape[0]
+    lse = _logsumexp_rows(logits)[:, 0]
+    loss = float(np.mean(lse - logits[np.arange(n), labels]))
+    return loss, softmax_forward(logits)
+
+
+def cross_entropy_backward(probs, labels, scale=1.0):
+    """dlogits = scale * (probs - onehot(labels)) / N."""
+    d = probs.copy()
+    d[np.arange(len(labels)), labels] -= 1
+    return (d * (scale / len(labels))).astype(probs.dtype)
+
+
+def cross_entropy_soft_forward(logits, targets):
+    """(mean_i sum_j -t_ij log_softmax(z)_ij, probs) for one-hot / probability targets."""
+    logp = logits.astype(np.float64) - _logsumexp_rows(logits)
+    loss = float(-np.sum(np.where(targets != 0, targets * logp, 0.0)) / logits.shape[0])
+    return loss, softmax_forward(logits)
+
+
+def cross_entropy_soft_backward(probs, targets, scale=1.0):
+    """dlogits = scale * (probs * sum_j t_ij - t) / N."""
+    d = probs * targets.sum(axis=1, keepdims=True) - targets
+    return (d * (scale / probs.shape[0])).astype(probs.dtype)
+
+
+def nll_forward(logp, labels):
+    return float(-np.mean(logp[np.arange(len(labels)), labels], dtype=np.float64))
+
+
+def nll_backward(labels, num_classes, scale=1.0, dtype=np.float32):
+    d = np.zeros((len(labels), num_classes), dtype=dtype)
+    d[np.arange(len(labels)), labels] = -scale / len(labels)
+    return d
+
+
+def mse_forward(pred, target):
+    return float(np.mean((pred.astype(np.float64) - target) ** 2))
+
+
+def mse_backward(pred, target, scale=1.0):
+    return ((2 * scale / pred.size) * (pred - target)).astype(pred.dtype)
+
+
+def l1_forward(pred, target):
+    return float(np.mean(np.abs(pred.astype(np.float64) - target)))
+
+
+def l1_backward(pred, target, scale=1.0):
+    return ((scale / pred.size) * np.sign(pred - target)).astype(pred.dtype)
+
+
+def bce_forward(p, target):
+    """PyTorch's BCELoss: logs clamped at -100."""
+    p64 = p.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        lp = np.maximum(np.log(p64), -100.0)
+        l1p = np.maximum(np.log1p(-p64), -100.0)
+    return float(-np.mean(target * lp + (1 - target) * l1p))
+
+
+def bce_backward(p, target, scale=1.0):
+    return ((scale / p.size) * (p - target) / np.maximum(p * (1 - p), 1e-12)).astype(p.dtype)
+
+
+def bce_with_logits_forward(z, target):
+    z64 = z.astype(np.float64)
+    return float(np.mean(np.maximum(z64, 0) - z64 * target + np.log1p(np.exp(-np.abs(z64)))))
+
+
+def bce_with_logits_backward(z, target, scale=1.0):
+    return ((scale / z.size) * (sigmoid_forward(z) - target)).astype(z.dtype)
+
+
+# ------------------------------------------------------------------------------------- dropout
+def dropout_mask(shape, p, seed):
+    """uint8 keep-mask: element i (flat) kept iff splitmix64-uniform(seed, i) >= p."""
+    n = int(np.prod(shape))
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    u = (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+    return (u >= np.float32(p)).astype(np.uint8).reshape(shape)
+
+
+def dropout_forward(x, p, seed):
+    """(y, mask): inverted dropout, y = x * mask / (1 - p)."""
+    mask = dropout_mask(x.shape, p, seed)
+    scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * mask * scale, mask
+
+
+def dropout_backward(dy, mask, p):
+    return dy * mask * np.asarray(1.0 / (1.0 - p), dtype=dy.dtype)
+
+
+# ------------------------------------------------------------------------------------- optimizers
+def sgd_step(param, grad, momentum_buf=None, lr=0.01, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False, first_step=True):
+    """In-place SGD update with PyTorch semantics (see cpp/include/nnfast/optim.h)."""
+    g = grad + weight_decay * param
+    if momentum != 0:
+        if first_step:
+            momentum_buf[...] = g
+        else:
+            momentum_buf *= momentum
+            momentum_buf += (1 - dampening) * g
+        g = g + momentum * momentum_buf if nesterov else momentum_buf
+    param -= lr * g
+
+
+def adam_step(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              step=1, decoupled=False):
+    """In-place Adam (or AdamW when decoupled) update with bias correction at ``step``."""
+    g = grad
+    if decoupled:
+        param *= 1 - lr * weight_decay
+    else:
+        g = grad + weight_decay * param
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
+    param -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
