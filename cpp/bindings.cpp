@@ -233,7 +233,7 @@ FloatArray py_linear_forward(py::object x_, py::object w_, py::object b_) {
   }
   FloatArray y({B, OUT});
   py::gil_scoped_release release;
-  linear_forward(y.mutable_data(), fptr(x), fptr(w), b ? fptr(b) : nullptr, B, IN, OUT);
+  linear_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
   return y;
 }
 
@@ -299,7 +299,7 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
   FloatArray y({s.N, s.OC, s.OH(), s.OW()});
   py::gil_scoped_release release;
   std::vector<float> workspace(conv2d_workspace_size(s, get_num_threads()));
-  conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b ? fptr(b) : nullptr, s, workspace.data());
+  conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), s, workspace.data());
   return y;
 }
 
@@ -612,7 +612,7 @@ void py_sgd_step(py::object p_, py::object g_, py::object buf_, float lr, float 
     buf = state_like(buf_, p, fn, "momentum_buf", true);
   }
   py::gil_scoped_release release;
-  sgd_update(mptr(p), fptr(g), buf ? mptr(buf) : nullptr, (size_t)p.size(), lr, momentum,
+  sgd_update(mptr(p), fptr(g), momentum != 0.0f ? mptr(buf) : nullptr, (size_t)p.size(), lr, momentum,
              dampening, weight_decay, nesterov, first_step);
 }
 

@@ -1,0 +1,109 @@
+"""Each binding turns a bad input into a clear Python exception that names the argument."""
+import numpy as np
+import pytest
+
+core = pytest.importorskip("nnfast._core")
+
+
+def f32(*shape):
+    return np.ones(shape, dtype=np.float32)
+
+
+def test_wrong_dtype_is_a_type_error():
+    with pytest.raises(TypeError, match="linear_forward: x must have dtype float32, got float64"):
+        core.linear_forward(np.ones((2, 3)), f32(4, 3))
+    with pytest.raises(TypeError, match="labels must have dtype int64"):
+        core.cross_entropy_forward(f32(2, 3), np.array([0, 1], dtype=np.int32))
+    with pytest.raises(TypeError, match="x must be a numpy.float32 array, got list"):
+        core.relu_forward([1.0, 2.0])
+
+
+def test_wrong_rank_and_shape_name_the_argument():
+    with pytest.raises(ValueError, match=r"x must have 4 dimensions \(N, C, H, W\), got shape \(28, 28\)"):
+        core.conv2d_forward(f32(28, 28), f32(4, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"x must have 784 features .* got shape \(32, 785\)"):
+        core.linear_forward(f32(32, 785), f32(10, 784))
+    with pytest.raises(ValueError, match=r"b must have shape \(10,\), got \(9,\)"):
+        core.linear_forward(f32(2, 784), f32(10, 784), f32(9))
+    with pytest.raises(ValueError, match="x has 3 channels but w"):
+        core.conv2d_forward(f32(1, 3, 8, 8), f32(4, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"dy must have shape \(2, 4\), got \(2, 5\)"):
+        core.linear_backward(f32(2, 5), f32(2, 3), f32(4, 3))
+    with pytest.raises(ValueError, match="target must have shape"):
+        core.mse_forward(f32(2, 3), f32(3, 2))
+    with pytest.raises(ValueError, match="inner dimensions differ"):
+        core.sgemm(f32(2, 3), f32(4, 5))
+
+
+def test_non_contiguous_is_rejected():
+    x = np.ones((4, 6), dtype=np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        core.relu_forward(x)
+
+
+def test_empty_batch_is_rejected():
+    with pytest.raises(ValueError, match="x must not be empty"):
+        core.linear_forward(f32(0, 3), f32(4, 3))
+    with pytest.raises(ValueError, match="logits must not be empty"):
+        core.cross_entropy_forward(f32(0, 3), np.zeros(0, dtype=np.int64))
+    with pytest.raises(ValueError, match="input must not be empty"):
+        core.maxpool2d_forward(f32(0, 1, 4, 4), 2)
+
+
+def test_labels_out_of_range():
+    with pytest.raises(ValueError, match=r"labels\[1\] = 3 is out of range for 3 classes"):
+        core.cross_entropy_forward(f32(2, 3), np.array([0, 3], dtype=np.int64))
+    with pytest.raises(ValueError, match=r"labels\[0\] = -1"):
+        core.nll_forward(f32(2, 3), np.array([-1, 0], dtype=np.int64))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        core.cross_entropy_forward(f32(2, 3), np.array([0], dtype=np.int64))
+
+
+def test_read_only_outputs_are_rejected():
+    p = f32(5)
+    p.setflags(write=False)
+    with pytest.raises(ValueError, match="param must be writeable"):
+        core.sgd_step(p, f32(5), lr=0.1)
+    dw = f32(4, 3)
+    dw.setflags(write=False)
+    with pytest.raises(ValueError, match="dw must be writeable"):
+        core.linear_backward(f32(2, 4), f32(2, 3), f32(4, 3), dw=dw)
+
+
+def test_bad_geometry():
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        core.conv2d_forward(f32(1, 1, 4, 4), f32(1, 1, 5, 5))
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        core.conv2d_forward(f32(1, 1, 4, 4), f32(1, 1, 3, 3), stride=0)
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        core.conv2d_forward(f32(1, 1, 4, 4), f32(1, 1, 3, 3), padding=-1)
+    with pytest.raises(ValueError, match="padding must be between 0 and half the kernel size"):
+        core.maxpool2d_forward(f32(1, 1, 4, 4), 2, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        core.avgpool2d_forward(f32(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match="argmax"):
+        core.maxpool2d_backward(f32(1, 1, 2, 2), np.full((1, 1, 2, 2), 99, np.int32),
+                                (1, 1, 4, 4), 2)
+
+
+def test_dropout_probability_range():
+    for p in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError, match="p must be in"):
+            core.dropout_forward(f32(3), p, 0)
+
+
+def test_optimizer_arguments():
+    with pytest.raises(ValueError, match="momentum_buf is required"):
+        core.sgd_step(f32(3), f32(3), None, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="nesterov"):
+        core.sgd_step(f32(3), f32(3), f32(3), lr=0.1, momentum=0.0, nesterov=True)
+    with pytest.raises(ValueError, match="grad must have shape"):
+        core.adam_step(f32(3), f32(4), f32(3), f32(3))
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        core.adam_step(f32(3), f32(3), f32(3), f32(3), step=0)
+
+
+def test_huge_sizes_are_refused_before_allocating():
+    # A 1x1 image padded by 40,000 would give an 80,001 x 80,001 output: too large for the kernels.
+    with pytest.raises(ValueError, match="too large"):
+        core.conv2d_forward(f32(1, 1, 1, 1), f32(1, 1, 1, 1), padding=40000)

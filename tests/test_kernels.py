@@ -1,0 +1,362 @@
+"""Every _core kernel, forward and backward, equals the NumPy reference (float32, rtol ~1e-4) on
+shapes and values drawn by hypothesis, edge cases included; results do not depend on threads."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import random_array, seeds
+from test_reference_gradients import ACTIVATIONS, conv_cases, pool_cases
+
+core = pytest.importorskip("nnfast._core")
+from nnfast import reference as ref  # noqa: E402
+
+
+def assert_close(actual, expected, rtol=1e-4):
+    """float32 kernels against the reference: relative to the size of the values involved."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), expected, rtol=rtol,
+                               atol=rtol * scale)
+
+
+def assert_all_close(actual, expected):
+    for a, e in zip(actual, expected):
+        assert (a is None) == (e is None)
+        if a is not None:
+            assert_close(a, e)
+
+
+def f32(seed, *shape, scale=1.0):
+    return random_array(seed, shape, np.float32, scale)
+
+
+# ------------------------------------------------------------------------------------- dense
+@st.composite
+def gemm_cases(draw):
+    m, n, k = draw(st.integers(1, 70)), draw(st.integers(1, 70)), draw(st.integers(1, 300))
+    return m, n, k, draw(st.booleans()), draw(st.booleans())
+
+
+@given(seeds, gemm_cases(), st.floats(-2, 2), st.sampled_from([0.0, 1.0, -0.5]))
+def test_sgemm(seed, case, alpha, beta):
+    m, n, k, ta, tb = case
+    a = f32(seed, *((k, m) if ta else (m, k)))
+    b = f32(seed + 1, *((n, k) if tb else (k, n)))
+    c = f32(seed + 2, m, n)
+    expected = ref.sgemm(a, b, ta, tb, alpha, beta, c.copy())
+    assert_close(core.sgemm(a, b, ta, tb, alpha, beta, c), expected)
+
+
+def test_sgemm_large_blocks():
+    """Sizes past every cache block (KC, MC, NC) and every tile edge."""
+    a, b = f32(1, 300, 700), f32(2, 700, 2100)
+    assert_close(core.sgemm(a, b), a.astype(np.float64) @ b)
+
+
+def test_sgemm_beta_zero_ignores_garbage():
+    a, b = f32(1, 5, 4), f32(2, 4, 6)
+    c = np.full((5, 6), np.nan, dtype=np.float32)
+    assert_close(core.sgemm(a, b, beta=0.0, c=c), a @ b)
+
+
+@given(seeds, gemm_cases())
+def test_matmul(seed, case):
+    m, n, k, ta, tb = case
+    a = f32(seed, *((k, m) if ta else (m, k)))
+    b = f32(seed + 1, *((n, k) if tb else (k, n)))
+    assert_close(core.matmul_forward(a, b, ta, tb), ref.matmul_forward(a, b, ta, tb))
+    dc = f32(seed + 2, m, n)
+    assert_all_close(core.matmul_backward(dc, a, b, ta, tb), ref.matmul_backward(dc, a, b, ta, tb))
+
+
+@given(seeds, st.integers(1, 64), st.integers(1, 200), st.integers(1, 40), st.booleans())
+def test_linear(seed, batch, n_in, n_out, bias):
+    x, w = f32(seed, batch, n_in), f32(seed + 1, n_out, n_in)
+    b = f32(seed + 2, n_out) if bias else None
+    assert_close(core.linear_forward(x, w, b), ref.linear_forward(x, w, b))
+    dy = f32(seed + 3, batch, n_out)
+    assert_all_close(core.linear_backward(dy, x, w), ref.linear_backward(dy, x, w))
+
+
+def test_linear_backward_accumulates_and_skips():
+    x, w, dy = f32(1, 8, 5), f32(2, 3, 5), f32(3, 8, 3)
+    dw, db = f32(4, 3, 5), f32(5, 3)
+    dw0, db0 = dw.copy(), db.copy()
+    dx, dw_out, db_out = core.linear_backward(dy, x, w, dw=dw, db=db, need_dx=False)
+    assert dx is None and dw_out is dw and db_out is db
+    _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
+    assert_close(dw, dw0 + dw_ref)
+    assert_close(db, db0 + db_ref)
+    assert core.linear_backward(dy, x, w, need_db=False)[2] is None
+
+
+# ------------------------------------------------------------------------------------- conv
+@st.composite
+def wide_conv_cases(draw):
+    """The gradient check's geometry, plus many channels and bigger images."""
+    if draw(st.booleans()):
+        return draw(conv_cases())
+    n, c, oc = draw(st.integers(1, 3)), draw(st.integers(1, 32)), draw(st.integers(1, 32))
+    h, w = draw(st.integers(5, 16)), draw(st.integers(5, 16))
+    k = draw(st.integers(1, 5))
+    return (n, c, h, w), (oc, c, k, k), (draw(st.integers(1, 2)),) * 2, (draw(st.integers(0, 2)),) * 2
+
+
+@given(seeds, wide_conv_cases(), st.booleans())
+def test_conv2d(seed, case, bias):
+    xs, ws, stride, pad = case
+    x, w = f32(seed, *xs), f32(seed + 1, *ws)
+    b = f32(seed + 2, ws[0]) if bias else None
+    y = core.conv2d_forward(x, w, b, stride, pad)
+    assert_close(y, ref.conv2d_forward(x, w, b, stride, pad))
+    dy = f32(seed + 3, *y.shape)
+    assert_all_close(core.conv2d_backward(dy, x, w, stride, pad),
+                     ref.conv2d_backward(dy, x, w, stride, pad))
+
+
+@pytest.mark.parametrize("xs,ws,stride,pad", [
+    ((1, 1, 5, 5), (1, 1, 5, 5), 1, 0),        # batch 1, one channel, kernel = image
+    ((2, 3, 4, 4), (2, 3, 6, 6), 1, 1),        # kernel as large as the padded image
+    ((2, 2, 9, 9), (3, 2, 2, 2), 4, 0),        # stride larger than the kernel
+    ((3, 16, 12, 12), (32, 16, 5, 5), 1, 0),   # LeNet's second layer
+    ((2, 1, 28, 28), (16, 1, 5, 5), 1, 2),     # padded "same" convolution
+])
+def test_conv2d_edge_cases(xs, ws, stride, pad):
+    x, w, b = f32(1, *xs), f32(2, *ws), f32(3, ws[0])
+    y = core.conv2d_forward(x, w, b, stride, pad)
+    assert_close(y, ref.conv2d_forward(x, w, b, stride, pad))
+    dy = f32(4, *y.shape)
+    assert_all_close(core.conv2d_backward(dy, x, w, stride, pad),
+                     ref.conv2d_backward(dy, x, w, stride, pad))
+
+
+def test_conv2d_backward_accumulates():
+    x, w, dy = f32(1, 2, 3, 6, 6), f32(2, 4, 3, 3, 3), f32(3, 2, 4, 4, 4)
+    dw, db = f32(4, 4, 3, 3, 3), f32(5, 4)
+    dw0, db0 = dw.copy(), db.copy()
+    dx, _, _ = core.conv2d_backward(dy, x, w, dw=dw, db=db, need_dx=False)
+    _, dw_ref, db_ref = ref.conv2d_backward(dy, x, w)
+    assert dx is None
+    assert_close(dw, dw0 + dw_ref)
+    assert_close(db, db0 + db_ref)
+
+
+# ------------------------------------------------------------------------------------- pooling
+@given(seeds, pool_cases())
+def test_maxpool2d(seed, case):
+    shape, k, s, p = case
+    x = f32(seed, *shape)
+    y, argmax = core.maxpool2d_forward(x, k, s, p)
+    y_ref, argmax_ref = ref.maxpool2d_forward(x, k, s, p)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    dy = f32(seed + 1, *y.shape)
+    assert_close(core.maxpool2d_backward(dy, argmax, shape, k, s, p),
+                 ref.maxpool2d_backward(dy, argmax_ref, shape, k, s, p))
+
+
+def test_maxpool2d_ties_and_nan():
+    x = np.zeros((1, 1, 4, 4), dtype=np.float32)
+    x[0, 0, 1, 1] = np.nan
+    y, argmax = core.maxpool2d_forward(x, 2)
+    y_ref, argmax_ref = ref.maxpool2d_forward(x, 2)
+    np.testing.assert_array_equal(y, y_ref)              # NaN propagates; ties take the first
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 5
+
+
+@given(seeds, pool_cases())
+def test_avgpool2d(seed, case):
+    shape, k, s, p = case
+    x = f32(seed, *shape)
+    y = core.avgpool2d_forward(x, k, s, p)
+    assert_close(y, ref.avgpool2d_forward(x, k, s, p))
+    dy = f32(seed + 1, *y.shape)
+    assert_close(core.avgpool2d_backward(dy, shape, k, s, p),
+                 ref.avgpool2d_backward(dy, shape, k, s, p))
+
+
+# ------------------------------------------------------------------------------------- activations
+CORE_ACTIVATIONS = {
+    "relu": (core.relu_forward, core.relu_backward),
+    "leaky_relu": (lambda x: core.leaky_relu_forward(x, 0.1),
+                   lambda g, x: core.leaky_relu_backward(g, x, 0.1)),
+    "sigmoid": (core.sigmoid_forward, core.sigmoid_backward),
+    "tanh": (core.tanh_forward, core.tanh_backward),
+    "threshold": (lambda x: core.threshold_forward(x, 0.3, -2.0),
+                  lambda g, x: core.threshold_backward(g, x, 0.3)),
+    "softmax": (core.softmax_forward, core.softmax_backward),
+    "log_softmax": (core.log_softmax_forward, core.log_softmax_backward),
+}
+
+
+@given(seeds, st.sampled_from(sorted(ACTIVATIONS)),
+       st.lists(st.integers(1, 9), min_size=1, max_size=4), st.sampled_from([1.0, 30.0, 1e4]))
+def test_activation(seed, name, shape, scale):
+    forward, backward = CORE_ACTIVATIONS[name]
+    ref_forward, ref_backward, from_output = ACTIVATIONS[name]
+    x = f32(seed, *shape, scale=scale)
+    y = forward(x)
+    assert np.all(np.isfinite(y))
+    assert_close(y, ref_forward(x))
+    dy = f32(seed + 1, *shape)
+    saved = y if from_output else x
+    assert_close(backward(dy, saved), ref_backward(dy, saved))
+
+
+def test_activations_large_tensor_uses_threads_consistently():
+    x = f32(7, 300, 1000, scale=5.0)
+    for name, (forward, _) in CORE_ACTIVATIONS.items():
+        assert_close(forward(x), ACTIVATIONS[name][0](x))
+
+
+# ------------------------------------------------------------------------------------- losses
+@given(seeds, st.integers(1, 40), st.integers(1, 12), st.sampled_from([1.0, 10.0, 1e4]),
+       st.floats(0.1, 2.0))
+def test_cross_entropy(seed, n, c, logit_scale, scale):
+    z = f32(seed, n, c, scale=logit_scale)
+    y = np.random.default_rng(seed).integers(0, c, n)
+    loss, probs = core.cross_entropy_forward(z, y)
+    loss_ref, probs_ref = ref.cross_entropy_forward(z.astype(np.float64), y)
+    assert np.isfinite(loss)
+    assert loss == pytest.approx(loss_ref, rel=1e-5, abs=1e-5)
+    assert_close(probs, probs_ref)
+    assert_close(core.cross_entropy_backward(probs, y, scale),
+                 ref.cross_entropy_backward(probs_ref, y, scale))
+    # The same loss with one-hot targets, and with probability targets.
+    onehot = np.eye(c, dtype=np.float32)[y]
+    loss_1h, _ = core.cross_entropy_soft_forward(z, onehot)
+    assert loss_1h == pytest.approx(loss, rel=1e-5, abs=1e-5)
+    t = np.random.default_rng(seed + 1).random((n, c)).astype(np.float32)
+    t /= t.sum(axis=1, keepdims=True)
+    loss_t, probs_t = core.cross_entropy_soft_forward(z, t)
+    assert loss_t == pytest.approx(ref.cross_entropy_soft_forward(z.astype(np.float64), t)[0],
+                                   rel=1e-5, abs=1e-5)
+    assert_close(core.cross_entropy_soft_backward(probs_t, t, scale),
+                 ref.cross_entropy_soft_backward(probs_t, t, scale))
+
+
+@given(seeds, st.integers(1, 40), st.integers(1, 12), st.floats(0.1, 2.0))
+def test_nll(seed, n, c, scale):
+    logp = core.log_softmax_forward(f32(seed, n, c, scale=5.0))
+    y = np.random.default_rng(seed).integers(0, c, n)
+    assert core.nll_forward(logp, y) == pytest.approx(ref.nll_forward(logp, y), rel=1e-6)
+    assert_close(core.nll_backward(y, c, scale), ref.nll_backward(y, c, scale))
+
+
+@given(seeds, st.sampled_from(["mse", "l1", "bce", "bce_with_logits"]),
+       st.lists(st.integers(1, 20), min_size=1, max_size=3), st.floats(0.1, 2.0))
+def test_elementwise_losses(seed, name, shape, scale):
+    rng = np.random.default_rng(seed)
+    if name == "bce":
+        pred = rng.uniform(0, 1, shape).astype(np.float32)
+        pred.reshape(-1)[0] = 0.0                          # log clamped at -100, as in PyTorch
+    else:
+        pred = f32(seed, *shape, scale=10.0)
+    target = rng.random(shape).astype(np.float32)
+    forward, backward = getattr(core, name + "_forward"), getattr(core, name + "_backward")
+    loss = forward(pred, target)
+    assert np.isfinite(loss)
+    assert loss == pytest.approx(getattr(ref, name + "_forward")(pred, target), rel=1e-5, abs=1e-6)
+    assert_close(backward(pred, target, scale), getattr(ref, name + "_backward")(pred, target, scale))
+
+
+# ------------------------------------------------------------------------------------- dropout
+@given(seeds, st.lists(st.integers(1, 30), min_size=1, max_size=3), st.floats(0.0, 0.95))
+def test_dropout_matches_reference_mask(seed, shape, p):
+    x = f32(seed, *shape)
+    y, mask = core.dropout_forward(x, p, seed)
+    y_ref, mask_ref = ref.dropout_forward(x, p, seed)
+    np.testing.assert_array_equal(mask, mask_ref)
+    assert_close(y, y_ref)
+    dy = f32(seed + 1, *shape)
+    assert_close(core.dropout_backward(dy, mask, p), ref.dropout_backward(dy, mask_ref, p))
+
+
+def test_dropout_keeps_the_expected_fraction():
+    x = np.ones((1000, 1000), dtype=np.float32)
+    for p in (0.1, 0.5, 0.8):
+        _, mask = core.dropout_forward(x, p, 42)
+        assert abs(mask.mean() - (1 - p)) < 0.005
+    a = core.dropout_forward(x, 0.5, 1)[1]
+    b = core.dropout_forward(x, 0.5, 2)[1]
+    assert not np.array_equal(a, b)
+
+
+# ------------------------------------------------------------------------------------- optimizers
+@given(seeds, st.integers(1, 300), st.floats(0.001, 0.5), st.sampled_from([0.0, 0.5, 0.9]),
+       st.booleans(), st.sampled_from([0.0, 1e-2]), st.sampled_from([0.0, 0.3]))
+def test_sgd(seed, n, lr, momentum, nesterov, weight_decay, dampening):
+    nesterov = nesterov and momentum > 0
+    dampening = 0.0 if nesterov else dampening
+    p, p_ref = f32(seed, n), f32(seed, n)
+    buf, buf_ref = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    for step in range(4):
+        g = f32(seed + 1 + step, n)
+        kw = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                  nesterov=nesterov, first_step=step == 0)
+        core.sgd_step(p, g, buf if momentum else None, **kw)
+        ref.sgd_step(p_ref, g, buf_ref, **kw)
+    assert_close(p, p_ref)
+    assert_close(buf, buf_ref)
+
+
+@given(seeds, st.integers(1, 300), st.floats(1e-4, 0.1), st.sampled_from([0.0, 1e-2]),
+       st.booleans())
+def test_adam(seed, n, lr, weight_decay, decoupled):
+    p, p_ref = f32(seed, n), f32(seed, n)
+    m, v = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    m_ref, v_ref = m.copy(), v.copy()
+    for step in range(1, 5):
+        g = f32(seed + step, n)
+        kw = dict(lr=lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay, step=step,
+                  decoupled=decoupled)
+        core.adam_step(p, g, m, v, **kw)
+        ref.adam_step(p_ref, g, m_ref, v_ref, **kw)
+    assert_close(p, p_ref)
+    assert_close(m, m_ref)
+    assert_close(v, v_ref)
+
+
+# ------------------------------------------------------------------------------------- threads
+def _run_everything(seed):
+    """One output of every kernel family, on sizes large enough to use several threads."""
+    x, w = f32(seed, 8, 3, 28, 28), f32(seed + 1, 8, 3, 5, 5)
+    y = core.conv2d_forward(x, w, f32(seed + 2, 8))
+    dy = f32(seed + 3, *y.shape)
+    a, b = f32(seed + 4, 256, 300), f32(seed + 5, 300, 200)
+    pooled, argmax = core.maxpool2d_forward(y, 2)
+    z = f32(seed + 6, 512, 100, scale=3.0)
+    labels = np.random.default_rng(seed).integers(0, 100, 512)
+    p, g, buf = f32(seed + 7, 100000), f32(seed + 8, 100000), np.zeros(100000, np.float32)
+    core.sgd_step(p, g, buf, lr=0.1, momentum=0.9)
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    core.adam_step(p, g, m, v, lr=0.01)
+    loss, probs = core.cross_entropy_forward(z, labels)
+    return [y, *core.conv2d_backward(dy, x, w), core.sgemm(a, b), core.sgemm(b, a, True, True),
+            *core.linear_backward(f32(seed + 9, 256, 200), a, f32(seed + 10, 200, 300)),
+            pooled, core.maxpool2d_backward(pooled, argmax, y.shape, 2),
+            core.avgpool2d_forward(y, 2), core.sigmoid_forward(z), core.softmax_forward(z),
+            np.float64(loss), probs, core.cross_entropy_backward(probs, labels),
+            np.float64(core.mse_forward(z, z * 0.5)), core.dropout_forward(z, 0.5, 3)[0],
+            p, buf, m, v]
+
+
+def test_one_and_two_threads_give_identical_bits(restore_threads):
+    restore_threads.set_num_threads(1)
+    single = _run_everything(11)
+    restore_threads.set_num_threads(2)
+    double = _run_everything(11)
+    assert len(single) == len(double)
+    for a, b in zip(single, double):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_set_num_threads(restore_threads):
+    restore_threads.set_num_threads(1)
+    assert restore_threads.get_num_threads() == 1
+    restore_threads.set_num_threads(3)
+    assert restore_threads.get_num_threads() == 3
+    with pytest.raises(ValueError):
+        restore_threads.set_num_threads(0)
