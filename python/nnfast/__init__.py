@@ -1,0 +1,25 @@
+"""nnfast: a small, fast neural-network engine (C++/OpenMP kernels, Keras/PyTorch habits).
+
+    import nnfast as nf
+    from nnfast import nn, optim
+"""
+from . import _core
+from . import nn, optim, reference  # noqa: F401  (public sub-modules)
+from ._rng import seed
+from .io import ModelFileError, load
+from .training import Callback, EarlyStopping, History
+
+__version__ = "0.1.0"
+
+
+def set_num_threads(n):
+    """Number of threads the kernels use (default: OMP_NUM_THREADS or all cores)."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    return _core.get_num_threads()
+
+
+__all__ = ["nn", "optim", "reference", "seed", "load", "ModelFileError", "set_num_threads",
+           "get_num_threads", "Callback", "EarlyStopping", "History", "__version__"]

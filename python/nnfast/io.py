@@ -1,0 +1,199 @@
+"""Saving and loading models without pickle.
+
+A model file is an uncompressed ``.npz`` (a zip of ``.npy`` arrays, read with
+``allow_pickle=False``) holding:
+  ``header``      uint8 bytes of a JSON document: format name and version, the architecture
+                  (each layer's class name and constructor config), the compile state (loss name or
+                  class, optimizer class, config and step count) and the names of the arrays;
+  ``weight_<i>``  the parameters, in ``model.parameters()`` order;
+  ``opt_<name>_<i>`` the optimizer's state arrays.
+Saving writes a temporary file in the destination folder and renames it over the target, so a
+crash mid-save leaves the previous file intact.
+"""
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT = "nnfast-model"
+VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file that is not a valid nnfast model (truncated, corrupted, wrong version, hostile)."""
+
+
+# ---------------------------------------------------------------------------------- architecture
+def _layer_registry():
+    from . import nn
+    return {name: getattr(nn, name) for name in nn.__all__
+            if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module)}
+
+
+def architecture(model):
+    """JSON-able description that ``build`` turns back into an equivalent, untrained model."""
+    from .nn import Sequential
+    registry = _layer_registry()
+
+    def describe(module):
+        kind = type(module).__name__
+        if registry.get(kind) is not type(module):
+            raise TypeError(f"cannot save the architecture of {kind}: only nnfast's own layers "
+                            "can be rebuilt; use save_weights / load_weights for custom modules")
+        return {"class": kind, "config": module.get_config()}
+
+    if isinstance(model, Sequential):
+        return {"class": "Sequential", "layers": [describe(layer) for layer in model]}
+    return describe(model)
+
+
+def build(arch):
+    """The model an ``architecture`` dict describes (fresh weights)."""
+    from .nn import Sequential
+    registry = _layer_registry()
+
+    def make(entry):
+        kind = entry.get("class")
+        if kind not in registry or kind == "Sequential":
+            raise ModelFileError(f"unknown layer class {kind!r} in model file")
+        return registry[kind](**entry.get("config", {}))
+
+    if arch.get("class") == "Sequential":
+        return Sequential([make(entry) for entry in arch["layers"]])
+    return make(arch)
+
+
+# ---------------------------------------------------------------------------------- files
+def _write_atomically(path, arrays):
+    """np.savez into a temporary file beside ``path``, then rename it over ``path``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nnfast-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _header_array(header):
+    return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+
+
+def _read(path):
+    """(header dict, arrays dict) of a model or weights file, validated."""
+    try:
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise ModelFileError(f"{path}: not a readable nnfast model file ({e})") from e
+    if "header" not in arrays or arrays["header"].dtype != np.uint8:
+        raise ModelFileError(f"{path}: not an nnfast model file (no header)")
+    try:
+        header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{path}: corrupted header ({e})") from e
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an nnfast model file")
+    if header.get("version") != VERSION:
+        raise ModelFileError(f"{path}: file format version {header.get('version')!r} is not "
+                             f"supported (this nnfast reads version {VERSION})")
+    return header, arrays
+
+
+def _weights_from(arrays, count, path):
+    try:
+        weights = [arrays[f"weight_{i}"] for i in range(count)]
+    except KeyError as e:
+        raise ModelFileError(f"{path}: missing array {e}") from e
+    return weights
+
+
+def save_weights(model, path):
+    """The parameters alone (no architecture)."""
+    weights = model.get_weights()
+    header = {"format": FORMAT, "version": VERSION, "kind": "weights", "count": len(weights)}
+    _write_atomically(path, {"header": _header_array(header),
+                             **{f"weight_{i}": w for i, w in enumerate(weights)}})
+
+
+def load_weights(model, path):
+    """Parameters from ``save_weights`` or ``save`` into an existing model of the same shape."""
+    header, arrays = _read(path)
+    count = header.get("count")
+    if count != len(model.parameters()):
+        raise ValueError(f"{path} holds {count} weight arrays, the model has "
+                         f"{len(model.parameters())}")
+    model.set_weights(_weights_from(arrays, count, path))
+
+
+def save_model(model, path):
+    """Architecture, weights and compile state (see the module docstring)."""
+    weights = model.get_weights()
+    header = {"format": FORMAT, "version": VERSION, "kind": "model", "count": len(weights),
+              "architecture": architecture(model)}
+    arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
+    loss_fn = getattr(model, "loss_fn", None)
+    if loss_fn is not None:
+        compiled = {"loss": model.loss_name or type(loss_fn).__name__,
+                    "metrics": list(model.metrics), "optimizer_name": model.optimizer_name}
+        if model.optimizer is not None:
+            state = model.optimizer.state_dict()
+            compiled["optimizer"] = {"type": state["type"], "config": state["config"],
+                                     "steps": state["steps"],
+                                     "state": {k: [a is not None for a in v]
+                                               for k, v in state["state"].items()}}
+            for name, per_param in state["state"].items():
+                for i, a in enumerate(per_param):
+                    if a is not None:
+                        arrays[f"opt_{name}_{i}"] = a
+        header["compile"] = compiled
+    _write_atomically(path, {"header": _header_array(header), **arrays})
+
+
+def load(path):
+    """The model saved by ``model.save(path)``: same architecture, weights, compile state."""
+    from . import nn, optim
+    header, arrays = _read(path)
+    if header.get("kind") != "model" or "architecture" not in header:
+        raise ModelFileError(f"{path} holds weights only; build the model and use load_weights")
+    try:
+        model = build(header["architecture"])
+    except (TypeError, ValueError) as e:
+        raise ModelFileError(f"{path}: invalid architecture ({e})") from e
+    weights = _weights_from(arrays, header["count"], path)
+    if len(weights) != len(model.parameters()):
+        # Dense layers saved before they were built have no weights yet: build from the file.
+        raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
+                             f"{len(model.parameters())} parameters")
+    try:
+        model.set_weights(weights)
+    except ValueError as e:
+        raise ModelFileError(f"{path}: {e}") from e
+    compiled = header.get("compile")
+    if compiled:
+        loss = compiled["loss"]
+        loss = loss if not hasattr(nn, loss) else getattr(nn, loss)()
+        optimizer = compiled.get("optimizer_name") or "sgd"
+        saved_opt = compiled.get("optimizer")
+        if saved_opt is not None:
+            optimizer = optim.optimizer_from_config(saved_opt["type"], model.parameters(),
+                                                    saved_opt["config"])
+        model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics"))
+        if saved_opt is not None:
+            state = {name: [arrays.get(f"opt_{name}_{i}") if present else None
+                            for i, present in enumerate(flags)]
+                     for name, flags in saved_opt["state"].items()}
+            model.optimizer.load_state_dict({"type": saved_opt["type"],
+                                             "config": saved_opt["config"],
+                                             "steps": saved_opt["steps"], "state": state})
+    return model

@@ -1,0 +1,15 @@
+"""nnfast.nn: modules, layers, activations, losses and Sequential (PyTorch names and layouts)."""
+from .activations import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, Threshold
+from .containers import Sequential
+from .layers import (AvgPool2d, Conv2d, Dense, Dropout, Flatten, Identity, Linear, MaxPool2d,
+                     ZeroPad2d)
+from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, Loss, MSELoss,
+                     NLLLoss)
+from .module import Module, Parameter
+
+__all__ = [
+    "Module", "Parameter", "Sequential",
+    "Linear", "Dense", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "ZeroPad2d",
+    "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Threshold",
+    "Loss", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss",
+]

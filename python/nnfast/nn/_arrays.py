@@ -1,0 +1,15 @@
+"""Input conversion shared by the layers: NumPy float32, C-contiguous, without copying when the
+array already is."""
+import numpy as np
+
+
+def as_float32(x, who, name="input"):
+    """``x`` as a C-contiguous float32 array; TypeError for data that is not numeric."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{who} expected a numeric {name}, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def shape_str(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,0 +1,124 @@
+"""Activation layers: elementwise (ReLU, LeakyReLU, Sigmoid, Tanh, Threshold) and over the last
+axis (Softmax, LogSoftmax). Each caches what its backward needs: the input or the output."""
+from .. import _core
+from ._arrays import as_float32
+from .module import Module, require_forward
+
+
+class _Activation(Module):
+    """y = f(x) by a _core kernel pair; backward from the saved input or output."""
+
+    uses_output = False   # backward needs the output y (sigmoid, tanh, softmax) or the input x
+
+    def __init__(self):
+        self._saved = None
+
+    def _forward(self, x):
+        raise NotImplementedError
+
+    def _backward(self, grad_out, saved):
+        raise NotImplementedError
+
+    def forward(self, x):
+        x = as_float32(x, type(self).__name__)
+        y = self._forward(x)
+        self._saved = y if self.uses_output else x
+        return y
+
+    def backward(self, grad_out):
+        saved = require_forward(self, self._saved)
+        return self._backward(as_float32(grad_out, f"{type(self).__name__}.backward", "gradient"),
+                              saved)
+
+
+class ReLU(_Activation):
+    def _forward(self, x):
+        return _core.relu_forward(x)
+
+    def _backward(self, g, x):
+        return _core.relu_backward(g, x)
+
+
+class LeakyReLU(_Activation):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def _forward(self, x):
+        return _core.leaky_relu_forward(x, self.negative_slope)
+
+    def _backward(self, g, x):
+        return _core.leaky_relu_backward(g, x, self.negative_slope)
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope}
+
+
+class Sigmoid(_Activation):
+    uses_output = True
+
+    def _forward(self, x):
+        return _core.sigmoid_forward(x)
+
+    def _backward(self, g, y):
+        return _core.sigmoid_backward(g, y)
+
+
+class Tanh(_Activation):
+    uses_output = True
+
+    def _forward(self, x):
+        return _core.tanh_forward(x)
+
+    def _backward(self, g, y):
+        return _core.tanh_backward(g, y)
+
+
+class Threshold(_Activation):
+    """y = x if x > threshold else value (PyTorch's Threshold)."""
+
+    def __init__(self, threshold, value):
+        super().__init__()
+        self.threshold, self.value = float(threshold), float(value)
+
+    def _forward(self, x):
+        return _core.threshold_forward(x, self.threshold, self.value)
+
+    def _backward(self, g, x):
+        return _core.threshold_backward(g, x, self.threshold)
+
+    def get_config(self):
+        return {"threshold": self.threshold, "value": self.value}
+
+
+class Softmax(_Activation):
+    """Softmax over the last axis."""
+    uses_output = True
+
+    def _forward(self, x):
+        return _core.softmax_forward(x)
+
+    def _backward(self, g, y):
+        return _core.softmax_backward(g, y)
+
+
+class LogSoftmax(_Activation):
+    """Log-softmax over the last axis."""
+    uses_output = True
+
+    def _forward(self, x):
+        return _core.log_softmax_forward(x)
+
+    def _backward(self, g, y):
+        return _core.log_softmax_backward(g, y)
+
+
+def activation_by_name(name):
+    """The activation layer for a Keras activation string (None / "linear": identity)."""
+    from .layers import Identity
+    table = {None: Identity, "linear": Identity, "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh,
+             "softmax": Softmax, "leaky_relu": LeakyReLU, "log_softmax": LogSoftmax}
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; choose one of "
+                         f"{sorted(k for k in table if k)}")
+    return table[name]()

@@ -1,0 +1,66 @@
+"""Sequential: a stack of modules applied in order (PyTorch's container, Keras's model)."""
+from .module import Module
+
+
+class Sequential(Module):
+    """``Sequential(layer1, layer2, ...)`` or ``Sequential([layers])``; indexing, slicing (a new
+    Sequential sharing the same layer objects), ``len``, iteration, ``add`` and ``pop``."""
+
+    def __init__(self, *layers):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = layers[0]
+        self.layers = []
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.add expects a Module, got {type(layer).__name__}")
+        self.layers.append(layer)
+        return self
+
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self.layers:
+            raise IndexError("pop from an empty Sequential")
+        return self.layers.pop()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(self.layers[index])
+        return self.layers[index]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def backward(self, grad_out):
+        for layer in reversed(self.layers):
+            grad_out = layer.backward(grad_out)
+        return grad_out
+
+    def backward_parameters(self, grad_out):
+        """Backward for training: like ``backward`` but the first layer may skip its input
+        gradient, which nobody needs (saves a GEMM per step for Linear / Conv2d)."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0:
+                layer.backward_parameters(grad_out)
+            else:
+                grad_out = layer.backward(grad_out)
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"

@@ -1,0 +1,307 @@
+"""Layers with parameters or structure: Linear, Dense, Conv2d, pooling, Flatten, Dropout,
+ZeroPad2d, Identity. Layouts are PyTorch's: Linear weight (out, in); Conv2d weight
+(out_channels, in_channels, kh, kw); images NCHW."""
+import numpy as np
+
+from .. import _core, _rng
+from ._arrays import as_float32, shape_str
+from .init import initialize
+from .module import Module, Parameter, require_forward
+
+
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(i, (int, np.integer)) for i in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(pair[0]), int(pair[1])
+
+
+class Linear(Module):
+    """y (N, out_features) = x (N, in_features) @ weight.T + bias; weight (out, in)."""
+
+    def __init__(self, in_features, out_features, bias=True, init="glorot_uniform"):
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
+        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        self.weight = Parameter(initialize(init, (self.out_features, self.in_features)))
+        self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        x = as_float32(x, "Linear")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"Linear expected input with {self.in_features} features, "
+                             f"got {shape_str(x.shape)}")
+        self._x = x
+        return _core.linear_forward(x, self.weight.data, self.bias.data if self.bias else None)
+
+    def _backward(self, grad_out, need_dx):
+        x = require_forward(self, self._x)
+        dx, _, _ = _core.linear_backward(
+            as_float32(grad_out, "Linear.backward", "gradient"), x, self.weight.data,
+            dw=self.weight.grad, db=self.bias.grad if self.bias else None,
+            need_dx=need_dx, need_db=self.bias is not None)
+        return dx
+
+    def backward(self, grad_out):
+        return self._backward(grad_out, True)
+
+    def backward_parameters(self, grad_out):
+        self._backward(grad_out, False)
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def get_config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "init": self.init}
+
+
+class Conv2d(Module):
+    """y (N, OC, OH, OW) = cross-correlation of x (N, C, H, W) with weight (OC, C, kh, kw) + bias;
+    OH = (H + 2 * padding - kh) // stride + 1."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
+                 init="glorot_uniform"):
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride) < 1:
+            raise ValueError("Conv2d needs positive channels, kernel_size and stride")
+        if min(self.padding) < 0:
+            raise ValueError(f"Conv2d padding must be >= 0, got {padding}")
+        self.init = init
+        self.weight = Parameter(initialize(
+            init, (self.out_channels, self.in_channels, *self.kernel_size)))
+        self.bias = Parameter(np.zeros(self.out_channels, np.float32)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        x = as_float32(x, "Conv2d")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), "
+                             f"got {shape_str(x.shape)}")
+        self._x = x
+        return _core.conv2d_forward(x, self.weight.data, self.bias.data if self.bias else None,
+                                    self.stride, self.padding)
+
+    def _backward(self, grad_out, need_dx):
+        x = require_forward(self, self._x)
+        dx, _, _ = _core.conv2d_backward(
+            as_float32(grad_out, "Conv2d.backward", "gradient"), x, self.weight.data,
+            self.stride, self.padding, dw=self.weight.grad,
+            db=self.bias.grad if self.bias else None, need_dx=need_dx,
+            need_db=self.bias is not None)
+        return dx
+
+    def backward(self, grad_out):
+        return self._backward(grad_out, True)
+
+    def backward_parameters(self, grad_out):
+        self._backward(grad_out, False)
+
+    def output_shape(self, input_shape):
+        _, h, w = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (self.out_channels, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+
+    def get_config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding), "bias": self.bias is not None, "init": self.init}
+
+
+class _Pool2d(Module):
+    """Shared geometry of the pooling layers (stride defaults to the kernel size)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self._shape = None
+
+    def _input(self, x):
+        x = as_float32(x, type(self).__name__)
+        if x.ndim != 4:
+            raise ValueError(f"{type(self).__name__} expected input (N, C, H, W), "
+                             f"got {shape_str(x.shape)}")
+        self._shape = x.shape
+        return x
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return (c, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+
+    def get_config(self):
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+
+class MaxPool2d(_Pool2d):
+    """Window maxima over (N, C, H, W); backward routes each gradient to its argmax."""
+
+    def forward(self, x):
+        y, self._argmax = _core.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
+                                                  self.padding)
+        return y
+
+    def backward(self, grad_out):
+        shape = require_forward(self, self._shape)
+        return _core.maxpool2d_backward(as_float32(grad_out, "MaxPool2d.backward", "gradient"),
+                                        self._argmax, shape, self.kernel_size, self.stride,
+                                        self.padding)
+
+
+class AvgPool2d(_Pool2d):
+    """Window means over (N, C, H, W) (zero padding counted, as PyTorch's default)."""
+
+    def forward(self, x):
+        return _core.avgpool2d_forward(self._input(x), self.kernel_size, self.stride, self.padding)
+
+    def backward(self, grad_out):
+        shape = require_forward(self, self._shape)
+        return _core.avgpool2d_backward(as_float32(grad_out, "AvgPool2d.backward", "gradient"),
+                                        shape, self.kernel_size, self.stride, self.padding)
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim < 1:
+            raise ValueError("Flatten expected an input with a batch dimension")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        return np.asarray(grad_out).reshape(require_forward(self, self._shape))
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p and scale the rest by
+    1/(1-p); identity in eval mode. Masks come from ``nnfast.seed``'s generator."""
+
+    def __init__(self, p=0.5):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}")
+        self.p = float(p)
+        self._mask = None
+
+    def forward(self, x):
+        x = as_float32(x, "Dropout")
+        if not self.training or self.p == 0.0:
+            self._mask = False
+            return x
+        seed = int(_rng.generator().integers(0, 2**63))
+        y, self._mask = _core.dropout_forward(x, self.p, seed)
+        return y
+
+    def backward(self, grad_out):
+        mask = require_forward(self, self._mask)
+        if mask is False:
+            return grad_out
+        return _core.dropout_backward(as_float32(grad_out, "Dropout.backward", "gradient"), mask,
+                                      self.p)
+
+    def get_config(self):
+        return {"p": self.p}
+
+
+class ZeroPad2d(Module):
+    """Zero padding of (N, C, H, W): an int, or (left, right, top, bottom) as PyTorch."""
+
+    def __init__(self, padding):
+        pad = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
+        if len(pad) != 4 or min(pad) < 0:
+            raise ValueError(f"ZeroPad2d padding must be an int or 4 non-negative ints, got {padding}")
+        self.padding = tuple(int(p) for p in pad)
+        self._shape = None
+
+    def forward(self, x):
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise ValueError(f"ZeroPad2d expected input (N, C, H, W), got {shape_str(x.shape)}")
+        self._shape = x.shape
+        left, right, top, bottom = self.padding
+        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+    def backward(self, grad_out):
+        _, _, h, w = require_forward(self, self._shape)
+        left, _, top, _ = self.padding
+        return np.ascontiguousarray(grad_out[:, :, top:top + h, left:left + w])
+
+    def output_shape(self, input_shape):
+        c, h, w = input_shape
+        left, right, top, bottom = self.padding
+        return (c, h + top + bottom, w + left + right)
+
+    def get_config(self):
+        return {"padding": list(self.padding)}
+
+
+class Identity(Module):
+    """Returns its input unchanged."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+class Dense(Module):
+    """Keras's Dense: ``Dense(units, activation=None)``, a Linear layer whose input size is
+    inferred on first use (or given as ``input_dim``), followed by an optional activation
+    ("relu", "sigmoid", "tanh", "softmax", "leaky_relu", "linear" / None)."""
+
+    def __init__(self, units, activation=None, init="glorot_uniform", use_bias=True,
+                 input_dim=None):
+        from .activations import activation_by_name
+        self.units, self.activation_name, self.init = int(units), activation, init
+        self.use_bias = bool(use_bias)
+        self.activation = activation_by_name(activation)
+        self.linear = None
+        if input_dim is not None:
+            self.build(input_dim)
+
+    def build(self, input_dim):
+        """Create the weights for inputs of ``input_dim`` features."""
+        self.linear = Linear(int(input_dim), self.units, bias=self.use_bias, init=self.init)
+
+    @property
+    def weight(self):
+        return self.linear.weight if self.linear else None
+
+    @property
+    def bias(self):
+        return self.linear.bias if self.linear else None
+
+    def forward(self, x):
+        x = as_float32(x, "Dense")
+        if self.linear is None:
+            if x.ndim != 2:
+                raise ValueError(f"Dense expected input (N, features), got {shape_str(x.shape)}")
+            self.build(x.shape[1])
+        return self.activation(self.linear(x))
+
+    def backward(self, grad_out):
+        return self.linear.backward(self.activation.backward(grad_out))
+
+    def backward_parameters(self, grad_out):
+        self.linear.backward_parameters(self.activation.backward(grad_out))
+
+    def output_shape(self, input_shape):
+        return (self.units,)
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation_name, "init": self.init,
+                "use_bias": self.use_bias,
+                "input_dim": self.linear.in_features if self.linear else None}

@@ -1,0 +1,150 @@
+"""Losses (mean over the batch). ``loss = loss_fn(output, target)`` returns a Python float and
+caches what ``loss_fn.backward()`` needs to return d loss / d output."""
+import numpy as np
+
+from .. import _core
+from ._arrays import as_float32, shape_str
+from .module import Module, require_forward
+
+
+def class_labels(target, batch, who):
+    """Integer class labels (batch,) as int64; integral floats are accepted, others refused."""
+    y = np.asarray(target)
+    if y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(f"{who} expected {batch} class labels, got shape {shape_str(y.shape)}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+            raise ValueError(f"{who} expected integer class labels, got non-integral values")
+    elif y.dtype.kind not in "iub":
+        raise TypeError(f"{who} expected integer class labels, got dtype {y.dtype}")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+def matching_target(target, output, who):
+    """A float32 target with the output's shape ((N,) targets fit (N, 1) outputs)."""
+    t = as_float32(target, who, "target")
+    if t.shape != output.shape:
+        if t.size != output.size or t.shape[:1] != output.shape[:1]:
+            raise ValueError(f"{who} expected a target of shape {shape_str(output.shape)}, "
+                             f"got {shape_str(t.shape)}")
+        t = t.reshape(output.shape)
+    return t
+
+
+class Loss(Module):
+    """Base class: ``forward(output, target) -> float``, ``backward(grad=1.0) -> d output``."""
+
+    def __call__(self, output, target):
+        return self.forward(output, target)
+
+    def forward(self, output, target):
+        raise NotImplementedError
+
+    def backward(self, grad=1.0):
+        raise NotImplementedError
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax + cross-entropy fused, on logits (N, C). Targets: integer labels (N,) or one-hot /
+    probability rows (N, C). Stable for any finite logits."""
+
+    def forward(self, output, target):
+        z = as_float32(output, "CrossEntropyLoss", "output")
+        if z.ndim != 2:
+            raise ValueError(f"CrossEntropyLoss expected logits (N, C), got {shape_str(z.shape)}")
+        t = np.asarray(target)
+        if t.ndim == 2:
+            t = matching_target(t, z, "CrossEntropyLoss")
+            loss, probs = _core.cross_entropy_soft_forward(z, t)
+            self._cache = (probs, t, True)
+        else:
+            y = class_labels(t, z.shape[0], "CrossEntropyLoss")
+            loss, probs = _core.cross_entropy_forward(z, y)
+            self._cache = (probs, y, False)
+        return loss
+
+    def backward(self, grad=1.0):
+        probs, t, soft = require_forward(self, getattr(self, "_cache", None))
+        if soft:
+            return _core.cross_entropy_soft_backward(probs, t, float(grad))
+        return _core.cross_entropy_backward(probs, t, float(grad))
+
+
+class NLLLoss(Loss):
+    """Negative log-likelihood of log-probabilities (N, C) (after LogSoftmax), integer labels."""
+
+    def forward(self, output, target):
+        logp = as_float32(output, "NLLLoss", "output")
+        if logp.ndim != 2:
+            raise ValueError(f"NLLLoss expected log-probabilities (N, C), got {shape_str(logp.shape)}")
+        y = class_labels(target, logp.shape[0], "NLLLoss")
+        self._cache = (y, logp.shape[1])
+        return _core.nll_forward(logp, y)
+
+    def backward(self, grad=1.0):
+        y, classes = require_forward(self, getattr(self, "_cache", None))
+        return _core.nll_backward(y, classes, float(grad))
+
+
+class _ElementwiseLoss(Loss):
+    """Losses over output and target of the same shape, by a _core kernel pair."""
+
+    kernel = None  # name prefix in _core
+
+    def forward(self, output, target):
+        who = type(self).__name__
+        p = as_float32(output, who, "output")
+        t = matching_target(target, p, who)
+        self._cache = (p, t)
+        return getattr(_core, self.kernel + "_forward")(p, t)
+
+    def backward(self, grad=1.0):
+        p, t = require_forward(self, getattr(self, "_cache", None))
+        return getattr(_core, self.kernel + "_backward")(p, t, float(grad))
+
+
+class MSELoss(_ElementwiseLoss):
+    """mean (output - target)^2."""
+    kernel = "mse"
+
+
+class L1Loss(_ElementwiseLoss):
+    """mean |output - target|."""
+    kernel = "l1"
+
+
+class BCELoss(_ElementwiseLoss):
+    """Binary cross-entropy of probabilities (after Sigmoid); logs clamped at -100."""
+    kernel = "bce"
+
+
+class BCEWithLogitsLoss(_ElementwiseLoss):
+    """Binary cross-entropy of logits, stable for any value."""
+    kernel = "bce_with_logits"
+
+
+class ProbabilityCrossEntropy(Loss):
+    """Keras's categorical / sparse categorical cross-entropy on probabilities (N, C) from a
+    Softmax layer: mean -sum t log clip(p, 1e-7, 1 - 1e-7). Targets as CrossEntropyLoss's."""
+
+    EPS = 1e-7
+
+    def forward(self, output, target):
+        p = as_float32(output, "categorical_crossentropy", "output")
+        if p.ndim != 2:
+            raise ValueError(f"categorical_crossentropy expected probabilities (N, C), "
+                             f"got {shape_str(p.shape)}")
+        t = np.asarray(target)
+        if t.ndim != 2:
+            y = class_labels(t, p.shape[0], "sparse_categorical_crossentropy")
+            if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+                raise ValueError(f"labels must lie in [0, {p.shape[1]}), got {y.min()}..{y.max()}")
+            t = np.eye(p.shape[1], dtype=np.float32)[y]
+        t = matching_target(t, p, "categorical_crossentropy")
+        clipped = np.clip(p, self.EPS, 1 - self.EPS)
+        self._cache = (clipped, t)
+        return float(-np.sum(t * np.log(clipped), dtype=np.float64) / p.shape[0])
+
+    def backward(self, grad=1.0):
+        clipped, t = require_forward(self, getattr(self, "_cache", None))
+        return (-float(grad) / clipped.shape[0]) * t / clipped

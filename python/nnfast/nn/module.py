@@ -1,0 +1,152 @@
+"""Module and Parameter: the explicit-backward building blocks (no autograd tape).
+
+A Module's ``forward(x)`` caches what ``backward(grad_out)`` needs; ``backward`` accumulates into
+each ``Parameter.grad`` and returns the gradient with respect to the input.
+"""
+import numpy as np
+
+from ..training import TrainingMixin
+
+
+class Parameter:
+    """A trainable float32 array ``data`` and its gradient ``grad`` (same shape, accumulated)."""
+
+    def __init__(self, data):
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def size(self):
+        return self.data.size
+
+    def __repr__(self):
+        return f"Parameter(shape={self.data.shape})"
+
+
+class Module(TrainingMixin):
+    """Base class of layers, losses and models.
+
+    Subclasses implement ``forward(x)`` and ``backward(grad_out) -> grad_in``. Parameters and
+    sub-modules held as attributes (or in a list attribute) are found by ``parameters()`` in the
+    order they were assigned.
+    """
+
+    training = True
+
+    def forward(self, x):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, grad_out):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def backward_parameters(self, grad_out):
+        """Backward when the caller needs only the parameter gradients, not grad_in (the first
+        layer of a model during training). Layers that can skip work override this."""
+        self.backward(grad_out)
+
+    # ------------------------------------------------------------------ structure
+    def children(self):
+        """Direct sub-modules, in assignment order."""
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (v for v in value if isinstance(v, Module))
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter) pairs: own parameters first, then each child's."""
+        seen = set()
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter) and id(value) not in seen:
+                seen.add(id(value))
+                yield prefix + name, value
+        for name, value in vars(self).items():
+            children = [(name, value)] if isinstance(value, Module) else (
+                [(f"{name}.{i}", v) for i, v in enumerate(value) if isinstance(v, Module)]
+                if isinstance(value, (list, tuple)) else [])
+            for child_name, child in children:
+                for pname, p in child.named_parameters(prefix + child_name + "."):
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        yield pname, p
+
+    def parameters(self):
+        """Every Parameter of this module and its children, in layer order."""
+        return [p for _, p in self.named_parameters()]
+
+    def count_params(self):
+        """Number of trainable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    def train(self, mode=True):
+        """Training mode (dropout active) for this module and its children; returns self."""
+        self.training = bool(mode)
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        """Inference mode (dropout off); returns self."""
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    # ------------------------------------------------------------------ weights
+    def get_weights(self):
+        """Copies of the parameter arrays, in layer order (PyTorch layouts)."""
+        return [p.data.copy() for p in self.parameters()]
+
+    def set_weights(self, weights):
+        """Replace the parameter values (in place) from a list in ``get_weights`` order."""
+        params = self.parameters()
+        weights = list(weights)
+        if len(weights) != len(params):
+            raise ValueError(f"set_weights expected {len(params)} arrays, got {len(weights)}")
+        for i, (p, w) in enumerate(zip(params, weights)):
+            w = np.asarray(w)
+            if w.shape != p.shape:
+                raise ValueError(f"set_weights: array {i} must have shape {p.shape}, got {w.shape}")
+            p.data[...] = w
+
+    # ------------------------------------------------------------------ configuration
+    def get_config(self):
+        """Constructor arguments that rebuild this module (used by ``save``)."""
+        return {}
+
+    def output_shape(self, input_shape):
+        """Shape of one sample's output for one sample's ``input_shape`` (default: unchanged)."""
+        return tuple(input_shape)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Architecture, weights and compile state in one file (see ``nnfast.load``)."""
+        from ..io import save_model
+        save_model(self, path)
+
+    def save_weights(self, path):
+        from ..io import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path):
+        from ..io import load_weights
+        load_weights(self, path)
+
+
+def require_forward(module, cache):
+    """Raise a clear error when backward is called before forward."""
+    if cache is None:
+        raise RuntimeError(f"{type(module).__name__}.backward called before forward")
+    return cache
