@@ -4,7 +4,7 @@
     from nnfast import nn, optim
 """
 from . import _core
-from . import nn, optim, reference  # noqa: F401  (public sub-modules)
+from . import data, metrics, nn, optim, reference  # noqa: F401  (public sub-modules)
 from ._rng import seed
 from .io import ModelFileError, load
 from .training import Callback, EarlyStopping, History
@@ -21,5 +21,5 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-__all__ = ["nn", "optim", "reference", "seed", "load", "ModelFileError", "set_num_threads",
+__all__ = ["nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "set_num_threads",
            "get_num_threads", "Callback", "EarlyStopping", "History", "__version__"]
