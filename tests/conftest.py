@@ -30,3 +30,15 @@ def restore_threads():
     before = core.get_num_threads()
     yield core
     core.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The genuine MNIST arrays from $NNFAST_DATA (skips where the files are not available)."""
+    if not os.environ.get("NNFAST_DATA"):
+        pytest.skip("NNFAST_DATA is not set: point it at a folder holding mnist/")
+    from nnfast.data import load_mnist
+    try:
+        return load_mnist(download=False)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))

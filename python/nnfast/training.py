@@ -184,8 +184,13 @@ class TrainingMixin:
             if key not in ("sgd", "adam", "adamw"):
                 raise ValueError(f"unknown optimizer {optimizer!r}; use 'sgd', 'adam', 'adamw' "
                                  "or an nnfast.optim object")
-            if self.parameters():
+            if self.is_built() and self.parameters():   # else fit builds it after a first batch
                 self._build_optimizer()
+        elif not self.is_built():
+            raise ValueError("the model has Dense layers whose input size is not known yet, so "
+                             "an optimizer made now would miss their weights: pass an optimizer "
+                             "name (e.g. 'adam'), give Dense an input_dim, or call "
+                             "model.summary(input_shape=...) before creating the optimizer")
         return self
 
     def _last_layer(self):
@@ -265,10 +270,9 @@ class TrainingMixin:
                 raise ValueError("validation_split leaves no training or no validation samples")
             validation_data = (x[split:], y[split:])
             x, y = x[:split], y[:split]
+        if not self.is_built():
+            self._build_from_shape(x.shape[1:])  # Dense layers learn their input size
         if self.optimizer is None:
-            if not self.parameters():
-                self.eval()
-                self.forward(_as_batch(x[:1]))     # builds Dense layers of unknown input size
             self._build_optimizer()
         callbacks = list(callbacks or [])
         for cb in callbacks:

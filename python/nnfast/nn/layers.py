@@ -276,6 +276,9 @@ class Dense(Module):
         """Create the weights for inputs of ``input_dim`` features."""
         self.linear = Linear(int(input_dim), self.units, bias=self.use_bias, init=self.init)
 
+    def is_built(self):
+        return self.linear is not None
+
     @property
     def weight(self):
         return self.linear.weight if self.linear else None

@@ -81,6 +81,10 @@ class Module(TrainingMixin):
         """Every Parameter of this module and its children, in layer order."""
         return [p for _, p in self.named_parameters()]
 
+    def is_built(self):
+        """False while a layer (Dense) still waits for its first input to create its weights."""
+        return all(child.is_built() for child in self.children())
+
     def count_params(self):
         """Number of trainable scalars."""
         return int(sum(p.size for p in self.parameters()))

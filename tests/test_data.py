@@ -1,0 +1,100 @@
+"""nnfast.data: the IDX reader's validation, the loaders on the genuine files, one-hot labels,
+standardisation, batching and augmentation."""
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+import nnfast as nf
+from nnfast import data
+
+
+def write_idx(path, array, type_code=0x08, compress=False):
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+
+
+def test_read_idx_raw_and_gzip(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", a)
+    write_idx(tmp_path / "a.gz", a, compress=True)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a"), a)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a.gz"), a)
+    f = np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)
+    write_idx(tmp_path / "f", f, type_code=0x0D)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "f"), f)
+
+
+@pytest.mark.parametrize("raw,message", [
+    (b"\x01\x00\x08\x01\x00\x00\x00\x01\x00", "magic"),
+    (b"\x00\x00\x07\x01\x00\x00\x00\x01\x00", "type code"),
+    (b"\x00\x00\x08\x02\x00\x00", "truncated"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x05\x00", "payload"),
+    (b"\x1f\x8b\x08garbage", "gzip"),
+])
+def test_read_idx_rejects_bad_files(tmp_path, raw, message):
+    (tmp_path / "bad").write_bytes(raw)
+    with pytest.raises(ValueError, match=message):
+        data.read_idx(tmp_path / "bad")
+
+
+def test_load_mnist_shapes_like_keras(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    assert x_train.shape == (60000, 28, 28) and x_train.dtype == np.uint8
+    assert y_train.shape == (60000,) and x_test.shape == (10000, 28, 28)
+    assert y_train[:5].tolist() == [5, 0, 4, 1, 9]
+    assert np.bincount(y_test).tolist()[:3] == [980, 1135, 1032]
+
+
+def test_load_fashion_mnist(mnist):
+    (x, y), (xt, yt) = nf.data.load_fashion_mnist(download=False)
+    assert x.shape == (60000, 28, 28) and yt.shape == (10000,) and y.max() == 9
+
+
+def test_missing_files_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNFAST_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        data.load_mnist(download=False)
+
+
+def test_to_categorical_and_standardizer():
+    np.testing.assert_array_equal(data.to_categorical([0, 2, 1], 3),
+                                  [[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    with pytest.raises(ValueError):
+        data.to_categorical([0, 3], 3)
+    train = np.random.default_rng(0).normal(5, 2, (1000, 3))
+    s = data.Standardizer().fit(train)
+    z = s.transform(train)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-4)
+    test = np.full((2, 3), 5.0)
+    np.testing.assert_allclose(s.transform(test), (test - s.mean) / (s.std + s.eps), rtol=1e-5)
+
+
+def test_batches_are_seeded_and_cover_everything():
+    x, y = np.arange(10), np.arange(10) * 2
+    first = [xb.tolist() for xb, _ in data.batches(x, y, 3, rng=np.random.default_rng(1))]
+    again = [xb.tolist() for xb, _ in data.batches(x, y, 3, rng=np.random.default_rng(1))]
+    assert first == again and sorted(sum(first, [])) == list(range(10))
+    assert len(list(data.batches(x, None, 3, shuffle=False, drop_last=True))) == 3
+
+
+def test_shifts_and_augmentation():
+    img = np.zeros((1, 5, 5), np.float32)
+    img[0, 2, 2] = 1
+    assert data.shift(img, 1, 0)[0, 3, 2] == 1 and data.shift(img, 0, -1)[0, 2, 1] == 1
+    x, y = data.expand_with_shifts(img, np.array([7]))
+    assert x.shape == (5, 5, 5) and y.tolist() == [7] * 5
+    same = data.affine(img, 0.0, 1.0)
+    np.testing.assert_allclose(same, img, atol=1e-6)
+    turned = data.affine(img, 90.0, 1.0)
+    assert turned[0, 2, 2] == pytest.approx(1.0)            # the centre stays put
+    bar = np.zeros((1, 5, 5), np.float32)
+    bar[0, 2, :] = 1
+    np.testing.assert_allclose(data.affine(bar, 90.0, 1.0)[0, :, 2], 1, atol=1e-5)
+    out = data.augment(np.repeat(bar, 4, axis=0), rng=np.random.default_rng(0))
+    assert out.shape == (4, 5, 5) and out.dtype == np.float32

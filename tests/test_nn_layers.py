@@ -1,0 +1,166 @@
+"""Each layer's forward and backward through the Python layer equal the NumPy reference, and
+the layers refuse bad input with PyTorch-style messages."""
+import numpy as np
+import pytest
+
+import nnfast as nf
+from nnfast import nn
+from nnfast import reference as ref
+from conftest import random_array
+
+
+def x32(seed, *shape):
+    return random_array(seed, shape)
+
+
+def backward_matches(layer, x, forward_ref, backward_ref):
+    """Forward and backward of ``layer`` equal the reference functions."""
+    y = layer(x)
+    np.testing.assert_allclose(y, forward_ref(x), rtol=1e-4, atol=1e-5)
+    g = x32(99, *y.shape)
+    np.testing.assert_allclose(layer.backward(g), backward_ref(g, x, y), rtol=1e-4, atol=1e-5)
+
+
+def test_linear_layer_matches_reference():
+    nf.seed(0)
+    layer = nn.Linear(7, 4)
+    x = x32(1, 5, 7)
+    y = layer(x)
+    w, b = layer.weight.data, layer.bias.data
+    np.testing.assert_allclose(y, ref.linear_forward(x, w, b), rtol=1e-5)
+    g = x32(2, 5, 4)
+    dx = layer.backward(g)
+    dx_ref, dw_ref, db_ref = ref.linear_backward(g, x, w)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, db_ref, rtol=1e-5, atol=1e-6)
+    layer.backward(g)                                  # gradients accumulate
+    np.testing.assert_allclose(layer.weight.grad, 2 * dw_ref, rtol=1e-5, atol=1e-6)
+    layer.zero_grad()
+    assert not layer.weight.grad.any()
+
+
+def test_conv2d_layer_matches_reference():
+    nf.seed(1)
+    layer = nn.Conv2d(3, 4, kernel_size=(3, 2), stride=2, padding=1)
+    x = x32(3, 2, 3, 9, 8)
+    y = layer(x)
+    w, b = layer.weight.data, layer.bias.data
+    np.testing.assert_allclose(y, ref.conv2d_forward(x, w, b, 2, 1), rtol=1e-4, atol=1e-5)
+    g = x32(4, *y.shape)
+    dx = layer.backward(g)
+    dx_ref, dw_ref, db_ref = ref.conv2d_backward(g, x, w, 2, 1)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.bias.grad, db_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layer,forward_ref,backward_ref", [
+    (nn.ReLU(), ref.relu_forward, lambda g, x, y: ref.relu_backward(g, x)),
+    (nn.LeakyReLU(0.2), lambda x: ref.leaky_relu_forward(x, 0.2),
+     lambda g, x, y: ref.leaky_relu_backward(g, x, 0.2)),
+    (nn.Sigmoid(), ref.sigmoid_forward, lambda g, x, y: ref.sigmoid_backward(g, y)),
+    (nn.Tanh(), ref.tanh_forward, lambda g, x, y: ref.tanh_backward(g, y)),
+    (nn.Softmax(), ref.softmax_forward, lambda g, x, y: ref.softmax_backward(g, y)),
+    (nn.LogSoftmax(), ref.log_softmax_forward, lambda g, x, y: ref.log_softmax_backward(g, y)),
+    (nn.Threshold(0.1, -1.0), lambda x: ref.threshold_forward(x, 0.1, -1.0),
+     lambda g, x, y: ref.threshold_backward(g, x, 0.1)),
+    (nn.Identity(), lambda x: x, lambda g, x, y: g),
+])
+def test_activation_layers_match_reference(layer, forward_ref, backward_ref):
+    backward_matches(layer, x32(5, 6, 10), forward_ref, backward_ref)
+
+
+def test_pooling_flatten_and_padding_layers():
+    x = x32(6, 2, 3, 8, 8)
+    pool = nn.MaxPool2d(2)
+    y = pool(x)
+    y_ref, argmax = ref.maxpool2d_forward(x, 2)
+    np.testing.assert_array_equal(y, y_ref)
+    g = x32(7, *y.shape)
+    np.testing.assert_allclose(pool.backward(g), ref.maxpool2d_backward(g, argmax, x.shape, 2))
+    avg = nn.AvgPool2d(3, stride=2, padding=1)
+    backward_matches(avg, x, lambda x_: ref.avgpool2d_forward(x_, 3, 2, 1),
+                     lambda g_, x_, y_: ref.avgpool2d_backward(g_, x_.shape, 3, 2, 1))
+    flat = nn.Flatten()
+    assert flat(x).shape == (2, 192)
+    assert flat.backward(np.ones((2, 192), np.float32)).shape == x.shape
+    pad = nn.ZeroPad2d((1, 2, 3, 4))
+    p = pad(x)
+    assert p.shape == (2, 3, 15, 11)
+    np.testing.assert_array_equal(pad.backward(p), x)
+
+
+def test_dropout_layer_is_seeded_and_off_in_eval():
+    x = np.ones((50, 40), np.float32)
+    drop = nn.Dropout(0.5)
+    nf.seed(3)
+    a = drop(x)
+    nf.seed(3)
+    b = drop(x)
+    np.testing.assert_array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, 2.0}
+    np.testing.assert_array_equal(drop.backward(x), a)    # same mask, same scale
+    drop.eval()
+    np.testing.assert_array_equal(drop(x), x)
+
+
+def test_dense_infers_its_input_size():
+    nf.seed(4)
+    dense = nn.Dense(5, activation="relu")
+    assert dense.parameters() == []
+    y = dense(x32(8, 3, 11))
+    assert y.shape == (3, 5) and dense.weight.shape == (5, 11)
+    assert (y >= 0).all()
+    with pytest.raises(ValueError, match="unknown activation"):
+        nn.Dense(3, activation="swish")
+
+
+def test_initialisers():
+    nf.seed(5)
+    w = nn.Linear(300, 200).weight.data
+    limit = np.sqrt(6 / 500)
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.95 * limit
+    he = nn.Linear(1000, 500, init="he_normal").weight.data
+    assert abs(he.std() - np.sqrt(2 / 1000)) < 0.1 * np.sqrt(2 / 1000)
+    assert nn.Linear(3, 2).bias.data.tolist() == [0.0, 0.0]
+    for name in ("he_uniform", "glorot_normal"):
+        assert nn.Conv2d(2, 3, 3, init=name).weight.shape == (3, 2, 3, 3)
+    with pytest.raises(ValueError, match="unknown init"):
+        nn.Linear(2, 2, init="bogus")
+
+
+def test_layer_errors_are_clear():
+    with pytest.raises(ValueError, match=r"Linear expected input with 784 features, got \(32, 785\)"):
+        nn.Linear(784, 10)(np.zeros((32, 785), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2d expected input \(N, 1, H, W\), got \(28, 28\)"):
+        nn.Conv2d(1, 4, 3)(np.zeros((28, 28), np.float32))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        nn.Linear(3, 2).backward(np.zeros((1, 2), np.float32))
+    with pytest.raises(TypeError, match="numeric"):
+        nn.ReLU()(np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="Dropout probability"):
+        nn.Dropout(1.0)
+
+
+def test_inputs_are_converted_where_a_user_would_want():
+    layer = nn.Linear(4, 2)
+    x64 = np.arange(12, dtype=np.float64).reshape(3, 4)
+    np.testing.assert_allclose(layer(x64), layer(x64.astype(np.float32)))
+    strided = np.asfortranarray(x64)
+    np.testing.assert_allclose(layer(strided), layer(x64.astype(np.float32)))
+
+
+def test_sequential_container():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert len(model) == 3 and isinstance(model[0], nn.Linear)
+    head = model[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is model[0]
+    assert [type(m).__name__ for m in model] == ["Linear", "ReLU", "Linear"]
+    last = model.pop()
+    assert isinstance(last, nn.Linear) and len(model) == 2
+    model.add(nn.Linear(3, 5))
+    assert model(np.ones((2, 4), np.float32)).shape == (2, 5)
+    with pytest.raises(TypeError):
+        model.add("relu")
+    assert len(model.parameters()) == 4
