@@ -1,0 +1,385 @@
+"""The main job: train softmax regression, the MLP 784-100(sigmoid)-10 and the LeNet-like CNN on
+the genuine MNIST with nnfast, the NumPy reference (nnfast.reference) and PyTorch (when it is
+importable), in one process, from identical initial weights and identical batches, and report
+time per epoch, samples/s, test accuracy, peak memory and the ratios between engines.
+
+    python benchmarks/mnist.py             # full run (the epoch counts below)
+    python benchmarks/mnist.py --quick     # about a minute on 2 cores: a subset, 1 epoch
+    python benchmarks/mnist.py --profile   # also where nnfast's time goes, layer by layer
+
+Writes benchmarks/results/mnist.json (and mnist.png with matplotlib). Peak memory is the highest
+resident set size (sampled every 2 ms from /proc/self/status) during an engine's training run,
+minus the resident size just before it: the memory that engine's training added.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+
+import nnfast as nf
+from nnfast import nn, optim
+from nnfast import reference as ref
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# Each model: layer list (kind, args...), SGD settings, batch size, full-run epochs.
+MODELS = {
+    "softmax": {"title": "softmax regression 784-10",
+                "layers": [("linear", 784, 10)],
+                "lr": 0.1, "momentum": 0.0, "batch": 100, "epochs": 20, "image": False},
+    "mlp": {"title": "MLP 784-100(sigmoid)-10",
+            "layers": [("linear", 784, 100), ("sigmoid",), ("linear", 100, 10)],
+            "lr": 0.5, "momentum": 0.0, "batch": 100, "epochs": 30, "image": False},
+    "cnn": {"title": "LeNet-like CNN",
+            "layers": [("conv", 1, 16, 5), ("relu",), ("maxpool", 2), ("conv", 16, 32, 5),
+                       ("relu",), ("maxpool", 2), ("flatten",), ("linear", 512, 100),
+                       ("sigmoid",), ("linear", 100, 10)],
+            "lr": 0.1, "momentum": 0.9, "batch": 100, "epochs": 10, "image": True},
+}
+
+
+# ---------------------------------------------------------------------------------- engines
+def nnfast_model(layers):
+    make = {"linear": nn.Linear, "conv": nn.Conv2d, "maxpool": nn.MaxPool2d, "relu": nn.ReLU,
+            "sigmoid": nn.Sigmoid, "flatten": nn.Flatten}
+    return nn.Sequential([make[kind](*args) for kind, *args in layers])
+
+
+class NnfastEngine:
+    """The Python layer with a hand-written loop (the same loop as the other engines)."""
+    name = "nnfast"
+
+    def __init__(self, spec, weights, threads):
+        nf.set_num_threads(threads)
+        self.model = nnfast_model(spec["layers"])
+        self.model.set_weights(weights)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.opt = optim.SGD(self.model.parameters(), lr=spec["lr"], momentum=spec["momentum"])
+
+    def train_step(self, x, y):
+        loss = self.loss_fn(self.model(x), y)
+        self.model.backward_parameters(self.loss_fn.backward())
+        self.opt.step()
+        self.opt.zero_grad()
+        return loss
+
+    def predict(self, x):
+        return self.model.predict(x, batch_size=1000)
+
+
+class NumpyEngine:
+    """The same network on nnfast.reference (pure NumPy): only glue here, no kernels."""
+    name = "numpy"
+
+    def __init__(self, spec, weights, threads):
+        self.layers, self.params, it = [], [], iter(weights)
+        for kind, *args in spec["layers"]:
+            p = [next(it).copy(), next(it).copy()] if kind in ("linear", "conv") else []
+            self.layers.append((kind, args, p))
+            self.params += p
+        self.lr, self.momentum = spec["lr"], spec["momentum"]
+        self.buffers = [np.zeros_like(p) for p in self.params]
+        self.steps = 0
+
+    def _forward(self, x, cache):
+        for kind, args, p in self.layers:
+            cache.append(x)
+            if kind == "linear":
+                x = ref.linear_forward(x, *p)
+            elif kind == "conv":
+                x = ref.conv2d_forward(x, *p)
+            elif kind == "maxpool":
+                x, argmax = ref.maxpool2d_forward(x, args[0])
+                cache[-1] = (cache[-1].shape, argmax)
+            elif kind == "relu":
+                x = ref.relu_forward(x)
+            elif kind == "sigmoid":
+                x = ref.sigmoid_forward(x)
+                cache[-1] = x
+            elif kind == "flatten":
+                x = x.reshape(len(x), -1)
+        return x
+
+    def train_step(self, x, y):
+        cache = []
+        loss, probs = ref.cross_entropy_forward(self._forward(x, cache), y)
+        g = ref.cross_entropy_backward(probs, y)
+        grads = []
+        for i in range(len(self.layers) - 1, -1, -1):
+            (kind, args, p), saved = self.layers[i], cache[i]
+            if kind == "linear":
+                g, dw, db = ref.linear_backward(g, saved, p[0], need_dx=i > 0)
+                grads[:0] = [dw, db]
+            elif kind == "conv":
+                g, dw, db = ref.conv2d_backward(g, saved, p[0], need_dx=i > 0)
+                grads[:0] = [dw, db]
+            elif kind == "maxpool":
+                g = ref.maxpool2d_backward(g, saved[1], saved[0], args[0])
+            elif kind == "relu":
+                g = ref.relu_backward(g, saved)
+            elif kind == "sigmoid":
+                g = ref.sigmoid_backward(g, saved)
+            elif kind == "flatten":
+                g = g.reshape(saved.shape)
+        for p, dp, buf in zip(self.params, grads, self.buffers):
+            ref.sgd_step(p, dp, buf, lr=self.lr, momentum=self.momentum,
+                         first_step=self.steps == 0)
+        self.steps += 1
+        return loss
+
+    def predict(self, x):
+        return np.concatenate([self._forward(x[i:i + 1000], []) for i in range(0, len(x), 1000)])
+
+
+class TorchEngine:
+    """PyTorch (CPU) with the same weights, batches and loop."""
+    name = "torch"
+
+    def __init__(self, spec, weights, threads):
+        import torch
+        self.torch = torch
+        torch.set_num_threads(threads)
+        make = {"linear": torch.nn.Linear, "conv": torch.nn.Conv2d, "maxpool": torch.nn.MaxPool2d,
+                "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "flatten": torch.nn.Flatten}
+        self.model = torch.nn.Sequential(*[make[kind](*args) for kind, *args in spec["layers"]])
+        with torch.no_grad():
+            for p, w in zip(self.model.parameters(), weights):
+                p.copy_(torch.from_numpy(w))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=spec["lr"],
+                                   momentum=spec["momentum"])
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def train_step(self, x, y):
+        loss = self.loss_fn(self.model(self.torch.from_numpy(x)), self.torch.from_numpy(y))
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+    def predict(self, x):
+        with self.torch.no_grad():
+            return np.concatenate([self.model(self.torch.from_numpy(x[i:i + 1000])).numpy()
+                                   for i in range(0, len(x), 1000)])
+
+
+ENGINES = {"nnfast": NnfastEngine, "numpy": NumpyEngine, "torch": TorchEngine}
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+# ---------------------------------------------------------------------------------- measuring
+class PeakRSS:
+    """Highest resident set size while the block runs, above the size when it started (bytes)."""
+
+    def __enter__(self):
+        self.base = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.added = self.peak - self.base
+
+
+def batch_orders(n, batch, epochs, seed):
+    """The batches of every epoch, shared by all engines."""
+    rng = np.random.default_rng(seed)
+    return [[order[i:i + batch] for i in range(0, n, batch)]
+            for order in (rng.permutation(n) for _ in range(epochs))]
+
+
+def train_and_time(engine, x, y, x_test, y_test, orders, max_steps):
+    """Train over ``orders`` (at most ``max_steps`` batches an epoch); per-epoch times, losses,
+    test accuracy after each epoch, and the prediction time on the test set."""
+    epoch_times, losses, accs, samples = [], [], [], 0
+    for batches in orders:
+        batches = batches[:max_steps]
+        start, total = time.perf_counter(), 0.0
+        for idx in batches:
+            total += engine.train_step(x[idx], y[idx])
+        epoch_times.append(time.perf_counter() - start)
+        samples = sum(len(b) for b in batches)
+        losses.append(total / len(batches))
+        accs.append(float(np.mean(engine.predict(x_test).argmax(axis=1) == y_test)))
+    start = time.perf_counter()
+    engine.predict(x_test)
+    return {"epoch_times": epoch_times, "loss": losses, "test_accuracy": accs,
+            "samples_per_epoch": samples, "predict_time": time.perf_counter() - start}
+
+
+def profile_nnfast(spec, weights, x, y, batches, threads):
+    """Seconds per epoch spent in each layer's forward and backward (and the optimizer)."""
+    engine = NnfastEngine(spec, weights, threads)
+    timings = {}
+
+    def timed(key, fn):
+        def wrapper(*args):
+            start = time.perf_counter()
+            out = fn(*args)
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+            return out
+        return wrapper
+
+    for i, layer in enumerate(engine.model):
+        name = f"{i}:{type(layer).__name__}"
+        layer.forward = timed((name, "forward"), layer.forward)
+        layer.backward = timed((name, "backward"), layer.backward)
+        layer.backward_parameters = timed((name, "backward"), layer.backward_parameters)
+    engine.loss_fn.forward = timed(("loss", "forward"), engine.loss_fn.forward)
+    engine.loss_fn.backward = timed(("loss", "backward"), engine.loss_fn.backward)
+    engine.opt.step = timed(("optimizer", "step"), engine.opt.step)
+    start = time.perf_counter()
+    for idx in batches:
+        engine.train_step(x[idx], y[idx])
+    total = time.perf_counter() - start
+    return total, {f"{k[0]} {k[1]}": v for k, v in timings.items()}
+
+
+# ---------------------------------------------------------------------------------- main
+def machine_description(threads):
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "isa": nf._core.isa(),
+            "python": platform.python_version(), "numpy": np.__version__}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch (~1 minute)")
+    parser.add_argument("--models", default="softmax,mlp,cnn")
+    parser.add_argument("--engines", default="nnfast,numpy,torch")
+    parser.add_argument("--epochs", type=int, help="override every model's epoch count")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="per-layer time of nnfast")
+    parser.add_argument("--json", default=os.path.join(RESULTS, "mnist.json"))
+    args = parser.parse_args(argv)
+
+    (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
+    x_train = (x_train / 255.0).astype(np.float32)
+    x_test = (x_test / 255.0).astype(np.float32)
+    y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
+    if args.quick:
+        x_train, y_train = x_train[:10000], y_train[:10000]
+
+    engines = [e for e in args.engines.split(",") if e]
+    if "torch" in engines and not torch_available():
+        print("PyTorch is not installed: comparing nnfast with the NumPy reference only",
+              file=sys.stderr)
+        engines.remove("torch")
+    machine = machine_description(args.threads)
+    print(f"MNIST on {machine['cpu']}, {args.threads} threads, nnfast ISA {machine['isa']}"
+          + (" (quick run: 10,000 training images, 1 epoch)" if args.quick else ""))
+    results = []
+    for key in [m for m in args.models.split(",") if m]:
+        spec = MODELS[key]
+        epochs = args.epochs or (1 if args.quick else spec["epochs"])
+        shape = (-1, 1, 28, 28) if spec["image"] else (-1, 784)
+        x, xt = x_train.reshape(shape), x_test.reshape(shape)
+        nf.seed(args.seed)
+        weights = nnfast_model(spec["layers"]).get_weights()
+        orders = batch_orders(len(x), spec["batch"], epochs, args.seed)
+        for engine_name in engines:
+            # The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches.
+            max_steps = 20 if args.quick and spec["image"] and engine_name == "numpy" else None
+            engine = ENGINES[engine_name](spec, weights, args.threads)
+            with PeakRSS() as mem:
+                run = train_and_time(engine, x, y_train, xt, y_test, orders, max_steps)
+            run.update(model=key, engine=engine_name, title=spec["title"], epochs=epochs,
+                       batch=spec["batch"], peak_memory_bytes=mem.added,
+                       epoch_time=float(np.median(run["epoch_times"])))
+            run["samples_per_s"] = run["samples_per_epoch"] / run["epoch_time"]
+            # Time of one full epoch (60,000 samples), scaled from the batches actually run.
+            run["epoch_time_60k"] = run["epoch_time"] * 60000 / run["samples_per_epoch"]
+            results.append(run)
+            print(f"  {spec['title']:<26} {engine_name:<7} {run['epoch_time']:7.3f} s/epoch "
+                  f"test accuracy {run['test_accuracy'][-1]:.4f}", file=sys.stderr)
+        if args.profile:
+            batches = orders[0][:200]
+            total, parts = profile_nnfast(spec, weights, x, y_train, batches, args.threads)
+            print(f"\nprofile of nnfast, {spec['title']}, {len(batches)} batches "
+                  f"({total:.3f} s):")
+            for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
+                print(f"  {name:<28} {seconds:8.4f} s  {100 * seconds / total:5.1f} %")
+            print(f"  {'Python and glue':<28} {total - sum(parts.values()):8.4f} s")
+
+    print_table(results)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"machine": machine, "quick": args.quick, "results": results}, f, indent=1)
+    plot(results, os.path.splitext(args.json)[0] + ".png")
+    return results
+
+
+def print_table(results):
+    """One row per (model, engine): epoch time, throughput, accuracy, memory and ratios."""
+    by_key = {(r["model"], r["engine"]): r for r in results}
+    head = (f"{'model':<26} {'engine':<7} {'epochs':>6} {'s/epoch':>9} {'samples/s':>10} "
+            f"{'test acc':>9} {'predict s':>9} {'peak MB':>8} {'vs numpy':>9} {'vs torch':>9}")
+    print("\n" + head + "\n" + "-" * len(head))
+    for r in results:
+        ratios = []
+        for other in ("numpy", "torch"):
+            o = by_key.get((r["model"], other))
+            ratios.append(f"{r['epoch_time_60k'] / o['epoch_time_60k']:.2f}x" if o else "-")
+        print(f"{r['title']:<26} {r['engine']:<7} {r['epochs']:>6} {r['epoch_time_60k']:>9.3f} "
+              f"{r['samples_per_s']:>10,.0f} {r['test_accuracy'][-1]:>9.4f} "
+              f"{r['predict_time']:>9.3f} {r['peak_memory_bytes'] / 2**20:>8.1f} "
+              f"{ratios[0]:>9} {ratios[1]:>9}")
+    print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
+          "(below 1 = nnfast faster).")
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    models = sorted({r["model"] for r in results}, key=list(MODELS).index)
+    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for r in (r for r in results if r["model"] == model):
+            ax.plot(range(1, r["epochs"] + 1), r["test_accuracy"], marker="o", label=r["engine"])
+        ax.set_title(MODELS[model]["title"])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
