@@ -1,0 +1,51 @@
+"""What the examples share: command-line flags, data loading and optional plotting."""
+import argparse
+import os
+
+import numpy as np
+
+import nnfast as nf
+
+
+def parse_args(description, epochs):
+    """--quick (a small subset and one epoch, for smoke tests), --epochs, --seed, --out."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny subset, 1 epoch")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"),
+                        help="folder for plots")
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs = 1
+    nf.seed(args.seed)
+    return args
+
+
+def load(name="mnist", quick=False, flat=True):
+    """Images scaled to [0, 1] as float32 ((n, 784) or (n, 1, 28, 28)) and integer labels."""
+    loader = nf.data.load_mnist if name == "mnist" else nf.data.load_fashion_mnist
+    (x_train, y_train), (x_test, y_test) = loader()
+    if quick:
+        x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
+    shape = (-1, 784) if flat else (-1, 1, 28, 28)
+    scale = lambda x: (x / 255.0).astype(np.float32).reshape(shape)  # noqa: E731
+    return (scale(x_train), y_train.astype(np.int64)), (scale(x_test), y_test.astype(np.int64))
+
+
+def pyplot():
+    """matplotlib.pyplot with a file backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        return plt
+    except ImportError:
+        return None
+
+
+def save_figure(fig, args, name):
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, name)
+    fig.savefig(path, dpi=100)
+    print(f"saved {path}")

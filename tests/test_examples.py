@@ -1,0 +1,22 @@
+"""Every example runs end to end with --quick (a small subset, one epoch)."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+NEEDS_DATA = ["softmax_regression", "mlp", "lenet", "linear_autoencoder",
+              "denoising_autoencoder", "fashion_mlp", "early_stopping_dropout",
+              "hidden_representation"]
+
+
+@pytest.mark.parametrize("name", ["xor"] + NEEDS_DATA)
+def test_example_runs_quickly(name, tmp_path):
+    if name in NEEDS_DATA and not os.environ.get("NNFAST_DATA"):
+        pytest.skip("NNFAST_DATA is not set: the examples need the MNIST files")
+    result = subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, name + ".py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=EXAMPLES)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip(), "the example printed nothing"
