@@ -13,4 +13,9 @@ if [ ! -f "$build/build.ninja" ] || [ $# -gt 0 ]; then
     -Dpybind11_DIR="$(python -c 'import pybind11; print(pybind11.get_cmake_dir())')" "$@" >/dev/null
 fi
 cmake --build "$build" -- -j2
-cp "$build"/_core*.so python/nnfast/
+# Copy, then rename into place: a new inode, so Python processes that loaded the old module keep
+# a valid mapping instead of having their code overwritten underneath them.
+for so in "$build"/_core*.so; do
+  cp "$so" "python/nnfast/.$(basename "$so").tmp"
+  mv "python/nnfast/.$(basename "$so").tmp" "python/nnfast/$(basename "$so")"
+done

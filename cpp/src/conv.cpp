@@ -46,6 +46,13 @@ static void im2col(float* col, size_t ld, const float* xn, const Conv2dShape& s)
       }
 }
 
+// The column matrix of the whole batch: image n fills columns [n*P, (n+1)*P).
+static void im2col_batch(float* col, const float* x, const Conv2dShape& s, int nt) {
+  const size_t P = (size_t)s.OH() * s.OW(), NP = (size_t)s.N * P;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int n = 0; n < s.N; n++) im2col(col + (size_t)n * P, NP, x + (size_t)n * s.C * s.H * s.W, s);
+}
+
 // col2im: dxn (C,H,W) = 0, then every column entry added back to the pixel it was copied from.
 static void col2im(float* dxn, const float* col, size_t ld, const Conv2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
@@ -76,9 +83,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
   float* col = workspace;
   float* ymat = workspace + (size_t)CKK * NP;
   const int nt = get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int n = 0; n < s.N; n++)
-    im2col(col + (size_t)n * P, NP, x + (size_t)n * s.C * s.H * s.W, s);
+  im2col_batch(col, x, s, nt);
   sgemm(false, false, s.OC, (int)NP, CKK, 1.0f, w, CKK, col, (int)NP, 0.0f, ymat, (int)NP);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int n = 0; n < s.N; n++)
@@ -113,9 +118,7 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
     }
   }
   if (dw) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int n = 0; n < s.N; n++)
-      im2col(col + (size_t)n * P, NP, x + (size_t)n * s.C * s.H * s.W, s);
+    im2col_batch(col, x, s, nt);
     sgemm(false, true, s.OC, CKK, (int)NP, 1.0f, ymat, (int)NP, col, (int)NP, 1.0f, dw, CKK);
   }
   if (dx) {

@@ -13,15 +13,15 @@ namespace nnfast {
 static constexpr size_t kParallelMin = size_t(1) << 16;
 static inline int threads_for(size_t n) { return n >= kParallelMin ? get_num_threads() : 1; }
 
-// Cross-entropy of row i from its logits z and probabilities p = softmax(z):
-// logsumexp(z) - z[y] = -log p[y], computed as (max + log sum exp(z - max)) - z[y] so that it
-// stays exact where p[y] underflows to 0 (logits of +-1e4).
-static double row_cross_entropy(const float* z, int C, int64_t y) {
+// logsumexp of a row of C logits, as max + log sum exp(z - max) in double: cross-entropy is
+// taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays exact where the
+// probability underflows to 0 (logits of +-1e4).
+static double row_logsumexp(const float* z, int C) {
   float m = z[0];
   for (int j = 1; j < C; j++) m = std::max(m, z[j]);
   double s = 0.0;
   for (int j = 0; j < C; j++) s += std::exp((double)z[j] - m);
-  return (double)m + std::log(s) - (double)z[y];
+  return (double)m + std::log(s);
 }
 
 // probs = softmax(logits); loss = mean_i (logsumexp(z_i) - z_i[y_i])
@@ -29,7 +29,10 @@ double cross_entropy_forward(float* probs, const float* logits, const int64_t* l
                              int C) {
   softmax_forward(probs, logits, N, C);
   double total = 0.0;
-  for (int i = 0; i < N; i++) total += row_cross_entropy(logits + (size_t)i * C, C, labels[i]);
+  for (int i = 0; i < N; i++) {
+    const float* z = logits + (size_t)i * C;
+    total += row_logsumexp(z, C) - (double)z[labels[i]];
+  }
   return total / N;
 }
 // dlogits = scale * (probs - onehot) / N
@@ -52,11 +55,7 @@ double cross_entropy_soft_forward(float* probs, const float* logits, const float
   for (int i = 0; i < N; i++) {
     const float* z = logits + (size_t)i * C;
     const float* t = targets + (size_t)i * C;
-    float m = z[0];
-    for (int j = 1; j < C; j++) m = std::max(m, z[j]);
-    double s = 0.0;
-    for (int j = 0; j < C; j++) s += std::exp((double)z[j] - m);
-    const double lse = (double)m + std::log(s);
+    const double lse = row_logsumexp(z, C);
     for (int j = 0; j < C; j++)
       if (t[j] != 0.0f) total += (double)t[j] * (lse - (double)z[j]);
   }

@@ -16,7 +16,18 @@ def _pair(v, name):
     return int(pair[0]), int(pair[1])
 
 
-class Linear(Module):
+class _WeightedLayer(Module):
+    """Layers whose backward can skip the input gradient (the first layer of a model): they
+    implement ``_backward(grad_out, need_dx)``."""
+
+    def backward(self, grad_out):
+        return self._backward(grad_out, True)
+
+    def backward_parameters(self, grad_out):
+        self._backward(grad_out, False)
+
+
+class Linear(_WeightedLayer):
     """y (N, out_features) = x (N, in_features) @ weight.T + bias; weight (out, in)."""
 
     def __init__(self, in_features, out_features, bias=True, init="glorot_uniform"):
@@ -43,12 +54,6 @@ class Linear(Module):
             need_dx=need_dx, need_db=self.bias is not None)
         return dx
 
-    def backward(self, grad_out):
-        return self._backward(grad_out, True)
-
-    def backward_parameters(self, grad_out):
-        self._backward(grad_out, False)
-
     def output_shape(self, input_shape):
         return (self.out_features,)
 
@@ -57,7 +62,7 @@ class Linear(Module):
                 "bias": self.bias is not None, "init": self.init}
 
 
-class Conv2d(Module):
+class Conv2d(_WeightedLayer):
     """y (N, OC, OH, OW) = cross-correlation of x (N, C, H, W) with weight (OC, C, kh, kw) + bias;
     OH = (H + 2 * padding - kh) // stride + 1."""
 
@@ -93,12 +98,6 @@ class Conv2d(Module):
             db=self.bias.grad if self.bias else None, need_dx=need_dx,
             need_db=self.bias is not None)
         return dx
-
-    def backward(self, grad_out):
-        return self._backward(grad_out, True)
-
-    def backward_parameters(self, grad_out):
-        self._backward(grad_out, False)
 
     def output_shape(self, input_shape):
         _, h, w = input_shape
