@@ -281,8 +281,8 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, py::object stride
   const size_t np = (size_t)s.N * s.OH() * s.OW();
   as_int(ckk, fn, "in_channels * kh * kw");
   as_int(np, fn, "N * out_h * out_w");
-  if ((ckk + s.OC) * np > (size_t(1) << 34))  // 64 GiB of workspace: certainly a mistake
-    value_error(fn, "the convolution's workspace would exceed 64 GiB");
+  if ((ckk + s.OC) * np > (size_t(1) << 31))  // 8 GiB of im2col workspace
+    value_error(fn, "the convolution's workspace would exceed 8 GiB; use smaller batches");
   return s;
 }
 
@@ -345,7 +345,7 @@ Pool2dShape pool_shape(const Shape& in, py::object kernel, py::object stride, py
   if ((long)s.H + 2L * ph < kh || (long)s.W + 2L * pw < kw)
     value_error(fn, "kernel " + shape_str({kh, kw}) + " is larger than the padded input " +
                         shape_str({s.H + 2 * ph, s.W + 2 * pw}));
-  as_int((size_t)s.H * s.W, fn, "H * W");
+  as_int((size_t)s.N * s.C * s.H * s.W, fn, "N * C * H * W");
   return s;
 }
 
@@ -525,6 +525,7 @@ FloatArray py_nll_backward(py::object y_, long num_classes, float scale) {
   check_rank(y0, 1, fn, "labels", "(batch,)");
   check_nonempty(y0, fn, "labels");
   const int N = as_int(y0.shape(0), fn, "batch");
+  as_int((size_t)N * C, fn, "batch * num_classes");
   py::array y = checked_labels(y_, N, C, fn);
   FloatArray d({N, C});
   py::gil_scoped_release release;
@@ -641,7 +642,11 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "nnfast's compiled kernels (float32, C-contiguous NumPy arrays in and out)";
   using py::arg;
 
-  m.def("set_num_threads", [](long n) { set_num_threads(positive(n, "set_num_threads", "n")); },
+  m.def("set_num_threads",
+        [](long n) {
+          if (n > 4096) value_error("set_num_threads", "n must be <= 4096, got " + std::to_string(n));
+          set_num_threads(positive(n, "set_num_threads", "n"));
+        },
         arg("n"), "Number of OpenMP threads the kernels use.");
   m.def("get_num_threads", &get_num_threads);
   m.def("isa", [] { return std::string(isa_name()); }, "Instruction set of the GEMM micro-kernel.");
