@@ -1,0 +1,155 @@
+// Standalone C++ test of the kernels, no Python: each family on small shapes against plain
+// loops written here. Built by `scripts/sanitize.sh` under AddressSanitizer + UBSan (and usable
+// under valgrind); exits non-zero on the first mismatch.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "nnfast/activation.h"
+#include "nnfast/conv.h"
+#include "nnfast/dropout.h"
+#include "nnfast/gemm.h"
+#include "nnfast/loss.h"
+#include "nnfast/optim.h"
+#include "nnfast/pool.h"
+
+using namespace nnfast;
+
+static int failures = 0;
+static std::mt19937 rng(7);
+
+static std::vector<float> randn(size_t n) {
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+static void expect_close(const char* what, const std::vector<float>& a,
+                         const std::vector<float>& b, float tol = 1e-4f) {
+  for (size_t i = 0; i < a.size(); i++)
+    if (!(std::fabs(a[i] - b[i]) <= tol * (1.0f + std::fabs(b[i])))) {
+      std::printf("FAIL %s at %zu: %g vs %g\n", what, i, a[i], b[i]);
+      failures++;
+      return;
+    }
+}
+
+static void test_gemm() {
+  const int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 10, 784}, {129, 65, 300}, {17, 3, 1000}};
+  for (auto& s : shapes)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        const int M = s[0], N = s[1], K = s[2], lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2;
+        auto A = randn((size_t)(ta ? K : M) * lda), B = randn((size_t)(tb ? N : K) * ldb);
+        auto C = randn((size_t)M * N), R = C;
+        sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, C.data(), N);
+        sgemm_reference(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, R.data(), N);
+        expect_close("sgemm", C, R, 1e-3f);
+      }
+}
+
+static void test_conv_and_linear() {
+  Conv2dShape s{2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0};
+  const int OH = s.OH(), OW = s.OW();
+  auto x = randn((size_t)s.N * s.C * s.H * s.W), w = randn((size_t)s.OC * s.C * s.KH * s.KW);
+  auto b = randn(s.OC), dy = randn((size_t)s.N * s.OC * OH * OW);
+  std::vector<float> y(dy.size()), ws(conv2d_workspace_size(s, 2));
+  conv2d_forward(y.data(), x.data(), w.data(), b.data(), s, ws.data());
+  std::vector<float> ry(y.size()), rdx(x.size(), 0.0f), rdw(w.size(), 0.0f), rdb(s.OC, 0.0f);
+  for (int n = 0; n < s.N; n++)
+    for (int o = 0; o < s.OC; o++)
+      for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+          const size_t yi = (((size_t)n * s.OC + o) * OH + oh) * OW + ow;
+          float acc = b[o];
+          rdb[o] += dy[yi];
+          for (int c = 0; c < s.C; c++)
+            for (int kh = 0; kh < s.KH; kh++)
+              for (int kw = 0; kw < s.KW; kw++) {
+                const int ih = oh * s.SH - s.PH + kh, iw = ow * s.SW - s.PW + kw;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                const size_t xi = (((size_t)n * s.C + c) * s.H + ih) * s.W + iw;
+                const size_t wi = (((size_t)o * s.C + c) * s.KH + kh) * s.KW + kw;
+                acc += x[xi] * w[wi];
+                rdx[xi] += dy[yi] * w[wi];
+                rdw[wi] += dy[yi] * x[xi];
+              }
+          ry[yi] = acc;
+        }
+  expect_close("conv2d_forward", y, ry);
+  std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.OC, 0.0f);
+  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data());
+  expect_close("conv2d_backward dx", dx, rdx);
+  expect_close("conv2d_backward dw", dw, rdw);
+  expect_close("conv2d_backward db", db, rdb);
+
+  const int B = 5, IN = 7, OUT = 3;
+  auto lx = randn(B * IN), lw = randn(OUT * IN), lb = randn(OUT);
+  std::vector<float> ly(B * OUT), rly(B * OUT);
+  linear_forward(ly.data(), lx.data(), lw.data(), lb.data(), B, IN, OUT);
+  for (int i = 0; i < B; i++)
+    for (int o = 0; o < OUT; o++) {
+      float acc = lb[o];
+      for (int k = 0; k < IN; k++) acc += lx[i * IN + k] * lw[o * IN + k];
+      rly[i * OUT + o] = acc;
+    }
+  expect_close("linear_forward", ly, rly);
+}
+
+static void test_pool_activation_loss_dropout_optim() {
+  Pool2dShape s{2, 3, 7, 6, 3, 2, 2, 2, 1, 1};
+  auto x = randn((size_t)s.N * s.C * s.H * s.W);
+  const size_t out = (size_t)s.N * s.C * s.OH() * s.OW();
+  std::vector<float> y(out), dx(x.size()), ay(out);
+  std::vector<int32_t> am(out);
+  maxpool2d_forward(y.data(), am.data(), x.data(), s);
+  maxpool2d_backward(dx.data(), y.data(), am.data(), s);
+  avgpool2d_forward(ay.data(), x.data(), s);
+  avgpool2d_backward(dx.data(), ay.data(), s);
+  for (size_t i = 0; i < out; i++)
+    if (am[i] < 0 || am[i] >= s.H * s.W) { std::printf("FAIL maxpool argmax\n"); failures++; break; }
+
+  const int N = 4, C = 5;
+  auto z = randn(N * C), g = randn(N * C);
+  std::vector<float> p(N * C), d(N * C);
+  std::vector<int64_t> labels{0, 4, 2, 1};
+  for (auto& v : z) v *= 1e4f;
+  const double loss = cross_entropy_forward(p.data(), z.data(), labels.data(), N, C);
+  cross_entropy_backward(d.data(), p.data(), labels.data(), N, C, 1.0f);
+  if (!std::isfinite(loss)) { std::printf("FAIL cross_entropy not finite\n"); failures++; }
+  softmax_forward(p.data(), z.data(), N, C);
+  softmax_backward(d.data(), g.data(), p.data(), N, C);
+  log_softmax_forward(p.data(), z.data(), N, C);
+  log_softmax_backward(d.data(), g.data(), p.data(), N, C);
+  sigmoid_forward(p.data(), z.data(), N * C);
+  sigmoid_backward(d.data(), g.data(), p.data(), N * C);
+  tanh_forward(p.data(), z.data(), N * C);
+  relu_forward(p.data(), z.data(), N * C);
+  leaky_relu_backward(d.data(), g.data(), z.data(), N * C, 0.1f);
+  threshold_forward(p.data(), z.data(), N * C, 0.5f, -1.0f);
+  mse_backward(d.data(), z.data(), g.data(), N * C, 1.0f);
+  bce_with_logits_backward(d.data(), z.data(), g.data(), N * C, 1.0f);
+  for (float v : d)
+    if (!std::isfinite(v)) { std::printf("FAIL non-finite gradient\n"); failures++; break; }
+
+  std::vector<uint8_t> mask(N * C);
+  dropout_forward(p.data(), mask.data(), g.data(), N * C, 0.5f, 42);
+  dropout_backward(d.data(), g.data(), mask.data(), N * C, 0.5f);
+  auto param = randn(N * C), m = std::vector<float>(N * C, 0.0f), v = m, buf = m;
+  sgd_update(param.data(), g.data(), buf.data(), N * C, 0.1f, 0.9f, 0.0f, 1e-4f, true, true);
+  adam_update(param.data(), g.data(), m.data(), v.data(), N * C, 1e-3f, 0.9f, 0.999f, 1e-8f,
+              0.0f, 1, false);
+}
+
+int main() {
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    test_gemm();
+    test_conv_and_linear();
+    test_pool_activation_loss_dropout_optim();
+  }
+  std::printf(failures ? "kernel tests: %d FAILED\n" : "kernel tests: all passed\n", failures);
+  return failures ? 1 : 0;
+}
