@@ -1,0 +1,95 @@
+"""SGEMM throughput of nnfast's kernel against numpy.matmul (OpenBLAS), in one process, on square
+sizes and on the shapes small networks actually multiply (forward and backward).
+
+    python benchmarks/gemm.py [--quick] [--threads N] [--json PATH]
+
+Each case is timed as the best of several repeats; GFLOP/s = 2*M*N*K / seconds. The ratio is
+nnfast's GFLOP/s over NumPy's (above 1: nnfast is faster). Writes benchmarks/results/gemm.json.
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+import nnfast as nf
+from nnfast import _core
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+# (label, M, N, K, trans_a, trans_b): C (M, N) = op(A) op(B).
+SQUARE = [(f"square {n}", n, n, n, False, False) for n in (128, 256, 512, 1024)]
+NETWORK = [
+    ("MLP fwd x@W1^T b100", 100, 100, 784, False, True),
+    ("MLP fwd x@W1^T b32", 32, 100, 784, False, True),
+    ("MLP fwd h@W2^T b100", 100, 10, 100, False, True),
+    ("MLP bwd dW1=dy^T@x b100", 100, 784, 100, True, False),
+    ("MLP bwd dx=dy@W2 b100", 100, 100, 10, False, False),
+    ("MLP bwd dW2=dy^T@h b100", 10, 100, 100, True, False),
+    ("MLP 256 fwd b100", 100, 256, 784, False, True),
+    ("MLP 256 bwd dW b100", 256, 784, 100, True, False),
+    ("conv1 fwd W@col b100", 16, 57600, 25, False, False),
+    ("conv1 bwd dW b100", 16, 25, 57600, False, True),
+    ("conv2 fwd W@col b100", 32, 6400, 400, False, False),
+    ("conv2 bwd dW b100", 32, 400, 6400, False, True),
+    ("conv2 bwd dcol b100", 400, 6400, 32, True, False),
+]
+
+
+def operands(m, n, k, ta, tb, rng):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    return a, b
+
+
+def best_time(fn, repeats, min_time=0.05):
+    """Best of ``repeats`` timings, each of enough calls to last ``min_time`` seconds."""
+    fn()
+    calls, start = 1, time.perf_counter()
+    while time.perf_counter() - start < min_time:
+        fn()
+        calls += 1
+    calls = max(1, calls)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--json", default=os.path.join(RESULTS, "gemm.json"))
+    args = parser.parse_args(argv)
+    nf.set_num_threads(args.threads)
+    repeats = 3 if args.quick else 7
+    rng = np.random.default_rng(0)
+    rows = []
+    print(f"SGEMM, {args.threads} threads, nnfast ISA {_core.isa()}, NumPy {np.__version__}")
+    head = f"{'case':<26} {'M':>6} {'N':>6} {'K':>6} {'nnfast GF/s':>12} {'numpy GF/s':>11} {'ratio':>6}"
+    print(head + "\n" + "-" * len(head))
+    for label, m, n, k, ta, tb in SQUARE + NETWORK:
+        a, b = operands(m, n, k, ta, tb, rng)
+        a_op, b_op = (a.T if ta else a), (b.T if tb else b)
+        ours = best_time(lambda: _core.sgemm(a, b, ta, tb), repeats)
+        theirs = best_time(lambda: np.matmul(a_op, b_op), repeats)
+        np.testing.assert_allclose(_core.sgemm(a, b, ta, tb), a_op @ b_op, rtol=1e-3, atol=1e-2)
+        flops = 2.0 * m * n * k
+        row = {"case": label, "M": m, "N": n, "K": k, "trans_a": ta, "trans_b": tb,
+               "nnfast_gflops": flops / ours / 1e9, "numpy_gflops": flops / theirs / 1e9}
+        row["ratio"] = row["nnfast_gflops"] / row["numpy_gflops"]
+        rows.append(row)
+        print(f"{label:<26} {m:>6} {n:>6} {k:>6} {row['nnfast_gflops']:>12.1f} "
+              f"{row['numpy_gflops']:>11.1f} {row['ratio']:>6.2f}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"threads": args.threads, "isa": _core.isa(), "results": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
