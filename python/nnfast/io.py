@@ -172,7 +172,6 @@ def load(path):
         raise ModelFileError(f"{path}: invalid architecture ({e})") from e
     weights = _weights_from(arrays, header["count"], path)
     if len(weights) != len(model.parameters()):
-        # Dense layers saved before they were built have no weights yet: build from the file.
         raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
                              f"{len(model.parameters())} parameters")
     try:

@@ -347,7 +347,7 @@ class TrainingMixin:
     def predict(self, x, batch_size=32):
         """The model's outputs for x (eval mode), as one float32 NumPy array."""
         x, _ = _check_inputs(x, None, "predict")
-        return np.concatenate([np.array(out, copy=True) for _, out in self._eval_batches(x, batch_size)])
+        return np.concatenate([out for _, out in self._eval_batches(x, batch_size)])
 
     # ------------------------------------------------------------------ summary
     def summary(self, input_shape=None, print_fn=print):
