@@ -54,6 +54,26 @@ def test_sgemm_large_blocks():
     assert_close(core.sgemm(a, b), a.astype(np.float64) @ b)
 
 
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_sgemm_long_k_split_is_correct_and_thread_independent(restore_threads, ta, tb):
+    """Small outputs with K >= 8192 are summed in fixed K chunks (a convolution's dW)."""
+    m, n, k = 16, 25, 20000
+    a = f32(1, *((k, m) if ta else (m, k)))
+    b = f32(2, *((n, k) if tb else (k, n)))
+    c = f32(3, m, n)
+    expected = 0.5 * (_op(a, ta).astype(np.float64) @ _op(b, tb)) + 0.25 * c
+    outputs = []
+    for threads in (1, 2):
+        restore_threads.set_num_threads(threads)
+        outputs.append(core.sgemm(a, b, ta, tb, 0.5, 0.25, c.copy()))
+    assert_close(outputs[1], expected)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def _op(x, trans):
+    return x.T if trans else x
+
+
 def test_sgemm_beta_zero_ignores_garbage():
     a, b = f32(1, 5, 4), f32(2, 4, 6)
     c = np.full((5, 6), np.nan, dtype=np.float32)

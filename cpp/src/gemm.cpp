@@ -179,11 +179,53 @@ static void scale_c(int M, int N, float beta, float* C, int ldc) {
   }
 }
 
+// Small outputs with a long K (a convolution's dW: 16 x 25 summed over K = 57,600 positions):
+// the M/N tiles cannot keep the threads busy and K is never split across them, so K is cut into
+// fixed chunks instead. Each chunk is multiplied on one thread into its own slice of a buffer,
+// and the slices are added in chunk order. The chunks depend only on K, never on the thread
+// count, so the result is the same for any number of threads.
+static constexpr int KSPLIT_CHUNK = 4096;
+static constexpr size_t KSPLIT_MAX_OUTPUT = 1 << 16;  // M * N at most (larger outputs tile well)
+
+// Decided by the shape alone (never by the thread count), so every thread count sums alike.
+// A chunk (K <= KSPLIT_CHUNK) never qualifies again, so the split does not recurse.
+static bool use_k_split(int M, int N, int K) {
+  return K >= 2 * KSPLIT_CHUNK && (size_t)M * N <= KSPLIT_MAX_OUTPUT;
+}
+
+static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                          int ldc) {
+  static thread_local PackBuffer partial_buf;
+  const int chunks = (K + KSPLIT_CHUNK - 1) / KSPLIT_CHUNK;
+  const size_t mn = (size_t)M * N;
+  float* partial = partial_buf.get(chunks * mn);
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  for (int c = 0; c < chunks; c++) {
+    const int k0 = c * KSPLIT_CHUNK, kc = std::min(KSPLIT_CHUNK, K - k0);
+    const float* a = trans_a ? A + (size_t)k0 * lda : A + k0;
+    const float* b = trans_b ? B + k0 : B + (size_t)k0 * ldb;
+    sgemm(trans_a, trans_b, M, N, kc, 1.0f, a, lda, b, ldb, 0.0f, partial + c * mn, N);
+  }
+  for (int i = 0; i < M; i++) {
+    float* crow = C + (size_t)i * ldc;
+    for (int j = 0; j < N; j++) {
+      float sum = 0.0f;
+      for (int c = 0; c < chunks; c++) sum += partial[c * mn + (size_t)i * N + j];
+      crow[j] = (beta == 0.0f ? 0.0f : beta * crow[j]) + alpha * sum;
+    }
+  }
+}
+
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if (use_k_split(M, N, K)) {
+    sgemm_k_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   static thread_local PackBuffer b_buf;
