@@ -8,6 +8,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -277,12 +278,13 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, py::object stride
   if ((long)s.H + 2L * ph < s.KH || (long)s.W + 2L * pw < s.KW)
     value_error(fn, "kernel " + shape_str({s.KH, s.KW}) + " is larger than the padded input " +
                         shape_str({s.H + 2 * ph, s.W + 2 * pw}));
-  const size_t ckk = (size_t)s.C * s.KH * s.KW;
-  const size_t np = (size_t)s.N * s.OH() * s.OW();
+  const size_t ckk = (size_t)s.C * s.KH * s.KW, p = (size_t)s.OH() * s.OW();
   as_int(ckk, fn, "in_channels * kh * kw");
-  as_int(np, fn, "N * out_h * out_w");
-  if ((ckk + s.OC) * np > (size_t(1) << 31))  // 8 GiB of im2col workspace
-    value_error(fn, "the convolution's workspace would exceed 8 GiB; use smaller batches");
+  as_int((size_t)s.N * p, fn, "N * out_h * out_w");
+  // Scratch per thread: one image's im2col (ckk * p) and dy^T (p * OC); per batch chunk: dW.
+  // Each factor is < 2^31, so these products cannot overflow; 2^31 floats is 8 GiB.
+  if ((ckk + s.OC) * p > (size_t(1) << 31) || ckk * s.OC > (size_t(1) << 31))
+    value_error(fn, "the convolution's workspace would exceed 8 GiB per thread");
   return s;
 }
 
@@ -298,8 +300,10 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
   }
   FloatArray y({s.N, s.OC, s.OH(), s.OW()});
   py::gil_scoped_release release;
-  std::vector<float> workspace(conv2d_workspace_size(s, get_num_threads()));
-  conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), s, workspace.data());
+  const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
+  std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
+  conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), s,
+                 workspace.get(), nt);
   return y;
 }
 
@@ -318,8 +322,10 @@ py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::o
   float* dbp = need_db ? db.mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
-    std::vector<float> workspace(conv2d_workspace_size(s, get_num_threads()));
-    conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.data());
+    const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
+    std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
+    conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.get(),
+                    nt);
   }
   return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));
 }

@@ -162,6 +162,22 @@ def test_conv2d_backward_accumulates():
     assert_close(db, db0 + db_ref)
 
 
+def test_conv2d_large_batch_is_correct_and_thread_independent(restore_threads):
+    """37 images: more than the 16 fixed batch chunks of dW, split unevenly, on 1-3 threads."""
+    x, w, b = f32(1, 37, 3, 13, 11), f32(2, 7, 3, 3, 3), f32(3, 7)
+    dy = f32(4, 37, 7, 7, 6)
+    results = []
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        y = core.conv2d_forward(x, w, b, 2, 1)
+        results.append([y, *core.conv2d_backward(dy, x, w, 2, 1)])
+    assert_close(results[0][0], ref.conv2d_forward(x, w, b, 2, 1))
+    assert_all_close(results[0][1:], ref.conv2d_backward(dy, x, w, 2, 1))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
 # ------------------------------------------------------------------------------------- pooling
 @given(seeds, pool_cases())
 def test_maxpool2d(seed, case):

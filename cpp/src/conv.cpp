@@ -1,132 +1,412 @@
-// Conv2d as im2col + GEMM over the whole batch (see conv.h).
+// Conv2d as im2col + a small register-blocked GEMM, one image at a time (see conv.h).
 //
-// Workspace (conv2d_workspace_size floats) holds two matrices:
-//   col  (CKK, N*P)  column matrix, CKK = C*KH*KW, P = OH*OW: col[(c*KH+kh)*KW+kw, n*P + oh*OW+ow]
-//                    = x[n, c, oh*SH-PH+kh, ow*SW-PW+kw] (0 outside the image)
-//   ymat (OC, N*P)   outputs / output gradients with channels outermost
-// Forward:  ymat = W (OC, CKK) @ col, then y[n, oc, p] = ymat[oc, n*P+p] + bias[oc].
-// Backward: ymat = dy rearranged; dW += ymat @ col^T (one GEMM whose K runs over the batch in a
-//           fixed order, so the sum never depends on the thread count); dbias += row sums of
-//           ymat; col = W^T @ ymat (reusing the buffer), then col2im scatters it into dx.
+// Per image n, with CKK = C*KH*KW and P = OH*OW:
+//   col (CKK, P)   im2col of x[n]: col[(c*KH+kh)*KW+kw, oh*OW+ow] = x[n, c, oh*SH-PH+kh, ow*SW-PW+kw]
+//                  (0 outside the image)
+//   forward:  y[n] (OC, P)  = W (OC, CKK) @ col + bias
+//   backward: dcol (CKK, P) = W^T @ dy[n], then col2im adds dcol back into dx[n]
+//             dW^T (CKK, OC) += col @ dy[n]^T, with dy[n]^T (P, OC) transposed into scratch
+//             dbias (OC)     += sums of dy[n] over P
+// These GEMMs are small (OC = 16..32, CKK = 25..400, P = 64..576 at LeNet sizes), so they do not
+// go through sgemm's packing: a micro-kernel reads the operands in place, broadcasting A and
+// loading 16-float rows of B, and keeps an MR x 16*NV tile of C in registers over the whole K.
+//
+// Threads and determinism. Images of the forward pass are independent, so threads split the batch
+// (each with its own im2col buffer): every output is computed the same way for any thread count.
+// The weight and bias gradients sum over the batch, so the batch is cut into chunks that depend on
+// N alone (never on the thread count); each chunk sums its images, in order, into its own partial
+// buffer, and the partials are then added in chunk order. dx is per image and rides along.
+//
+// Workspace (conv2d_workspace_size floats):
+//   num_threads slots of [col (CKK*P) | dyT (P*OC)]   scratch of the thread using the slot
+//   dw_chunks(N) partials of [dW^T (CKK*OC) | dbias (OC)]   (backward only)
 #include "nnfast/conv.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
-
-#include "nnfast/gemm.h"
+#include <utility>
 
 namespace nnfast {
 
-size_t conv2d_workspace_size(const Conv2dShape& s, int /*num_threads*/) {
-  const size_t NP = (size_t)s.N * s.OH() * s.OW();
-  return ((size_t)s.C * s.KH * s.KW + (size_t)s.OC) * NP;
+using idx = std::ptrdiff_t;
+
+// ---------------------------------------------------------------------------------------------
+// Workspace layout.
+
+static constexpr int kMaxChunks = 16;  // dW / dbias partial sums: at most this many batch chunks
+static int dw_chunks(int N) { return std::min(N, kMaxChunks); }
+static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+static size_t slot_floats(const Conv2dShape& s) {
+  const size_t P = (size_t)s.OH() * s.OW(), CKK = (size_t)s.C * s.KH * s.KW;
+  return round16(CKK * P) + round16(P * s.OC);
+}
+static size_t partial_floats(const Conv2dShape& s) {
+  return round16((size_t)s.C * s.KH * s.KW * s.OC + s.OC);
+}
+static int slots(const Conv2dShape& s, int num_threads) {
+  return std::max(1, std::min(num_threads, s.N));
 }
 
-// im2col of image n into columns [n*P, (n+1)*P) of col (row stride ld).
-static void im2col(float* col, size_t ld, const float* xn, const Conv2dShape& s) {
-  const int OH = s.OH(), OW = s.OW();
-  for (int c = 0; c < s.C; c++)
-    for (int kh = 0; kh < s.KH; kh++)
-      for (int kw = 0; kw < s.KW; kw++) {
-        float* dst = col + (size_t)((c * s.KH + kh) * s.KW + kw) * ld;
-        const float* xc = xn + (size_t)c * s.H * s.W;
-        for (int oh = 0; oh < OH; oh++) {
-          const int ih = oh * s.SH - s.PH + kh;
-          float* d = dst + (size_t)oh * OW;
-          if (ih < 0 || ih >= s.H) {
-            std::fill(d, d + OW, 0.0f);
-            continue;
+size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads) {
+  return (size_t)slots(s, num_threads) * slot_floats(s) + (size_t)dw_chunks(s.N) * partial_floats(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Short spans (a row of an image is often 8..28 floats, too short for memcpy or a vector loop).
+
+static inline void copy_span(float* d, const float* s, int n) {
+#if defined(__AVX512F__)
+  int i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_loadu_ps(s + i));
+  if (i < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(d + i, m, _mm512_maskz_loadu_ps(m, s + i));
+  }
+#else
+  for (int i = 0; i < n; i++) d[i] = s[i];
+#endif
+}
+static inline void add_span(float* d, const float* s, int n) {
+#if defined(__AVX512F__)
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(d + i, _mm512_add_ps(_mm512_loadu_ps(d + i), _mm512_loadu_ps(s + i)));
+  if (i < n) {
+    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(d + i, m,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + i), _mm512_maskz_loadu_ps(m, s + i)));
+  }
+#else
+  for (int i = 0; i < n; i++) d[i] += s[i];
+#endif
+}
+
+// The geometry as locals, with the valid output columns of every kw: output column ow reads input
+// column ow*SW - PW + kw, inside the image for ow in [lo[kw], hi[kw]). (Locals also keep the
+// compiler from reloading the shape after every store into float buffers.)
+struct Geometry {
+  int C, H, W, KH, KW, SH, SW, PH, PW, OH, OW;
+  size_t P;
+  explicit Geometry(const Conv2dShape& s)
+      : C(s.C), H(s.H), W(s.W), KH(s.KH), KW(s.KW), SH(s.SH), SW(s.SW), PH(s.PH), PW(s.PW),
+        OH(s.OH()), OW(s.OW()), P((size_t)OH * OW) {}
+  std::pair<int, int> valid_cols(int kw) const {
+    const int first = PW - kw;         // ow*SW >= PW - kw
+    const int last = W - 1 + PW - kw;  // ow*SW <= W - 1 + PW - kw
+    int lo = first <= 0 ? 0 : (first + SW - 1) / SW;
+    int hi = last < 0 ? 0 : last / SW + 1;
+    lo = std::min(lo, OW);
+    hi = std::max(lo, std::min(hi, OW));
+    return {lo, hi};
+  }
+};
+
+// im2col of one image xn (C,H,W) into col (CKK, P), rows in order.
+static void im2col(float* col, const float* xn, const Conv2dShape& s) {
+  const Geometry g(s);
+  for (int c = 0; c < g.C; c++) {
+    const float* xc = xn + (size_t)c * g.H * g.W;
+    for (int kh = 0; kh < g.KH; kh++) {
+      // output rows [oh_lo, oh_hi) read input rows ih = oh*SH - PH + kh inside [0, H)
+      const int t_lo = g.PH - kh, t_hi = g.H - 1 + g.PH - kh;
+      const int oh_lo = std::min(g.OH, t_lo <= 0 ? 0 : (t_lo + g.SH - 1) / g.SH);
+      const int oh_hi = std::max(oh_lo, std::min(g.OH, t_hi < 0 ? 0 : t_hi / g.SH + 1));
+      for (int kw = 0; kw < g.KW; kw++) {
+        float* row = col + (size_t)((c * g.KH + kh) * g.KW + kw) * g.P;
+        const auto [lo, hi] = g.valid_cols(kw);
+        std::fill(row, row + (size_t)oh_lo * g.OW, 0.0f);
+        std::fill(row + (size_t)oh_hi * g.OW, row + g.P, 0.0f);
+        // xr[ow*SW] = x[ih, ow*SW - PW + kw] for the first valid row; rows are SH*W apart
+        const float* xr = xc + (idx)(oh_lo * g.SH - g.PH + kh) * g.W - g.PW + kw;
+        const idx step = (idx)g.SH * g.W;
+        float* d = row + (size_t)oh_lo * g.OW;
+#if defined(__AVX512F__)
+        if (g.SW == 1 && lo == 0 && hi == g.OW && g.OW <= 16) {
+          // Whole rows of at most 16: one load and store each. The load zeroes the lanes past
+          // the row, and a full-width store writes them on: into the next rows of this output
+          // row (overwritten by the next store, or padding rows that must be 0 anyway), or past
+          // its end into a later col row (written afterwards) or the slot's dyT (written later;
+          // round16 padding keeps it at least 16 floats). The last row's store is masked.
+          const __mmask16 m = (__mmask16)((1u << g.OW) - 1);
+          for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
+            const __m512 v = _mm512_maskz_loadu_ps(m, xr);
+            if (oh + 1 < oh_hi) _mm512_storeu_ps(d, v);
+            else _mm512_mask_storeu_ps(d, m, v);
           }
-          const float* xr = xc + (size_t)ih * s.W;
-          for (int ow = 0; ow < OW; ow++) {
-            const int iw = ow * s.SW - s.PW + kw;
-            d[ow] = (iw >= 0 && iw < s.W) ? xr[iw] : 0.0f;
-          }
+          continue;
+        }
+#endif
+        for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
+          std::fill(d, d + lo, 0.0f);
+          if (g.SW == 1) copy_span(d + lo, xr + lo, hi - lo);
+          else for (int ow = lo; ow < hi; ow++) d[ow] = xr[(idx)ow * g.SW];
+          std::fill(d + hi, d + g.OW, 0.0f);
         }
       }
+    }
+  }
 }
 
-// The column matrix of the whole batch: image n fills columns [n*P, (n+1)*P).
-static void im2col_batch(float* col, const float* x, const Conv2dShape& s, int nt) {
-  const size_t P = (size_t)s.OH() * s.OW(), NP = (size_t)s.N * P;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int n = 0; n < s.N; n++) im2col(col + (size_t)n * P, NP, x + (size_t)n * s.C * s.H * s.W, s);
-}
-
-// col2im: dxn (C,H,W) = 0, then every column entry added back to the pixel it was copied from.
-static void col2im(float* dxn, const float* col, size_t ld, const Conv2dShape& s) {
-  const int OH = s.OH(), OW = s.OW();
-  std::fill(dxn, dxn + (size_t)s.C * s.H * s.W, 0.0f);
-  for (int c = 0; c < s.C; c++)
-    for (int kh = 0; kh < s.KH; kh++)
-      for (int kw = 0; kw < s.KW; kw++) {
-        const float* src = col + (size_t)((c * s.KH + kh) * s.KW + kw) * ld;
-        float* dc = dxn + (size_t)c * s.H * s.W;
-        for (int oh = 0; oh < OH; oh++) {
-          const int ih = oh * s.SH - s.PH + kh;
-          if (ih < 0 || ih >= s.H) continue;
-          float* dr = dc + (size_t)ih * s.W;
-          const float* sr = src + (size_t)oh * OW;
-          for (int ow = 0; ow < OW; ow++) {
-            const int iw = ow * s.SW - s.PW + kw;
-            if (iw >= 0 && iw < s.W) dr[iw] += sr[ow];
-          }
+// col2im: dxn (C,H,W) = the sum, over every entry of col (CKK, P), of that entry added to the pixel
+// it was copied from. Reference form: zero dxn, then scatter-add (any stride).
+static void col2im_scatter(float* dxn, const float* col, const Geometry& g) {
+  std::fill(dxn, dxn + (size_t)g.C * g.H * g.W, 0.0f);
+  for (int c = 0; c < g.C; c++) {
+    float* dc = dxn + (size_t)c * g.H * g.W;
+    for (int kh = 0; kh < g.KH; kh++)
+      for (int kw = 0; kw < g.KW; kw++) {
+        const float* src = col + (size_t)((c * g.KH + kh) * g.KW + kw) * g.P;
+        const auto [lo, hi] = g.valid_cols(kw);
+        for (int oh = 0; oh < g.OH; oh++, src += g.OW) {
+          const int ih = oh * g.SH - g.PH + kh;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int ow = lo; ow < hi; ow++) dc[(size_t)ih * g.W + ow * g.SW - g.PW + kw] += src[ow];
         }
       }
+  }
 }
 
-// y (N,OC,OH,OW) = conv(x, w) + bias
-void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dShape& s, float* workspace) {
-  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
-  const size_t NP = (size_t)s.N * P;
-  float* col = workspace;
-  float* ymat = workspace + (size_t)CKK * NP;
-  const int nt = get_num_threads();
-  im2col_batch(col, x, s, nt);
-  sgemm(false, false, s.OC, (int)NP, CKK, 1.0f, w, CKK, col, (int)NP, 0.0f, ymat, (int)NP);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int n = 0; n < s.N; n++)
-    for (int oc = 0; oc < s.OC; oc++) {
-      const float b = bias ? bias[oc] : 0.0f;
-      const float* src = ymat + (size_t)oc * NP + (size_t)n * P;
-      float* dst = y + ((size_t)n * s.OC + oc) * P;
-      for (int p = 0; p < P; p++) dst[p] = src[p] + b;
+#if defined(__AVX512F__)
+// Gather form for SW == 1: each 16-wide piece of an input row sums, in registers, every (kh, kw)
+// entry that lands on it, and is stored once. (Scatter-adding overlapping spans through memory
+// instead stalls on store-to-load forwarding, the kw-shifted spans overlapping the last store.)
+static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
+  for (int c = 0; c < g.C; c++)
+    for (int ih = 0; ih < g.H; ih++) {
+      float* drow = dxn + ((size_t)c * g.H + ih) * g.W;
+      for (int j0 = 0; j0 < g.W; j0 += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int kh = 0; kh < g.KH; kh++) {
+          const int t = ih + g.PH - kh;  // = oh * SH
+          if (t < 0 || t % g.SH != 0 || t / g.SH >= g.OH) continue;
+          const float* src = col + (size_t)(c * g.KH + kh) * g.KW * g.P + (size_t)(t / g.SH) * g.OW;
+          for (int kw = 0; kw < g.KW; kw++, src += g.P) {
+            // lane i is input column iw = j0 + i, fed by output column ow = iw + PW - kw
+            const int off = j0 + g.PW - kw;                     // ow of lane 0
+            const int i_lo = std::max(0, -off);                 // ow >= 0
+            const int i_hi = std::min({16, g.OW - off, g.W - j0});  // ow < OW, iw < W
+            if (i_lo >= i_hi) continue;
+            const __mmask16 m = (__mmask16)(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, src + off));
+          }
+        }
+        const int n = std::min(16, g.W - j0);
+        _mm512_mask_storeu_ps(drow + j0, (__mmask16)((1u << n) - 1), acc);
+      }
+    }
+}
+#endif
+
+static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
+  const Geometry g(s);
+#if defined(__AVX512F__)
+  if (g.SW == 1) return col2im_rows(dxn, col, g);
+#endif
+  col2im_scatter(dxn, col, g);
+}
+
+// dyT (P, OC) = dyn (OC, P) transposed.
+static void transpose(float* dst, const float* src, int rows, int cols) {
+  constexpr int B = 16;
+  for (int i0 = 0; i0 < rows; i0 += B)
+    for (int j0 = 0; j0 < cols; j0 += B) {
+      const int i1 = std::min(i0 + B, rows), j1 = std::min(j0 + B, cols);
+      for (int j = j0; j < j1; j++)
+        for (int i = i0; i < i1; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
     }
 }
 
-// dx = conv-transpose(dy, w); dw += dy (*) x; dbias += sum dy
-void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, float* workspace) {
+// ---------------------------------------------------------------------------------------------
+// Small GEMM: C (M, NC) = A (M, K) @ B (K, NC) [+ bias per row], or C += A @ B.
+// A is read in place through strides (A(r, k) = A[r*ars + k*aks]), so W and W^T need no copy;
+// B rows are contiguous (ldb apart); C rows ldc apart.
+
+struct GemmArgs {
+  int K;
+  const float* A;
+  idx ars, aks;
+  const float* B;
+  idx ldb;
+  float* C;
+  idx ldc;
+  bool accumulate;     // C += A @ B (else C = A @ B + bias)
+  const float* bias;   // per row of C, may be null
+};
+
+// One tile: rows [0, MR) of A and C (pointers already offset), NCOLS <= 16*NV columns of B / C.
+// Accumulates over all of K in registers, then writes C once.
+template <int MR, int NV>
+static void tile(const GemmArgs& g, const float* A, const float* B, float* C, int ncols) {
+  const int K = g.K;
+  const idx ars = g.ars, aks = g.aks, ldb = g.ldb, ldc = g.ldc;
+#if defined(__AVX512F__)
+  __mmask16 mask[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) mask[v] = (__mmask16)((1u << std::clamp(ncols - 16 * v, 0, 16)) - 1);
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    __m512 b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + 16 * v);
+    const float* ak = A + k * aks;
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(ak[r * ars]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + 16 * v;
+      __m512 out = acc[r][v];
+      if (g.accumulate) out = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], c), out);
+      else if (g.bias) out = _mm512_add_ps(out, _mm512_set1_ps(g.bias[r]));
+      _mm512_mask_storeu_ps(c, mask[v], out);
+    }
+#else
+  float acc[MR][16 * NV] = {};
+  for (int k = 0; k < K; k++) {
+    const float* bk = B + k * ldb;
+    const float* ak = A + k * aks;
+    for (int r = 0; r < MR; r++) {
+      const float a = ak[r * ars];
+#pragma omp simd
+      for (int j = 0; j < 16 * NV; j++) acc[r][j] += a * (j < ncols ? bk[j] : 0.0f);
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    float* c = C + r * ldc;
+    for (int j = 0; j < ncols; j++)
+      c[j] = g.accumulate ? c[j] + acc[r][j] : acc[r][j] + (g.bias ? g.bias[r] : 0.0f);
+  }
+#endif
+}
+
+using TileFn = void (*)(const GemmArgs&, const float*, const float*, float*, int);
+// The tile of MR = mr rows (1 <= mr <= sizeof...(R)) and NV vectors of columns.
+template <int NV, int... R>
+static TileFn pick_tile(int mr, std::integer_sequence<int, R...>) {
+  static constexpr TileFn table[] = {&tile<R + 1, NV>...};
+  return table[mr - 1];
+}
+
+// One column block of C (ncols <= 16*NV columns from B and C): tiles of MR rows down all M rows,
+// the last taking the rows that remain.
+template <int MR, int NV>
+static void column_block(int M, const GemmArgs& g, const float* B, float* C, int ncols) {
+  for (int i0 = 0; i0 < M; i0 += MR) {
+    GemmArgs gi = g;
+    gi.bias = g.bias ? g.bias + i0 : nullptr;
+    pick_tile<NV>(std::min(MR, M - i0), std::make_integer_sequence<int, MR>())(
+        gi, g.A + i0 * g.ars, B, C + i0 * g.ldc, ncols);
+  }
+}
+
+// Tiles: 8 rows x 32 columns where at least 17 columns remain, else 16 rows x 16 columns
+// (both 16 accumulator registers); the last rows / columns of C take a narrower tile.
+static void small_gemm(int M, int NC, const GemmArgs& g) {
+  for (int j0 = 0; j0 < NC; j0 += 32) {
+    const int ncols = std::min(32, NC - j0);
+    if (ncols > 16) column_block<8, 2>(M, g, g.B + j0, g.C + j0, ncols);
+    else column_block<16, 1>(M, g, g.B + j0, g.C + j0, ncols);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias; threads split the batch.
+void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
+                    const Conv2dShape& s, float* workspace, int num_threads) {
   const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
-  const size_t NP = (size_t)s.N * P;
-  float* col = workspace;
-  float* ymat = workspace + (size_t)CKK * NP;
-  const int nt = get_num_threads();
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int n = 0; n < s.N; n++)
-    for (int oc = 0; oc < s.OC; oc++)
-      std::memcpy(ymat + (size_t)oc * NP + (size_t)n * P, dy + ((size_t)n * s.OC + oc) * P,
-                  P * sizeof(float));
-  if (dbias) {
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int oc = 0; oc < s.OC; oc++) {
-      const float* r = ymat + (size_t)oc * NP;
-      float sum = 0.0f;
-      for (size_t i = 0; i < NP; i++) sum += r[i];
+  const size_t slot = slot_floats(s);
+  const int nt = slots(s, num_threads);
+#pragma omp parallel num_threads(nt)
+  {
+    float* col = workspace + (size_t)omp_get_thread_num() * slot;
+#pragma omp for schedule(static)
+    for (int n = 0; n < s.N; n++) {
+      im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
+      // y[n] (OC, P) = W (OC, CKK) @ col (CKK, P) + bias
+      GemmArgs g{CKK, w, CKK, 1, col, P, y + (size_t)n * s.OC * P, P, false, bias};
+      small_gemm(s.OC, P, g);
+    }
+  }
+}
+
+// From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
+void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                     const float* w, const Conv2dShape& s, float* workspace, int num_threads) {
+  if (!dx && !dw && !dbias) return;
+  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW, OC = s.OC;
+  const size_t slot = slot_floats(s), part = partial_floats(s);
+  const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
+  float* partials = workspace + (size_t)nslots * slot;
+  const int nt = std::min(nslots, chunks);
+#pragma omp parallel num_threads(nt)
+  {
+    float* col = workspace + (size_t)omp_get_thread_num() * slot;
+    float* dyT = col + round16((size_t)CKK * P);
+#pragma omp for schedule(static)
+    for (int ch = 0; ch < chunks; ch++) {
+      float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) of this chunk
+      float* pdb = pdw + (size_t)CKK * OC;
+      if (dw) std::fill(pdw, pdw + (size_t)CKK * OC, 0.0f);
+      if (dbias) std::fill(pdb, pdb + OC, 0.0f);
+      const int n0 = (int)((long)s.N * ch / chunks), n1 = (int)((long)s.N * (ch + 1) / chunks);
+      for (int n = n0; n < n1; n++) {
+        const float* dyn = dy + (size_t)n * OC * P;
+        if (dbias)
+          for (int oc = 0; oc < OC; oc++) {
+            const float* r = dyn + (size_t)oc * P;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (int p = 0; p < P; p++) sum += r[p];
+            pdb[oc] += sum;
+          }
+        if (dw) {
+          // dW^T (CKK, OC) += col (CKK, P) @ dy[n]^T (P, OC)
+          im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
+          transpose(dyT, dyn, OC, P);
+          GemmArgs g{P, col, P, 1, dyT, OC, pdw, OC, true, nullptr};
+          small_gemm(CKK, OC, g);
+        }
+        if (dx) {
+          // dcol (CKK, P) = W^T (CKK, OC) @ dy[n] (OC, P), reusing col; then col2im.
+          GemmArgs g{OC, w, 1, CKK, dyn, P, col, P, false, nullptr};
+          small_gemm(CKK, P, g);
+          col2im(dx + (size_t)n * s.C * s.H * s.W, col, s);
+        }
+      }
+    }
+    // Partials added in chunk order, element by element (any split of the elements is exact).
+    if (dw) {
+#pragma omp for schedule(static)
+      for (int oc = 0; oc < OC; oc++)
+        for (int k = 0; k < CKK; k++) {
+          float sum = partials[(size_t)k * OC + oc];
+          for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)k * OC + oc];
+          dw[(size_t)oc * CKK + k] += sum;
+        }
+    }
+  }
+  if (dbias)
+    for (int oc = 0; oc < OC; oc++) {
+      float sum = partials[(size_t)CKK * OC + oc];
+      for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)CKK * OC + oc];
       dbias[oc] += sum;
     }
-  }
-  if (dw) {
-    im2col_batch(col, x, s, nt);
-    sgemm(false, true, s.OC, CKK, (int)NP, 1.0f, ymat, (int)NP, col, (int)NP, 1.0f, dw, CKK);
-  }
-  if (dx) {
-    sgemm(true, false, CKK, (int)NP, s.OC, 1.0f, w, CKK, ymat, (int)NP, 0.0f, col, (int)NP);
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int n = 0; n < s.N; n++)
-      col2im(dx + (size_t)n * s.C * s.H * s.W, col + (size_t)n * P, NP, s);
-  }
 }
 
 }  // namespace nnfast

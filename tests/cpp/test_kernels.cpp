@@ -57,8 +57,8 @@ static void test_conv_and_linear() {
   const int OH = s.OH(), OW = s.OW();
   auto x = randn((size_t)s.N * s.C * s.H * s.W), w = randn((size_t)s.OC * s.C * s.KH * s.KW);
   auto b = randn(s.OC), dy = randn((size_t)s.N * s.OC * OH * OW);
-  std::vector<float> y(dy.size()), ws(conv2d_workspace_size(s, 2));
-  conv2d_forward(y.data(), x.data(), w.data(), b.data(), s, ws.data());
+  std::vector<float> y(dy.size()), ws(conv2d_workspace_size(s, get_num_threads()));
+  conv2d_forward(y.data(), x.data(), w.data(), b.data(), s, ws.data(), get_num_threads());
   std::vector<float> ry(y.size()), rdx(x.size(), 0.0f), rdw(w.size(), 0.0f), rdb(s.OC, 0.0f);
   for (int n = 0; n < s.N; n++)
     for (int o = 0; o < s.OC; o++)
@@ -82,7 +82,8 @@ static void test_conv_and_linear() {
         }
   expect_close("conv2d_forward", y, ry);
   std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.OC, 0.0f);
-  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data());
+  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data(),
+                  get_num_threads());
   expect_close("conv2d_backward dx", dx, rdx);
   expect_close("conv2d_backward dw", dw, rdw);
   expect_close("conv2d_backward db", db, rdb);

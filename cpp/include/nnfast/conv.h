@@ -14,16 +14,21 @@ struct Conv2dShape {
   int OW() const { return (W + 2 * PW - KW) / SW + 1; }
 };
 
-// Floats of scratch space conv2d_forward / conv2d_backward need (im2col buffers, per thread).
+// Floats of scratch space conv2d_forward / conv2d_backward need when they run on num_threads
+// threads (an im2col buffer per thread, and partial weight gradients of fixed batch chunks).
 size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
+
+// The kernels use at most num_threads threads (pass nnfast::get_num_threads(), read once, to both
+// conv2d_workspace_size and the kernel: the workspace holds one slice per thread). Results do not
+// depend on num_threads.
 
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias (OC); bias may be null.
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
-                    const Conv2dShape& s, float* workspace);
+                    const Conv2dShape& s, float* workspace, int num_threads);
 
 // From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += .
 // Any of dx, dw, dbias may be null.
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, float* workspace);
+                     const float* w, const Conv2dShape& s, float* workspace, int num_threads);
 
 }  // namespace nnfast
