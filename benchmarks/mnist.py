@@ -314,6 +314,10 @@ def main(argv=None):
             # The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches.
             max_steps = 20 if args.quick and spec["image"] and engine_name == "numpy" else None
             engine = ENGINES[engine_name](spec, weights, args.threads)
+            # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for
+            # about 0.1 s after their last call, taking a core from whoever runs next: measured,
+            # nnfast's first MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
+            time.sleep(1.0)
             with PeakRSS() as mem:
                 run = train_and_time(engine, x, y_train, xt, y_test, orders, max_steps)
             run.update(model=key, engine=engine_name, title=spec["title"], epochs=epochs,

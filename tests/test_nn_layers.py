@@ -164,3 +164,37 @@ def test_sequential_container():
     with pytest.raises(TypeError):
         model.add("relu")
     assert len(model.parameters()) == 4
+
+
+def lenet_like():
+    nf.seed(3)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(4 * 3 * 3, 8), nn.Sigmoid(), nn.Dropout(0.5), nn.Linear(8, 3))
+
+
+def test_no_grad_gives_the_same_outputs_and_keeps_nothing_for_backward():
+    model, x = lenet_like().eval(), x32(5, 2, 1, 8, 8)
+    y = model(x)
+    with nf.no_grad():
+        np.testing.assert_array_equal(model(x), y)
+        with nf.no_grad():
+            pass
+        model(x)                      # after a nested block: still off, so nothing is kept
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model.backward(np.ones_like(y))
+    loss = nn.CrossEntropyLoss()
+    with nf.no_grad():
+        loss(y, np.array([0, 2]))
+    with pytest.raises(RuntimeError, match="before forward"):
+        loss.backward()
+    model(x)                          # tracked again outside the block
+    assert model.backward(np.ones_like(y)).shape == x.shape
+
+
+def test_predict_runs_without_keeping_activations():
+    model = lenet_like()
+    x = x32(6, 3, 1, 8, 8)
+    model.predict(x, batch_size=2)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model.backward(np.ones((1, 3), np.float32))
+    assert model.training           # predict put the training mode back

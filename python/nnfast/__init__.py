@@ -5,6 +5,7 @@
 """
 from . import _core
 from . import data, metrics, nn, optim, reference  # noqa: F401  (public sub-modules)
+from ._grad import no_grad
 from ._rng import seed
 from .io import ModelFileError, load
 from .training import Callback, EarlyStopping, History
@@ -21,5 +22,6 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-__all__ = ["nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "set_num_threads",
+__all__ = ["nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "no_grad",
+           "set_num_threads",
            "get_num_threads", "Callback", "EarlyStopping", "History", "__version__"]

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _rng
+from ._grad import no_grad
 
 
 # ---------------------------------------------------------------------------------- callbacks
@@ -325,7 +326,9 @@ class TrainingMixin:
         self.eval()
         try:
             for idx in batch_slices(len(x), batch_size):
-                yield idx, self.forward(_as_batch(x[idx]))
+                with no_grad():
+                    out = self.forward(_as_batch(x[idx]))
+                yield idx, out
         finally:
             self.train(was_training)
 

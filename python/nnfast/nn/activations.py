@@ -1,6 +1,7 @@
 """Activation layers: elementwise (ReLU, LeakyReLU, Sigmoid, Tanh, Threshold) and over the last
 axis (Softmax, LogSoftmax). Each caches what its backward needs: the input or the output."""
 from .. import _core
+from .._grad import saved_for_backward
 from ._arrays import as_float32
 from .module import Module, require_forward
 
@@ -22,7 +23,7 @@ class _Activation(Module):
     def forward(self, x):
         x = as_float32(x, type(self).__name__)
         y = self._forward(x)
-        self._saved = y if self.uses_output else x
+        self._saved = saved_for_backward(y if self.uses_output else x)
         return y
 
     def backward(self, grad_out):

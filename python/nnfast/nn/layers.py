@@ -4,6 +4,7 @@ ZeroPad2d, Identity. Layouts are PyTorch's: Linear weight (out, in); Conv2d weig
 import numpy as np
 
 from .. import _core, _rng
+from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
 from .init import initialize
 from .module import Module, Parameter, require_forward
@@ -43,7 +44,7 @@ class Linear(_WeightedLayer):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
-        self._x = x
+        self._x = saved_for_backward(x)
         return _core.linear_forward(x, self.weight.data, self.bias.data if self.bias else None)
 
     def _backward(self, grad_out, need_dx):
@@ -86,7 +87,7 @@ class Conv2d(_WeightedLayer):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), "
                              f"got {shape_str(x.shape)}")
-        self._x = x
+        self._x = saved_for_backward(x)
         return _core.conv2d_forward(x, self.weight.data, self.bias.data if self.bias else None,
                                     self.stride, self.padding)
 
@@ -141,8 +142,9 @@ class MaxPool2d(_Pool2d):
     """Window maxima over (N, C, H, W); backward routes each gradient to its argmax."""
 
     def forward(self, x):
-        y, self._argmax = _core.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
-                                                  self.padding)
+        y, argmax = _core.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
+                                            self.padding)
+        self._argmax = saved_for_backward(argmax)
         return y
 
     def backward(self, grad_out):
@@ -200,7 +202,8 @@ class Dropout(Module):
             self._mask = False
             return x
         seed = int(_rng.generator().integers(0, 2**63))
-        y, self._mask = _core.dropout_forward(x, self.p, seed)
+        y, mask = _core.dropout_forward(x, self.p, seed)
+        self._mask = saved_for_backward(mask)
         return y
 
     def backward(self, grad_out):

@@ -3,6 +3,7 @@ caches what ``loss_fn.backward()`` needs to return d loss / d output."""
 import numpy as np
 
 from .. import _core
+from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
 from .module import Module, require_forward
 
@@ -56,11 +57,11 @@ class CrossEntropyLoss(Loss):
         if t.ndim == 2:
             t = matching_target(t, z, "CrossEntropyLoss")
             loss, probs = _core.cross_entropy_soft_forward(z, t)
-            self._cache = (probs, t, True)
+            self._cache = saved_for_backward((probs, t, True))
         else:
             y = class_labels(t, z.shape[0], "CrossEntropyLoss")
             loss, probs = _core.cross_entropy_forward(z, y)
-            self._cache = (probs, y, False)
+            self._cache = saved_for_backward((probs, y, False))
         return loss
 
     def backward(self, grad=1.0):
@@ -78,7 +79,7 @@ class NLLLoss(Loss):
         if logp.ndim != 2:
             raise ValueError(f"NLLLoss expected log-probabilities (N, C), got {shape_str(logp.shape)}")
         y = class_labels(target, logp.shape[0], "NLLLoss")
-        self._cache = (y, logp.shape[1])
+        self._cache = saved_for_backward((y, logp.shape[1]))
         return _core.nll_forward(logp, y)
 
     def backward(self, grad=1.0):
@@ -95,7 +96,7 @@ class _ElementwiseLoss(Loss):
         who = type(self).__name__
         p = as_float32(output, who, "output")
         t = matching_target(target, p, who)
-        self._cache = (p, t)
+        self._cache = saved_for_backward((p, t))
         return getattr(_core, self.kernel + "_forward")(p, t)
 
     def backward(self, grad=1.0):
@@ -142,7 +143,7 @@ class ProbabilityCrossEntropy(Loss):
             t = np.eye(p.shape[1], dtype=np.float32)[y]
         t = matching_target(t, p, "categorical_crossentropy")
         clipped = np.clip(p, self.EPS, 1 - self.EPS)
-        self._cache = (clipped, t)
+        self._cache = saved_for_backward((clipped, t))
         return float(-np.sum(t * np.log(clipped), dtype=np.float64) / p.shape[0])
 
     def backward(self, grad=1.0):

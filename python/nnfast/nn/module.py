@@ -150,7 +150,9 @@ class Module(TrainingMixin):
 
 
 def require_forward(module, cache):
-    """Raise a clear error when backward is called before forward."""
+    """Raise a clear error when backward is called before forward (or after one run under
+    ``no_grad``, which keeps nothing)."""
     if cache is None:
-        raise RuntimeError(f"{type(module).__name__}.backward called before forward")
+        raise RuntimeError(f"{type(module).__name__}.backward called before forward (or after "
+                           "a forward under nnfast.no_grad(), which keeps nothing for backward)")
     return cache
