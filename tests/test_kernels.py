@@ -74,6 +74,27 @@ def _op(x, trans):
     return x.T if trans else x
 
 
+@pytest.mark.parametrize("m,n,k", [
+    (100, 100, 784),   # unpacked path, threads split rows (an MLP's first layer)
+    (8, 300, 50),      # unpacked path, threads split 32-column blocks (a single row band)
+    (40, 700, 1000),   # unpacked path for few rows although op(B) is past 1 MB
+    (130, 700, 600),   # packed (GotoBLAS) path
+])
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+def test_sgemm_paths_are_correct_and_thread_independent(restore_threads, m, n, k, ta, tb):
+    a = f32(1, *((k, m) if ta else (m, k)))
+    b = f32(2, *((n, k) if tb else (k, n)))
+    c = f32(3, m, n)
+    expected = -1.5 * (_op(a, ta).astype(np.float64) @ _op(b, tb)) + 0.5 * c
+    outputs = []
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        outputs.append(core.sgemm(a, b, ta, tb, -1.5, 0.5, c.copy()))
+    assert_close(outputs[0], expected)
+    for other in outputs[1:]:
+        np.testing.assert_array_equal(outputs[0], other)
+
+
 def test_sgemm_beta_zero_ignores_garbage():
     a, b = f32(1, 5, 4), f32(2, 4, 6)
     c = np.full((5, 6), np.nan, dtype=np.float32)

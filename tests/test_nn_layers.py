@@ -198,3 +198,22 @@ def test_predict_runs_without_keeping_activations():
     with pytest.raises(RuntimeError, match="no_grad"):
         model.backward(np.ones((1, 3), np.float32))
     assert model.training           # predict put the training mode back
+
+
+def test_no_grad_is_per_thread():
+    import threading
+    model, x = lenet_like(), x32(7, 2, 1, 8, 8)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_no_grad():
+        with nf.no_grad():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold_no_grad)
+    worker.start()
+    inside.wait(5)
+    y = model(x)                     # this thread still tracks gradients
+    release.set()
+    worker.join()
+    assert model.backward(np.ones_like(y)).shape == x.shape

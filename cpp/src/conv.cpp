@@ -22,6 +22,8 @@
 //   dw_chunks(N) partials of [dW^T (CKK*OC) | dbias (OC)]   (backward only)
 #include "nnfast/conv.h"
 
+#include "nnfast/gemm.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -210,120 +212,6 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
   col2im_scatter(dxn, col, g);
 }
 
-// dyT (P, OC) = dyn (OC, P) transposed.
-static void transpose(float* dst, const float* src, int rows, int cols) {
-  constexpr int B = 16;
-  for (int i0 = 0; i0 < rows; i0 += B)
-    for (int j0 = 0; j0 < cols; j0 += B) {
-      const int i1 = std::min(i0 + B, rows), j1 = std::min(j0 + B, cols);
-      for (int j = j0; j < j1; j++)
-        for (int i = i0; i < i1; i++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Small GEMM: C (M, NC) = A (M, K) @ B (K, NC) [+ bias per row], or C += A @ B.
-// A is read in place through strides (A(r, k) = A[r*ars + k*aks]), so W and W^T need no copy;
-// B rows are contiguous (ldb apart); C rows ldc apart.
-
-struct GemmArgs {
-  int K;
-  const float* A;
-  idx ars, aks;
-  const float* B;
-  idx ldb;
-  float* C;
-  idx ldc;
-  bool accumulate;     // C += A @ B (else C = A @ B + bias)
-  const float* bias;   // per row of C, may be null
-};
-
-// One tile: rows [0, MR) of A and C (pointers already offset), NCOLS <= 16*NV columns of B / C.
-// Accumulates over all of K in registers, then writes C once.
-template <int MR, int NV>
-static void tile(const GemmArgs& g, const float* A, const float* B, float* C, int ncols) {
-  const int K = g.K;
-  const idx ars = g.ars, aks = g.aks, ldb = g.ldb, ldc = g.ldc;
-#if defined(__AVX512F__)
-  __mmask16 mask[NV];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; v++) mask[v] = (__mmask16)((1u << std::clamp(ncols - 16 * v, 0, 16)) - 1);
-  __m512 acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k++) {
-    __m512 b[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + 16 * v);
-    const float* ak = A + k * aks;
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; r++) {
-      const __m512 a = _mm512_set1_ps(ak[r * ars]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
-    }
-  }
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-      float* c = C + r * ldc + 16 * v;
-      __m512 out = acc[r][v];
-      if (g.accumulate) out = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[v], c), out);
-      else if (g.bias) out = _mm512_add_ps(out, _mm512_set1_ps(g.bias[r]));
-      _mm512_mask_storeu_ps(c, mask[v], out);
-    }
-#else
-  float acc[MR][16 * NV] = {};
-  for (int k = 0; k < K; k++) {
-    const float* bk = B + k * ldb;
-    const float* ak = A + k * aks;
-    for (int r = 0; r < MR; r++) {
-      const float a = ak[r * ars];
-#pragma omp simd
-      for (int j = 0; j < 16 * NV; j++) acc[r][j] += a * (j < ncols ? bk[j] : 0.0f);
-    }
-  }
-  for (int r = 0; r < MR; r++) {
-    float* c = C + r * ldc;
-    for (int j = 0; j < ncols; j++)
-      c[j] = g.accumulate ? c[j] + acc[r][j] : acc[r][j] + (g.bias ? g.bias[r] : 0.0f);
-  }
-#endif
-}
-
-using TileFn = void (*)(const GemmArgs&, const float*, const float*, float*, int);
-// The tile of MR = mr rows (1 <= mr <= sizeof...(R)) and NV vectors of columns.
-template <int NV, int... R>
-static TileFn pick_tile(int mr, std::integer_sequence<int, R...>) {
-  static constexpr TileFn table[] = {&tile<R + 1, NV>...};
-  return table[mr - 1];
-}
-
-// One column block of C (ncols <= 16*NV columns from B and C): tiles of MR rows down all M rows,
-// the last taking the rows that remain.
-template <int MR, int NV>
-static void column_block(int M, const GemmArgs& g, const float* B, float* C, int ncols) {
-  for (int i0 = 0; i0 < M; i0 += MR) {
-    GemmArgs gi = g;
-    gi.bias = g.bias ? g.bias + i0 : nullptr;
-    pick_tile<NV>(std::min(MR, M - i0), std::make_integer_sequence<int, MR>())(
-        gi, g.A + i0 * g.ars, B, C + i0 * g.ldc, ncols);
-  }
-}
-
-// Tiles: 8 rows x 32 columns where at least 17 columns remain, else 16 rows x 16 columns
-// (both 16 accumulator registers); the last rows / columns of C take a narrower tile.
-static void small_gemm(int M, int NC, const GemmArgs& g) {
-  for (int j0 = 0; j0 < NC; j0 += 32) {
-    const int ncols = std::min(32, NC - j0);
-    if (ncols > 16) column_block<8, 2>(M, g, g.B + j0, g.C + j0, ncols);
-    else column_block<16, 1>(M, g, g.B + j0, g.C + j0, ncols);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias; threads split the batch.
@@ -339,8 +227,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
     for (int n = 0; n < s.N; n++) {
       im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
       // y[n] (OC, P) = W (OC, CKK) @ col (CKK, P) + bias
-      GemmArgs g{CKK, w, CKK, 1, col, P, y + (size_t)n * s.OC * P, P, false, bias};
-      small_gemm(s.OC, P, g);
+      gemm_strided({s.OC, P, CKK, w, CKK, 1, col, P, y + (size_t)n * s.OC * P, P, 1.0f, 0.0f, bias});
     }
   }
 }
@@ -378,14 +265,12 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
         if (dw) {
           // dW^T (CKK, OC) += col (CKK, P) @ dy[n]^T (P, OC)
           im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
-          transpose(dyT, dyn, OC, P);
-          GemmArgs g{P, col, P, 1, dyT, OC, pdw, OC, true, nullptr};
-          small_gemm(CKK, OC, g);
+          transpose(dyT, OC, dyn, P, OC, P);
+          gemm_strided({CKK, OC, P, col, P, 1, dyT, OC, pdw, OC, 1.0f, 1.0f, nullptr});
         }
         if (dx) {
           // dcol (CKK, P) = W^T (CKK, OC) @ dy[n] (OC, P), reusing col; then col2im.
-          GemmArgs g{OC, w, 1, CKK, dyn, P, col, P, false, nullptr};
-          small_gemm(CKK, P, g);
+          gemm_strided({CKK, P, OC, w, 1, CKK, dyn, P, col, P, 1.0f, 0.0f, nullptr});
           col2im(dx + (size_t)n * s.C * s.H * s.W, col, s);
         }
       }

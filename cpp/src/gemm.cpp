@@ -1,7 +1,11 @@
 // SGEMM (packed panels + register-blocked AVX-512 / AVX2 micro-kernel), matmul and Linear.
 //
 // Layout: row-major throughout. sgemm computes C = alpha * op(A) op(B) + beta * C.
-// The fast path follows the GotoBLAS/BLIS scheme:
+// Two paths, chosen by the shape alone:
+//  - unpacked (gemm_strided, AVX-512 builds): when op(B) fits in L2 or A has at most 64 rows,
+//    register tiles read op(A) and op(B) in place (op(B) transposed once when trans_b) and sum
+//    all of K at once; below that size packing costs as much as the product (see sgemm_strided).
+//  - packed, for the rest, following the GotoBLAS/BLIS scheme:
 //   for each NC-wide column block of B:
 //     for each KC-deep slice of K:
 //       pack op(B)[kc, nc] into NR-wide column panels (k-major inside a panel)
@@ -17,8 +21,10 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace nnfast {
@@ -171,6 +177,221 @@ struct PackBuffer {
   ~PackBuffer() { std::free(data); }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Unpacked path (gemm_strided): no packing at all. A tile of MR rows x 16*NV columns of C stays
+// in registers over the whole of K, broadcasting A(i, k) from wherever it lives and loading
+// 16-float pieces of B's row k, then C is written once. Used when B fits in cache (small and
+// skinny products: every Linear layer of an MNIST network, a convolution's per-image products),
+// where packing would cost as much as the product.
+
+using idx = std::ptrdiff_t;
+
+#if defined(__AVX512F__)
+// GCC 12 warns that the shuffles' internal _mm512_undefined_ps() "may be used uninitialized" (a
+// known false positive of its self-initialised placeholder).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// One block: dst (cols x rows, rows ldd apart) = src (rows x cols, rows lds apart)^T, rows and
+// cols <= 16. Four shuffle stages (pairs of rows, 4 x 4 blocks inside 128-bit lanes, then the
+// lanes twice) take the 16 x 16 transpose in 64 shuffles; missing rows / columns are zeros that
+// are never stored.
+static inline void transpose_block16(float* dst, idx ldd, const float* src, idx lds, int rows,
+                                     int cols) {
+  const __mmask16 cm = (__mmask16)((1u << cols) - 1), rm = (__mmask16)((1u << rows) - 1);
+  __m512 r[16], t[16], u[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; i++)
+    r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * lds) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int p = 0; p < 8; p++) {  // t[2p] lane L: r2p[4L], r2p+1[4L], r2p[4L+1], r2p+1[4L+1]
+    t[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+    t[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; q++) {  // u[4q+c] lane L: column 4L+c of rows 4q..4q+3
+    u[4 * q + 0] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0x44);
+    u[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], 0xEE);
+    u[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0x44);
+    u[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; c++) {  // column 4L+c gathers lane L of u[c], u[4+c], u[8+c], u[12+c]
+    const __m512 w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+    const __m512 w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+    const __m512 w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < 16; j++)
+    if (j < cols) _mm512_mask_storeu_ps(dst + j * ldd, rm, r[j]);
+}
+#pragma GCC diagnostic pop
+#endif
+
+// dst (cols, rows) = src (rows, cols)^T, 16 x 16 blocks at a time.
+void transpose(float* dst, idx ldd, const float* src, idx lds, int rows, int cols) {
+  constexpr int T = 16;
+  for (int i0 = 0; i0 < rows; i0 += T)
+    for (int j0 = 0; j0 < cols; j0 += T) {
+      const int i1 = std::min(i0 + T, rows), j1 = std::min(j0 + T, cols);
+#if defined(__AVX512F__)
+      transpose_block16(dst + (size_t)j0 * ldd + i0, ldd, src + (size_t)i0 * lds + j0, lds,
+                        i1 - i0, j1 - j0);
+#else
+      for (int j = j0; j < j1; j++)
+        for (int i = i0; i < i1; i++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+#endif
+    }
+}
+
+// One tile: rows [0, MR) of A and C (pointers already offset), ncols <= 16*NV columns of B / C.
+template <int MR, int NV>
+static void strided_tile(const StridedGemm& g, const float* A, const float* B, float* C,
+                         const float* bias, int ncols) {
+  const int K = g.K;
+  const idx ars = g.ars, aks = g.aks, ldb = g.ldb, ldc = g.ldc;
+#if defined(__AVX512F__)
+  __mmask16 mask[NV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) mask[v] = (__mmask16)((1u << std::clamp(ncols - 16 * v, 0, 16)) - 1);
+  __m512 acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    __m512 b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + 16 * v);
+    const float* ak = A + k * aks;
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(ak[r * ars]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(g.alpha), vb = _mm512_set1_ps(g.beta);
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      float* c = C + r * ldc + 16 * v;
+      __m512 out = _mm512_mul_ps(va, acc[r][v]);
+      if (g.beta != 0.0f) out = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], c), out);
+      if (bias) out = _mm512_add_ps(out, _mm512_set1_ps(bias[r]));
+      _mm512_mask_storeu_ps(c, mask[v], out);
+    }
+#else
+  float acc[MR][16 * NV] = {};
+  for (int k = 0; k < K; k++) {
+    const float* bk = B + k * ldb;
+    const float* ak = A + k * aks;
+    for (int r = 0; r < MR; r++) {
+      const float a = ak[r * ars];
+#pragma omp simd
+      for (int j = 0; j < 16 * NV; j++) acc[r][j] += a * (j < ncols ? bk[j] : 0.0f);
+    }
+  }
+  for (int r = 0; r < MR; r++) {
+    float* c = C + r * ldc;
+    for (int j = 0; j < ncols; j++) {
+      float out = g.alpha * acc[r][j];
+      if (g.beta != 0.0f) out = std::fma(g.beta, c[j], out);
+      if (bias) out += bias[r];
+      c[j] = out;
+    }
+  }
+#endif
+}
+
+using StridedTileFn = void (*)(const StridedGemm&, const float*, const float*, float*, const float*,
+                               int);
+// The tile of MR = mr rows (1 <= mr <= sizeof...(R)) and NV vectors of columns.
+template <int NV, int... R>
+static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>) {
+  static constexpr StridedTileFn table[] = {&strided_tile<R + 1, NV>...};
+  return table[mr - 1];
+}
+
+// One column block of C (ncols <= 16*NV columns from B and C): tiles of MR rows down all M rows,
+// the last taking the rows that remain.
+template <int MR, int NV>
+static void strided_column_block(const StridedGemm& g, const float* B, float* C, int ncols) {
+  for (int i0 = 0; i0 < g.M; i0 += MR)
+    pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
+        g, g.A + i0 * g.ars, B, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols);
+}
+
+// Tiles: 8 rows x 32 columns where at least 17 columns remain, else 16 rows x 16 columns
+// (both 16 accumulator registers); the last rows / columns of C take a narrower tile.
+void gemm_strided(const StridedGemm& g) {
+  if (g.M <= 0 || g.N <= 0) return;
+  for (int j0 = 0; j0 < g.N; j0 += 32) {
+    const int ncols = std::min(32, g.N - j0);
+    if (ncols > 16) strided_column_block<8, 2>(g, g.B + j0, g.C + j0, ncols);
+    else strided_column_block<16, 1>(g, g.B + j0, g.C + j0, ncols);
+  }
+}
+
+#if defined(__AVX512F__)
+// sgemm through gemm_strided when op(B) (K x N) fits in L2 (the Linear layers of small networks),
+// or when A has so few rows that packing B would cost as much as using it (M <= 64: a tile row
+// band reads each B panel from L2 at most 8 times). op(A) is read in place; op(B) is read in
+// place, or transposed once into a buffer when trans_b (up to 16 MB; beyond that, packing).
+// Threads take contiguous bands of rows (or of 32-column blocks, when that balances better):
+// every C element is still summed by one tile over all of K, so any thread count gives the
+// same bits.
+static constexpr size_t STRIDED_MAX_B = size_t(1) << 18;  // floats of op(B) in L2: 1 MB
+static constexpr size_t STRIDED_MAX_BT = size_t(1) << 22;  // floats of a transposed op(B): 16 MB
+
+static bool use_strided(bool trans_b, int M, int N, int K) {
+  const size_t nk = (size_t)N * K;
+  return nk <= STRIDED_MAX_B || (M <= 64 && (!trans_b || nk <= STRIDED_MAX_BT));
+}
+
+static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                          int ldc, int nthreads) {
+  static thread_local PackBuffer bt_buf;
+  float* bt = trans_b ? bt_buf.get((size_t)K * N) : nullptr;
+  // Balance: bands of 8-row tiles or of 32-column blocks, whichever splits more evenly.
+  const int row_units = (M + 7) / 8, col_units = (N + 31) / 32;
+  auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
+  const bool split_rows = waste(row_units) <= waste(col_units);
+  const int units = split_rows ? row_units : col_units;
+  const int nt = std::max(1, std::min(nthreads, units));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    if (trans_b) {  // op(B) (K, N) = B (N, K)^T, rows of B split across threads
+      const int j0 = (int)((long)N * t / T), j1 = (int)((long)N * (t + 1) / T);
+      transpose(bt + j0, N, B + (size_t)j0 * ldb, ldb, j1 - j0, K);
+#pragma omp barrier
+    }
+    const int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+    StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, trans_b ? bt : B,
+                  trans_b ? N : ldb, C, ldc, alpha, beta, nullptr};
+    if (split_rows) {
+      const int i0 = u0 * 8, i1 = std::min(M, u1 * 8);
+      g.M = std::max(0, i1 - i0);
+      g.A += (size_t)i0 * g.ars;
+      g.C += (size_t)i0 * ldc;
+    } else {
+      const int j0 = u0 * 32, j1 = std::min(N, u1 * 32);
+      g.N = std::max(0, j1 - j0);
+      g.B += j0;
+      g.C += j0;
+    }
+    gemm_strided(g);
+  }
+}
+#endif
+
 static void scale_c(int M, int N, float beta, float* C, int ldc) {
   for (int i = 0; i < M; i++) {
     float* c = C + (size_t)i * ldc;
@@ -228,9 +449,15 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     sgemm_k_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  static thread_local PackBuffer b_buf;
   const double flops = 2.0 * M * N * (double)K;
   const int nthreads = flops < 2e5 ? 1 : get_num_threads();
+#if defined(__AVX512F__)
+  if (use_strided(trans_b, M, N, K)) {
+    sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+    return;
+  }
+#endif
+  static thread_local PackBuffer b_buf;
 
   for (int j0 = 0; j0 < N; j0 += NC) {
     const int nc = std::min(NC, N - j0);

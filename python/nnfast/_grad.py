@@ -1,24 +1,30 @@
-"""Whether forward passes keep what backward needs: on by default, off inside ``no_grad``."""
+"""Whether forward passes keep what backward needs: on by default, off inside ``no_grad``.
+The switch is per thread, as in PyTorch, so ``predict`` in one thread never affects training in
+another."""
+import threading
 
-_grad_enabled = True
+_state = threading.local()
+
+
+def grad_enabled():
+    """True unless the calling thread is inside a ``no_grad`` block."""
+    return getattr(_state, "enabled", True)
 
 
 class no_grad:
     """``with nnfast.no_grad(): ...``: forward passes inside keep nothing for backward, so each
     layer's input and output can be freed as soon as the next layer has run (``predict`` and
-    ``evaluate`` run this way). Calling backward after such a forward raises RuntimeError.
-    The switch is process-wide, like PyTorch's per-thread one in a single-threaded program."""
+    ``evaluate`` run this way). Calling backward after such a forward raises RuntimeError."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
+        self._previous = grad_enabled()
+        _state.enabled = False
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _state.enabled = self._previous
 
 
 def saved_for_backward(value):
     """``value`` when gradients are tracked, else None (nothing is kept under ``no_grad``)."""
-    return value if _grad_enabled else None
+    return value if grad_enabled() else None

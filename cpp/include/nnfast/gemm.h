@@ -13,6 +13,29 @@ namespace nnfast {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
+// Unpacked GEMM on one thread, the building block of sgemm for operands that fit in cache and of
+// conv2d (one image at a time): C (M,N) = alpha * A @ B + beta * C + bias[i] (bias per row of C,
+// may be null; beta == 0: C is write-only). A is read in place through strides, A(i,k) =
+// A[i*ars + k*aks], so A and A^T need no copy; B rows are contiguous, B(k,j) = B[k*ldb + j].
+// Each C element is summed over k in order, whatever the tiling: the same bits however the
+// caller splits C.
+struct StridedGemm {
+  int M, N, K;
+  const float* A;
+  std::ptrdiff_t ars, aks;
+  const float* B;
+  std::ptrdiff_t ldb;
+  float* C;
+  std::ptrdiff_t ldc;
+  float alpha, beta;
+  const float* bias;
+};
+void gemm_strided(const StridedGemm& g);
+
+// dst (cols, rows) = src (rows, cols)^T; src rows are lds apart, dst rows ldd apart.
+void transpose(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows,
+               int cols);
+
 // Plain triple loop with the same contract as sgemm (for clarity and tests).
 void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A,
                      int lda, const float* B, int ldb, float beta, float* C, int ldc);
