@@ -5,6 +5,8 @@ import numpy as np
 
 def as_float32(x, who, name="input"):
     """``x`` as a C-contiguous float32 array; TypeError for data that is not numeric."""
+    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+        return x  # the common case (a layer's output), checked without building a new array
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{who} expected a numeric {name}, got dtype {arr.dtype}")
