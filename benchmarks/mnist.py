@@ -35,6 +35,10 @@ MODELS = {
     "mlp": {"title": "MLP 784-100(sigmoid)-10",
             "layers": [("linear", 784, 100), ("sigmoid",), ("linear", 100, 10)],
             "lr": 0.5, "momentum": 0.0, "batch": 100, "epochs": 30, "image": False},
+    "mlp256": {"title": "MLP 784-256-128-10 (ReLU)",
+               "layers": [("linear", 784, 256), ("relu",), ("linear", 256, 128), ("relu",),
+                          ("linear", 128, 10)],
+               "lr": 0.1, "momentum": 0.0, "batch": 100, "epochs": 10, "image": False},
     "cnn": {"title": "LeNet-like CNN",
             "layers": [("conv", 1, 16, 5), ("relu",), ("maxpool", 2), ("conv", 16, 32, 5),
                        ("relu",), ("maxpool", 2), ("flatten",), ("linear", 512, 100),
@@ -277,7 +281,7 @@ def machine_description(threads):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch (~1 minute)")
-    parser.add_argument("--models", default="softmax,mlp,cnn")
+    parser.add_argument("--models", default="softmax,mlp,mlp256,cnn")
     parser.add_argument("--engines", default="nnfast,numpy,torch")
     parser.add_argument("--epochs", type=int, help="override every model's epoch count")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -350,19 +354,22 @@ def print_table(results):
     """One row per (model, engine): epoch time, throughput, accuracy, memory and ratios."""
     by_key = {(r["model"], r["engine"]): r for r in results}
     head = (f"{'model':<26} {'engine':<7} {'epochs':>6} {'s/epoch':>9} {'samples/s':>10} "
-            f"{'test acc':>9} {'predict s':>9} {'peak MB':>8} {'vs numpy':>9} {'vs torch':>9}")
+            f"{'test acc':>9} {'predict s':>9} {'peak MB':>8} {'vs numpy':>9} {'vs torch':>9} "
+            f"{'predict vs torch':>16}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         ratios = []
         for other in ("numpy", "torch"):
             o = by_key.get((r["model"], other))
             ratios.append(f"{r['epoch_time_60k'] / o['epoch_time_60k']:.2f}x" if o else "-")
+        o = by_key.get((r["model"], "torch"))
+        ratios.append(f"{r['predict_time'] / o['predict_time']:.2f}x" if o else "-")
         print(f"{r['title']:<26} {r['engine']:<7} {r['epochs']:>6} {r['epoch_time_60k']:>9.3f} "
               f"{r['samples_per_s']:>10,.0f} {r['test_accuracy'][-1]:>9.4f} "
               f"{r['predict_time']:>9.3f} {r['peak_memory_bytes'] / 2**20:>8.1f} "
-              f"{ratios[0]:>9} {ratios[1]:>9}")
+              f"{ratios[0]:>9} {ratios[1]:>9} {ratios[2]:>16}")
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
-          "(below 1 = nnfast faster).")
+          "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000.")
 
 
 def plot(results, path):
