@@ -128,17 +128,27 @@ std::pair<int, int> rows_cols(const py::array& a, const char* fn, const char* na
   return {as_int(a.size() / cols, fn, "rows"), as_int(cols, fn, "cols")};
 }
 
-// Output gradient for a parameter: the caller's accumulator (checked, written in place) or zeros.
+// Output gradient for a parameter: the caller's accumulator (checked, written in place) or a new
+// array (which the kernel overwrites: see the `accumulate` argument of the backward kernels).
 FloatArray accumulator(const py::object& given, const Shape& shape, const char* fn,
                        const char* name) {
-  if (given.is_none()) {
-    FloatArray z(shape);
-    std::fill(z.mutable_data(), z.mutable_data() + z.size(), 0.0f);
-    return z;
-  }
+  if (given.is_none()) return FloatArray(shape);
   py::array a = f32(given, fn, name, /*writeable=*/true);
   check_shape(a, shape, fn, name);
   return py::reinterpret_borrow<FloatArray>(a);
+}
+
+// Whether a backward kernel adds into its parameter gradients dw / db: a new array (none given)
+// must be written, not added to, so when the caller asked to accumulate into one of them but
+// not the other, the new one is zeroed first.
+bool accumulates(bool accumulate, const py::object& dw_given, FloatArray& dw,
+                 const py::object& db_given, FloatArray* db) {
+  if (!accumulate) return false;
+  const bool dw_new = dw_given.is_none(), db_new = db && db_given.is_none();
+  if (dw_new && (db == nullptr || db_new)) return false;
+  for (auto [is_new, a] : {std::pair{dw_new, &dw}, {db_new, db}})
+    if (is_new) std::fill(a->mutable_data(), a->mutable_data() + a->size(), 0.0f);
+  return true;
 }
 
 // None for an output that was not asked for.
@@ -239,7 +249,7 @@ FloatArray py_linear_forward(py::object x_, py::object w_, py::object b_) {
 }
 
 py::tuple py_linear_backward(py::object dy_, py::object x_, py::object w_, py::object dw_,
-                             py::object db_, bool need_dx, bool need_db) {
+                             py::object db_, bool need_dx, bool need_db, bool accumulate) {
   const char* fn = "linear_backward";
   py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w"), dy = f32(dy_, fn, "dy");
   auto [B, IN, OUT] = linear_dims(x, w, fn);
@@ -250,9 +260,10 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object w_, py::o
   if (need_dx) dx = FloatArray({B, IN});
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
+  const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
   {
     py::gil_scoped_release release;
-    linear_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), B, IN, OUT);
+    linear_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), B, IN, OUT, add);
   }
   return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));
 }
@@ -309,7 +320,7 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
 
 py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::object stride,
                              py::object padding, py::object dw_, py::object db_, bool need_dx,
-                             bool need_db) {
+                             bool need_db, bool accumulate) {
   const char* fn = "conv2d_backward";
   py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w"), dy = f32(dy_, fn, "dy");
   Conv2dShape s = conv_shape(x, w, stride, padding, fn);
@@ -320,12 +331,13 @@ py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::o
   if (need_dx) dx = FloatArray(shape_of(x));
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
+  const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
   {
     py::gil_scoped_release release;
     const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
     std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
     conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.get(),
-                    nt);
+                    nt, add);
   }
   return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));
 }
@@ -669,14 +681,15 @@ PYBIND11_MODULE(_core, m) {
         "y (B,OUT) = x (B,IN) @ w (OUT,IN)^T + b.");
   m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("w"),
         arg("dw") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
-        arg("need_db") = true, "(dx, dw, db); dw / db accumulate in place when given.");
+        arg("need_db") = true, arg("accumulate") = true,
+        "(dx, dw, db); dw / db accumulate in place when given (overwritten if not accumulate).");
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");
   m.def("conv2d_backward", &py_conv2d_backward, arg("dy"), arg("x"), arg("w"), arg("stride") = 1,
         arg("padding") = 0, arg("dw") = py::none(), arg("db") = py::none(),
-        arg("need_dx") = true, arg("need_db") = true,
-        "(dx, dw, db); dw / db accumulate in place when given.");
+        arg("need_dx") = true, arg("need_db") = true, arg("accumulate") = true,
+        "(dx, dw, db); dw / db accumulate in place when given (overwritten if not accumulate).");
 
   m.def("maxpool2d_forward", &py_maxpool2d_forward, arg("x"), arg("kernel_size"),
         arg("stride") = py::none(), arg("padding") = 0, "(y, argmax int32).");

@@ -1,5 +1,7 @@
 """Every _core kernel, forward and backward, equals the NumPy reference (float32, rtol ~1e-4) on
 shapes and values drawn by hypothesis, edge cases included; results do not depend on threads."""
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -130,6 +132,26 @@ def test_linear_backward_accumulates_and_skips():
     assert_close(dw, dw0 + dw_ref)
     assert_close(db, db0 + db_ref)
     assert core.linear_backward(dy, x, w, need_db=False)[2] is None
+
+
+@pytest.mark.parametrize("kernel", ["linear", "conv2d"])
+def test_backward_overwrites_or_accumulates_parameter_gradients(kernel):
+    if kernel == "linear":
+        x, w, dy = f32(1, 8, 5), f32(2, 3, 5), f32(3, 8, 3)
+        run = functools.partial(core.linear_backward, dy, x, w)
+        _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
+    else:
+        x, w, dy = f32(1, 2, 3, 6, 6), f32(2, 4, 3, 3, 3), f32(3, 2, 4, 4, 4)
+        run = functools.partial(core.conv2d_backward, dy, x, w)
+        _, dw_ref, db_ref = ref.conv2d_backward(dy, x, w)
+    garbage = np.full_like(dw_ref, np.nan), np.full_like(db_ref, np.nan)
+    _, dw, db = run(dw=garbage[0], db=garbage[1], accumulate=False)   # overwritten
+    assert_close(dw, dw_ref)
+    assert_close(db, db_ref)
+    dw0 = f32(4, *dw_ref.shape)
+    _, dw, db = run(dw=dw0.copy())                 # dw accumulates, the new db starts at zero
+    assert_close(dw, dw0 + dw_ref)
+    assert_close(db, db_ref)
 
 
 # ------------------------------------------------------------------------------------- conv

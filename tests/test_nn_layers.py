@@ -217,3 +217,30 @@ def test_no_grad_is_per_thread():
     release.set()
     worker.join()
     assert model.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: nn.Linear(6, 4), (3, 6)),
+                                        (lambda: nn.Conv2d(2, 3, 3), (2, 2, 5, 5))])
+def test_zero_grad_is_lazy_but_exact(make, shape):
+    nf.seed(1)
+    layer, x = make(), x32(11, *shape)
+    g = x32(12, *layer(x).shape)
+    layer.backward(g)
+    once_w, once_b = layer.weight.grad.copy(), layer.bias.grad.copy()
+    layer.backward(g)
+    np.testing.assert_allclose(layer.weight.grad, 2 * once_w, rtol=1e-5, atol=1e-6)
+    layer.zero_grad()
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()   # reads as zeros
+    layer.zero_grad()
+    layer.backward(g)                                 # overwrites the stale sums
+    layer.backward(g)                                 # then adds
+    np.testing.assert_allclose(layer.weight.grad, 2 * once_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, 2 * once_b, rtol=1e-5, atol=1e-6)
+    layer.weight.zero_grad()                          # only one of the two zeroed
+    layer.backward(g)
+    np.testing.assert_allclose(layer.weight.grad, once_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, 3 * once_b, rtol=1e-5, atol=1e-6)
+    layer.zero_grad()
+    with pytest.raises(ValueError):
+        layer.backward(np.ones((1, 1), np.float32))   # a failed backward writes nothing
+    assert not layer.weight.grad.any() and not layer.bias.grad.any()

@@ -234,7 +234,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
 
 // From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, float* workspace, int num_threads) {
+                     const float* w, const Conv2dShape& s, float* workspace, int num_threads,
+                     bool accumulate) {
   if (!dx && !dw && !dbias) return;
   const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW, OC = s.OC;
   const size_t slot = slot_floats(s), part = partial_floats(s);
@@ -282,7 +283,7 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
         for (int k = 0; k < CKK; k++) {
           float sum = partials[(size_t)k * OC + oc];
           for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)k * OC + oc];
-          dw[(size_t)oc * CKK + k] += sum;
+          dw[(size_t)oc * CKK + k] = accumulate ? dw[(size_t)oc * CKK + k] + sum : sum;
         }
     }
   }
@@ -290,7 +291,7 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
     for (int oc = 0; oc < OC; oc++) {
       float sum = partials[(size_t)CKK * OC + oc];
       for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)CKK * OC + oc];
-      dbias[oc] += sum;
+      dbias[oc] = accumulate ? dbias[oc] + sum : sum;
     }
 }
 

@@ -544,10 +544,11 @@ void linear_forward(float* y, const float* x, const float* w, const float* bias,
 
 // dx (B,IN) = dy @ w; dw (OUT,IN) += dy^T @ x; dbias (OUT) += column sums of dy.
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int B, int IN, int OUT) {
+                     const float* w, int B, int IN, int OUT, bool accumulate) {
   if (dx) sgemm(false, false, B, IN, OUT, 1.0f, dy, OUT, w, IN, 0.0f, dx, IN);
-  if (dw) sgemm(true, false, OUT, IN, B, 1.0f, dy, OUT, x, IN, 1.0f, dw, IN);
+  if (dw) sgemm(true, false, OUT, IN, B, 1.0f, dy, OUT, x, IN, accumulate ? 1.0f : 0.0f, dw, IN);
   if (dbias) {
+    if (!accumulate) std::fill(dbias, dbias + OUT, 0.0f);
     // Rows in order for every column: the sum order never depends on the thread count.
     for (int i = 0; i < B; i++) {
       const float* row = dy + (size_t)i * OUT;

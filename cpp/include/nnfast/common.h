@@ -4,6 +4,8 @@
 // - Row-major; images are NCHW; labels are int64.
 // - Backward functions OVERWRITE the input gradient (dx) and ACCUMULATE (+=) into parameter
 //   gradients (dw, db), as llm.c does. A null dx / dw / db pointer means "not needed, skip it".
+//   Parameter-gradient kernels take `accumulate`: false overwrites dw / db instead (the first
+//   backward after zero_grad, so that zeroing the gradients costs no pass over memory).
 // - No allocation inside kernels: scratch space comes from a caller-owned workspace whose size a
 //   *_workspace_size() function gives.
 // - No exceptions: callers (bindings.cpp) validate shapes before calling.

@@ -26,9 +26,10 @@ size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dShape& s, float* workspace, int num_threads);
 
-// From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += .
-// Any of dx, dw, dbias may be null.
+// From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += (or both
+// overwritten when accumulate is false). Any of dx, dw, dbias may be null.
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, float* workspace, int num_threads);
+                     const float* w, const Conv2dShape& s, float* workspace, int num_threads,
+                     bool accumulate = true);
 
 }  // namespace nnfast

@@ -52,7 +52,9 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
 void linear_forward(float* y, const float* x, const float* w, const float* bias, int B, int IN,
                     int OUT);
 // dx (B,IN) = dy @ w (overwritten); dw (OUT,IN) += dy^T @ x; dbias (OUT) += sum over the batch of dy.
+// accumulate == false: dw and dbias are overwritten instead (the first backward after zero_grad,
+// which then needs no pass that zeroes them).
 void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int B, int IN, int OUT);
+                     const float* w, int B, int IN, int OUT, bool accumulate = true);
 
 }  // namespace nnfast

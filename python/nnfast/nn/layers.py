@@ -7,7 +7,7 @@ from .. import _core, _rng
 from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
 from .init import initialize
-from .module import Module, Parameter, require_forward
+from .module import Module, Parameter, add_parameter_gradients, require_forward
 
 
 def _pair(v, name):
@@ -49,10 +49,11 @@ class Linear(_WeightedLayer):
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
-        dx, _, _ = _core.linear_backward(
-            as_float32(grad_out, "Linear.backward", "gradient"), x, self.weight.data,
-            dw=self.weight.grad, db=self.bias.grad if self.bias else None,
-            need_dx=need_dx, need_db=self.bias is not None)
+        grad_out = as_float32(grad_out, "Linear.backward", "gradient")
+        dx, _, _ = add_parameter_gradients(
+            self.weight, self.bias, lambda dw, db, accumulate: _core.linear_backward(
+                grad_out, x, self.weight.data, dw=dw, db=db, need_dx=need_dx,
+                need_db=db is not None, accumulate=accumulate))
         return dx
 
     def output_shape(self, input_shape):
@@ -93,11 +94,11 @@ class Conv2d(_WeightedLayer):
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
-        dx, _, _ = _core.conv2d_backward(
-            as_float32(grad_out, "Conv2d.backward", "gradient"), x, self.weight.data,
-            self.stride, self.padding, dw=self.weight.grad,
-            db=self.bias.grad if self.bias else None, need_dx=need_dx,
-            need_db=self.bias is not None)
+        grad_out = as_float32(grad_out, "Conv2d.backward", "gradient")
+        dx, _, _ = add_parameter_gradients(
+            self.weight, self.bias, lambda dw, db, accumulate: _core.conv2d_backward(
+                grad_out, x, self.weight.data, self.stride, self.padding, dw=dw, db=db,
+                need_dx=need_dx, need_db=db is not None, accumulate=accumulate))
         return dx
 
     def output_shape(self, input_shape):

@@ -13,7 +13,29 @@ class Parameter:
 
     def __init__(self, data):
         self.data = np.ascontiguousarray(data, dtype=np.float32)
-        self.grad = np.zeros_like(self.data)
+        self._grad = np.zeros_like(self.data)
+        self._grad_zeroed = False   # zero_grad was called and no backward has written since
+
+    @property
+    def grad(self):
+        """The accumulated gradient (zeros after ``zero_grad``)."""
+        if self._grad_zeroed:
+            self._grad.fill(0.0)
+            self._grad_zeroed = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        value = np.asarray(value, dtype=np.float32)
+        if value.shape != self.data.shape:
+            raise ValueError(f"grad must have shape {self.data.shape}, got {value.shape}")
+        self._grad = np.ascontiguousarray(value)
+        self._grad_zeroed = False
+
+    def zero_grad(self):
+        """Zero the gradient. Lazily: the next backward writes its gradient instead of adding it,
+        which saves a pass over the array; reading ``grad`` before then gives zeros."""
+        self._grad_zeroed = True
 
     @property
     def shape(self):
@@ -25,6 +47,23 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape})"
+
+
+def add_parameter_gradients(weight, bias, kernel):
+    """Run ``kernel(dw, db, accumulate)``, a backward kernel that adds into a layer's weight and
+    bias gradients (bias may be None), and return its result. accumulate is False when both were
+    zeroed by ``zero_grad``: the kernel overwrites them, and no pass zeroes them first (a lone
+    zeroed one is zeroed for real). The zeroed marks are cleared only once the kernel succeeded."""
+    params = [p for p in (weight, bias) if p is not None]
+    accumulate = not all(p._grad_zeroed for p in params)
+    if accumulate:
+        grads = [p.grad for p in params]          # materialises zeros for a lone zeroed one
+    else:
+        grads = [p._grad for p in params]
+    result = kernel(grads[0], grads[1] if bias is not None else None, accumulate)
+    for p in params:
+        p._grad_zeroed = False
+    return result
 
 
 class Module(TrainingMixin):
@@ -102,7 +141,7 @@ class Module(TrainingMixin):
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad.fill(0.0)
+            p.zero_grad()
 
     # ------------------------------------------------------------------ weights
     def get_weights(self):
