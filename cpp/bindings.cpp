@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "array_cache.h"
 #include "nnfast/activation.h"
 #include "nnfast/conv.h"
 #include "nnfast/dropout.h"
@@ -24,6 +25,7 @@
 
 namespace py = pybind11;
 using namespace nnfast;
+using nnfast_bindings::new_array;
 
 namespace {
 
@@ -132,7 +134,7 @@ std::pair<int, int> rows_cols(const py::array& a, const char* fn, const char* na
 // array (which the kernel overwrites: see the `accumulate` argument of the backward kernels).
 FloatArray accumulator(const py::object& given, const Shape& shape, const char* fn,
                        const char* name) {
-  if (given.is_none()) return FloatArray(shape);
+  if (given.is_none()) return new_array<float>(shape);
   py::array a = f32(given, fn, name, /*writeable=*/true);
   check_shape(a, shape, fn, name);
   return py::reinterpret_borrow<FloatArray>(a);
@@ -182,7 +184,7 @@ py::array py_sgemm(py::object a_, py::object b_, bool ta, bool tb, float alpha, 
   auto [M, N, K] = matmul_dims(a, b, ta, tb, fn);
   py::array c;
   if (c_.is_none()) {
-    c = FloatArray({M, N});
+    c = new_array<float>({M, N});
     beta = 0.0f;
   } else {
     c = f32(c_, fn, "c", true);
@@ -200,7 +202,7 @@ FloatArray py_matmul_forward(py::object a_, py::object b_, bool ta, bool tb) {
   const char* fn = "matmul_forward";
   py::array a = f32(a_, fn, "a"), b = f32(b_, fn, "b");
   auto [M, N, K] = matmul_dims(a, b, ta, tb, fn);
-  FloatArray c({M, N});
+  FloatArray c = new_array<float>({M, N});
   py::gil_scoped_release release;
   matmul_forward(c.mutable_data(), fptr(a), fptr(b), M, N, K, ta, tb);
   return c;
@@ -211,7 +213,7 @@ py::tuple py_matmul_backward(py::object dc_, py::object a_, py::object b_, bool 
   py::array a = f32(a_, fn, "a"), b = f32(b_, fn, "b"), dc = f32(dc_, fn, "dc");
   auto [M, N, K] = matmul_dims(a, b, ta, tb, fn);
   check_shape(dc, {M, N}, fn, "dc");
-  FloatArray da(shape_of(a)), db(shape_of(b));
+  FloatArray da = new_array<float>(shape_of(a)), db = new_array<float>(shape_of(b));
   {
     py::gil_scoped_release release;
     matmul_backward(da.mutable_data(), db.mutable_data(), fptr(dc), fptr(a), fptr(b), M, N, K, ta,
@@ -242,7 +244,7 @@ FloatArray py_linear_forward(py::object x_, py::object w_, py::object b_) {
     b = f32(b_, fn, "b");
     check_shape(b, {OUT}, fn, "b");
   }
-  FloatArray y({B, OUT});
+  FloatArray y = new_array<float>({B, OUT});
   py::gil_scoped_release release;
   linear_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
   return y;
@@ -257,7 +259,7 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object w_, py::o
   FloatArray dw = accumulator(dw_, {OUT, IN}, fn, "dw");
   FloatArray db, dx;
   if (need_db) db = accumulator(db_, {OUT}, fn, "db");
-  if (need_dx) dx = FloatArray({B, IN});
+  if (need_dx) dx = new_array<float>({B, IN});
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
   const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
@@ -309,7 +311,7 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
     b = f32(b_, fn, "b");
     check_shape(b, {s.OC}, fn, "b");
   }
-  FloatArray y({s.N, s.OC, s.OH(), s.OW()});
+  FloatArray y = new_array<float>({s.N, s.OC, s.OH(), s.OW()});
   py::gil_scoped_release release;
   const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
   std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
@@ -328,7 +330,7 @@ py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::o
   FloatArray dw = accumulator(dw_, shape_of(w), fn, "dw");
   FloatArray db, dx;
   if (need_db) db = accumulator(db_, {s.OC}, fn, "db");
-  if (need_dx) dx = FloatArray(shape_of(x));
+  if (need_dx) dx = new_array<float>(shape_of(x));
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
   const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
@@ -380,8 +382,8 @@ py::tuple py_maxpool2d_forward(py::object x_, py::object kernel, py::object stri
   const char* fn = "maxpool2d_forward";
   py::array x = f32(x_, fn, "x");
   Pool2dShape s = pool_shape(shape_of(x), kernel, stride, padding, fn);
-  FloatArray y({s.N, s.C, s.OH(), s.OW()});
-  py::array_t<int32_t> argmax({s.N, s.C, s.OH(), s.OW()});
+  FloatArray y = new_array<float>({s.N, s.C, s.OH(), s.OW()});
+  py::array_t<int32_t> argmax = new_array<int32_t>({s.N, s.C, s.OH(), s.OW()});
   {
     py::gil_scoped_release release;
     maxpool2d_forward(y.mutable_data(), argmax.mutable_data(), fptr(x), s);
@@ -403,7 +405,7 @@ FloatArray py_maxpool2d_backward(py::object dy_, py::object argmax_, py::object 
     if (a[i] < 0 || a[i] >= s.H * s.W)
       value_error(fn, "argmax[" + std::to_string(i) + "] = " + std::to_string(a[i]) +
                           " is outside the " + shape_str({s.H, s.W}) + " input plane");
-  FloatArray dx({s.N, s.C, s.H, s.W});
+  FloatArray dx = new_array<float>({s.N, s.C, s.H, s.W});
   py::gil_scoped_release release;
   maxpool2d_backward(dx.mutable_data(), fptr(dy), a, s);
   return dx;
@@ -414,7 +416,7 @@ FloatArray py_avgpool2d_forward(py::object x_, py::object kernel, py::object str
   const char* fn = "avgpool2d_forward";
   py::array x = f32(x_, fn, "x");
   Pool2dShape s = pool_shape(shape_of(x), kernel, stride, padding, fn);
-  FloatArray y({s.N, s.C, s.OH(), s.OW()});
+  FloatArray y = new_array<float>({s.N, s.C, s.OH(), s.OW()});
   py::gil_scoped_release release;
   avgpool2d_forward(y.mutable_data(), fptr(x), s);
   return y;
@@ -426,18 +428,26 @@ FloatArray py_avgpool2d_backward(py::object dy_, py::object input_shape, py::obj
   py::array dy = f32(dy_, fn, "dy");
   Pool2dShape s = pool_shape(shape_arg(input_shape, fn), kernel, stride, padding, fn);
   check_shape(dy, {s.N, s.C, s.OH(), s.OW()}, fn, "dy");
-  FloatArray dx({s.N, s.C, s.H, s.W});
+  FloatArray dx = new_array<float>({s.N, s.C, s.H, s.W});
   py::gil_scoped_release release;
   avgpool2d_backward(dx.mutable_data(), fptr(dy), s);
   return dx;
 }
 
 // ----------------------------------------------------------------------------------- activations
-// Elementwise forward: y = f(x) with the kernel `k(y, x, n, extra...)`.
+// Elementwise forward: y = f(x) with the kernel `k(y, x, n, extra...)`, into a new array or into
+// `out` (x's shape; out may be x itself: every y[i] depends on x[i] alone).
 template <typename Kernel>
-FloatArray unary(py::object x_, const char* fn, Kernel k) {
+FloatArray unary(py::object x_, py::object out_, const char* fn, Kernel k) {
   py::array x = f32(x_, fn, "x");
-  FloatArray y(shape_of(x));
+  FloatArray y;
+  if (out_.is_none()) {
+    y = new_array<float>(shape_of(x));
+  } else {
+    py::array out = f32(out_, fn, "out", /*writeable=*/true);
+    check_shape(out, shape_of(x), fn, "out");
+    y = py::reinterpret_borrow<FloatArray>(out);
+  }
   py::gil_scoped_release release;
   k(y.mutable_data(), fptr(x), (size_t)x.size());
   return y;
@@ -448,7 +458,7 @@ FloatArray unary_backward(py::object dy_, py::object saved_, const char* fn, con
                           Kernel k) {
   py::array dy = f32(dy_, fn, "dy"), saved = f32(saved_, fn, saved_name);
   check_shape(dy, shape_of(saved), fn, "dy");
-  FloatArray dx(shape_of(dy));
+  FloatArray dx = new_array<float>(shape_of(dy));
   py::gil_scoped_release release;
   k(dx.mutable_data(), fptr(dy), fptr(saved), (size_t)dy.size());
   return dx;
@@ -458,7 +468,7 @@ template <typename Kernel>
 FloatArray rowwise(py::object x_, const char* fn, Kernel k) {
   py::array x = f32(x_, fn, "x");
   auto [rows, cols] = rows_cols(x, fn, "x");
-  FloatArray y(shape_of(x));
+  FloatArray y = new_array<float>(shape_of(x));
   py::gil_scoped_release release;
   k(y.mutable_data(), fptr(x), rows, cols);
   return y;
@@ -468,7 +478,7 @@ FloatArray rowwise_backward(py::object dy_, py::object y_, const char* fn, Kerne
   py::array dy = f32(dy_, fn, "dy"), y = f32(y_, fn, "y");
   auto [rows, cols] = rows_cols(y, fn, "y");
   check_shape(dy, shape_of(y), fn, "dy");
-  FloatArray dx(shape_of(y));
+  FloatArray dx = new_array<float>(shape_of(y));
   py::gil_scoped_release release;
   k(dx.mutable_data(), fptr(dy), fptr(y), rows, cols);
   return dx;
@@ -487,7 +497,7 @@ py::tuple py_cross_entropy_forward(py::object z_, py::object y_) {
   py::array z = f32(z_, fn, "logits");
   auto [N, C] = class_matrix(z, fn, "logits");
   py::array y = checked_labels(y_, N, C, fn);
-  FloatArray probs({N, C});
+  FloatArray probs = new_array<float>({N, C});
   double loss;
   {
     py::gil_scoped_release release;
@@ -500,7 +510,7 @@ FloatArray py_cross_entropy_backward(py::object p_, py::object y_, float scale) 
   py::array p = f32(p_, fn, "probs");
   auto [N, C] = class_matrix(p, fn, "probs");
   py::array y = checked_labels(y_, N, C, fn);
-  FloatArray d({N, C});
+  FloatArray d = new_array<float>({N, C});
   py::gil_scoped_release release;
   cross_entropy_backward(d.mutable_data(), fptr(p), (const int64_t*)y.data(), N, C, scale);
   return d;
@@ -510,7 +520,7 @@ py::tuple py_cross_entropy_soft_forward(py::object z_, py::object t_) {
   py::array z = f32(z_, fn, "logits"), t = f32(t_, fn, "targets");
   auto [N, C] = class_matrix(z, fn, "logits");
   check_shape(t, shape_of(z), fn, "targets");
-  FloatArray probs({N, C});
+  FloatArray probs = new_array<float>({N, C});
   double loss;
   {
     py::gil_scoped_release release;
@@ -523,7 +533,7 @@ FloatArray py_cross_entropy_soft_backward(py::object p_, py::object t_, float sc
   py::array p = f32(p_, fn, "probs"), t = f32(t_, fn, "targets");
   auto [N, C] = class_matrix(p, fn, "probs");
   check_shape(t, shape_of(p), fn, "targets");
-  FloatArray d({N, C});
+  FloatArray d = new_array<float>({N, C});
   py::gil_scoped_release release;
   cross_entropy_soft_backward(d.mutable_data(), fptr(p), fptr(t), N, C, scale);
   return d;
@@ -545,7 +555,7 @@ FloatArray py_nll_backward(py::object y_, long num_classes, float scale) {
   const int N = as_int(y0.shape(0), fn, "batch");
   as_int((size_t)N * C, fn, "batch * num_classes");
   py::array y = checked_labels(y_, N, C, fn);
-  FloatArray d({N, C});
+  FloatArray d = new_array<float>({N, C});
   py::gil_scoped_release release;
   nll_backward(d.mutable_data(), (const int64_t*)y.data(), N, C, scale);
   return d;
@@ -566,7 +576,7 @@ FloatArray pair_loss_backward(py::object p_, py::object t_, float scale, const c
   py::array p = f32(p_, fn, "input"), t = f32(t_, fn, "target");
   check_nonempty(p, fn, "input");
   check_shape(t, shape_of(p), fn, "target");
-  FloatArray d(shape_of(p));
+  FloatArray d = new_array<float>(shape_of(p));
   py::gil_scoped_release release;
   k(d.mutable_data(), fptr(p), fptr(t), (size_t)p.size(), scale);
   return d;
@@ -581,8 +591,8 @@ py::tuple py_dropout_forward(py::object x_, float p, uint64_t seed) {
   const char* fn = "dropout_forward";
   py::array x = f32(x_, fn, "x");
   dropout_p(p, fn);
-  FloatArray y(shape_of(x));
-  py::array_t<uint8_t> mask(shape_of(x));
+  FloatArray y = new_array<float>(shape_of(x));
+  py::array_t<uint8_t> mask = new_array<uint8_t>(shape_of(x));
   {
     py::gil_scoped_release release;
     dropout_forward(y.mutable_data(), mask.mutable_data(), fptr(x), (size_t)x.size(), p, seed);
@@ -595,7 +605,7 @@ FloatArray py_dropout_backward(py::object dy_, py::object mask_, float p) {
   py::array mask = checked(mask_, fn, "mask", py::dtype::of<uint8_t>(), "uint8");
   check_shape(mask, shape_of(dy), fn, "mask");
   dropout_p(p, fn);
-  FloatArray dx(shape_of(dy));
+  FloatArray dx = new_array<float>(shape_of(dy));
   py::gil_scoped_release release;
   dropout_backward(dx.mutable_data(), fptr(dy), (const uint8_t*)mask.data(), (size_t)dy.size(), p);
   return dx;
@@ -700,18 +710,19 @@ PYBIND11_MODULE(_core, m) {
   m.def("avgpool2d_backward", &py_avgpool2d_backward, arg("dy"), arg("input_shape"),
         arg("kernel_size"), arg("stride") = py::none(), arg("padding") = 0);
 
-  m.def("relu_forward", [](py::object x) { return unary(x, "relu_forward", relu_forward); }, arg("x"));
+  m.def("relu_forward", [](py::object x, py::object out) { return unary(x, out, "relu_forward", relu_forward); },
+        arg("x"), arg("out") = py::none());
   m.def("relu_backward",
         [](py::object dy, py::object x) {
           return unary_backward(dy, x, "relu_backward", "x", relu_backward);
         },
         arg("dy"), arg("x"));
   m.def("leaky_relu_forward",
-        [](py::object x, float slope) {
-          return unary(x, "leaky_relu_forward",
+        [](py::object x, float slope, py::object out) {
+          return unary(x, out, "leaky_relu_forward",
                        [slope](float* y, const float* xp, size_t n) { leaky_relu_forward(y, xp, n, slope); });
         },
-        arg("x"), arg("slope") = 0.01f);
+        arg("x"), arg("slope") = 0.01f, arg("out") = py::none());
   m.def("leaky_relu_backward",
         [](py::object dy, py::object x, float slope) {
           return unary_backward(dy, x, "leaky_relu_backward", "x",
@@ -720,25 +731,27 @@ PYBIND11_MODULE(_core, m) {
                                 });
         },
         arg("dy"), arg("x"), arg("slope") = 0.01f);
-  m.def("sigmoid_forward", [](py::object x) { return unary(x, "sigmoid_forward", sigmoid_forward); }, arg("x"));
+  m.def("sigmoid_forward", [](py::object x, py::object out) { return unary(x, out, "sigmoid_forward", sigmoid_forward); },
+        arg("x"), arg("out") = py::none());
   m.def("sigmoid_backward",
         [](py::object dy, py::object y) {
           return unary_backward(dy, y, "sigmoid_backward", "y", sigmoid_backward);
         },
         arg("dy"), arg("y"));
-  m.def("tanh_forward", [](py::object x) { return unary(x, "tanh_forward", tanh_forward); }, arg("x"));
+  m.def("tanh_forward", [](py::object x, py::object out) { return unary(x, out, "tanh_forward", tanh_forward); },
+        arg("x"), arg("out") = py::none());
   m.def("tanh_backward",
         [](py::object dy, py::object y) {
           return unary_backward(dy, y, "tanh_backward", "y", tanh_backward);
         },
         arg("dy"), arg("y"));
   m.def("threshold_forward",
-        [](py::object x, float threshold, float value) {
-          return unary(x, "threshold_forward", [=](float* y, const float* xp, size_t n) {
+        [](py::object x, float threshold, float value, py::object out) {
+          return unary(x, out, "threshold_forward", [=](float* y, const float* xp, size_t n) {
             threshold_forward(y, xp, n, threshold, value);
           });
         },
-        arg("x"), arg("threshold"), arg("value"));
+        arg("x"), arg("threshold"), arg("value"), arg("out") = py::none());
   m.def("threshold_backward",
         [](py::object dy, py::object x, float threshold) {
           return unary_backward(dy, x, "threshold_backward", "x",

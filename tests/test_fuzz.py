@@ -16,13 +16,13 @@ core = pytest.importorskip("nnfast._core")
 # n int, b bool.
 SIGNATURES = {
     "sgemm": "f f b b x x f?", "matmul_forward": "f f b b", "matmul_backward": "f f f b b",
-    "linear_forward": "f f f?", "linear_backward": "f f f f? f? b b",
-    "conv2d_forward": "f f f? p p", "conv2d_backward": "f f f p p f? f? b b",
+    "linear_forward": "f f f?", "linear_backward": "f f f f? f? b b b",
+    "conv2d_forward": "f f f? p p", "conv2d_backward": "f f f p p f? f? b b b",
     "maxpool2d_forward": "f p p? p", "maxpool2d_backward": "f a s p p? p",
     "avgpool2d_forward": "f p p? p", "avgpool2d_backward": "f s p p? p",
-    "relu_forward": "f", "relu_backward": "f f", "leaky_relu_forward": "f x",
-    "leaky_relu_backward": "f f x", "sigmoid_forward": "f", "sigmoid_backward": "f f",
-    "tanh_forward": "f", "tanh_backward": "f f", "threshold_forward": "f x x",
+    "relu_forward": "f f?", "relu_backward": "f f", "leaky_relu_forward": "f x f?",
+    "leaky_relu_backward": "f f x", "sigmoid_forward": "f f?", "sigmoid_backward": "f f",
+    "tanh_forward": "f f?", "tanh_backward": "f f", "threshold_forward": "f x x f?",
     "threshold_backward": "f f x", "softmax_forward": "f", "softmax_backward": "f f",
     "log_softmax_forward": "f", "log_softmax_backward": "f f",
     "cross_entropy_forward": "f l", "cross_entropy_backward": "f l x",

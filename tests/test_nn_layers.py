@@ -244,3 +244,38 @@ def test_zero_grad_is_lazy_but_exact(make, shape):
     with pytest.raises(ValueError):
         layer.backward(np.ones((1, 1), np.float32))   # a failed backward writes nothing
     assert not layer.weight.grad.any() and not layer.bias.grad.any()
+
+
+def test_inference_overwrites_only_its_own_temporaries():
+    class Constant(nn.Module):            # a user layer returning an array it keeps
+        def __init__(self):
+            self.value = np.array([[-1.0, 2.0]], np.float32)
+
+        def forward(self, x):
+            return self.value
+
+    x = np.array([[-3.0, 4.0]], np.float32)
+    kept = Constant()
+    models = [nn.Sequential(nn.ReLU(), nn.Sigmoid()),                    # the caller's input
+              nn.Sequential(nn.Flatten(), nn.ReLU()),                    # a view of it
+              nn.Sequential(kept, nn.ReLU()),                            # a user layer's array
+              nn.Sequential(nn.Sequential(kept), nn.Tanh())]
+    for model in models:
+        tracked = model(x)
+        with nf.no_grad():
+            np.testing.assert_array_equal(model(x), tracked)
+    np.testing.assert_array_equal(x, [[-3.0, 4.0]])
+    np.testing.assert_array_equal(kept.value, [[-1.0, 2.0]])
+    dense = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dense(2, "tanh"), nn.Softmax())
+    np.testing.assert_allclose(dense.predict(x), dense(x), rtol=1e-6)
+
+
+def test_activation_kernels_write_into_out():
+    from nnfast import _core
+    x = x32(8, 4, 5)
+    expected = _core.relu_forward(x)
+    y = x.copy()
+    assert _core.relu_forward(y, out=y) is not None
+    np.testing.assert_array_equal(y, expected)
+    with pytest.raises(ValueError, match="out"):
+        _core.sigmoid_forward(x, out=np.empty((5, 4), np.float32))

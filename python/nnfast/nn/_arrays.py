@@ -3,9 +3,14 @@ array already is."""
 import numpy as np
 
 
+def is_float32_array(x):
+    """True for a C-contiguous float32 ndarray (what the kernels take as is)."""
+    return type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+
+
 def as_float32(x, who, name="input"):
     """``x`` as a C-contiguous float32 array; TypeError for data that is not numeric."""
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
+    if is_float32_array(x):
         return x  # the common case (a layer's output), checked without building a new array
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":

@@ -1,8 +1,8 @@
 """Activation layers: elementwise (ReLU, LeakyReLU, Sigmoid, Tanh, Threshold) and over the last
 axis (Softmax, LogSoftmax). Each caches what its backward needs: the input or the output."""
 from .. import _core
-from .._grad import saved_for_backward
-from ._arrays import as_float32
+from .._grad import grad_enabled, saved_for_backward
+from ._arrays import as_float32, is_float32_array
 from .module import Module, require_forward
 
 
@@ -10,11 +10,12 @@ class _Activation(Module):
     """y = f(x) by a _core kernel pair; backward from the saved input or output."""
 
     uses_output = False   # backward needs the output y (sigmoid, tanh, softmax) or the input x
+    elementwise = True    # y[i] depends on x[i] alone, so y may be written over x
 
     def __init__(self):
         self._saved = None
 
-    def _forward(self, x):
+    def _forward(self, x, out=None):
         raise NotImplementedError
 
     def _backward(self, grad_out, saved):
@@ -26,6 +27,14 @@ class _Activation(Module):
         self._saved = saved_for_backward(y if self.uses_output else x)
         return y
 
+    def forward_overwriting(self, x):
+        """Forward that may write its output over ``x``, a temporary nobody else holds: under
+        ``no_grad`` an elementwise activation does so, which saves an activation-sized array."""
+        if grad_enabled() or not self.elementwise or not is_float32_array(x):
+            return self.forward(x)
+        self._saved = None
+        return self._forward(x, out=x)
+
     def backward(self, grad_out):
         saved = require_forward(self, self._saved)
         return self._backward(as_float32(grad_out, f"{type(self).__name__}.backward", "gradient"),
@@ -33,8 +42,8 @@ class _Activation(Module):
 
 
 class ReLU(_Activation):
-    def _forward(self, x):
-        return _core.relu_forward(x)
+    def _forward(self, x, out=None):
+        return _core.relu_forward(x, out=out)
 
     def _backward(self, g, x):
         return _core.relu_backward(g, x)
@@ -45,8 +54,8 @@ class LeakyReLU(_Activation):
         super().__init__()
         self.negative_slope = float(negative_slope)
 
-    def _forward(self, x):
-        return _core.leaky_relu_forward(x, self.negative_slope)
+    def _forward(self, x, out=None):
+        return _core.leaky_relu_forward(x, self.negative_slope, out=out)
 
     def _backward(self, g, x):
         return _core.leaky_relu_backward(g, x, self.negative_slope)
@@ -58,8 +67,8 @@ class LeakyReLU(_Activation):
 class Sigmoid(_Activation):
     uses_output = True
 
-    def _forward(self, x):
-        return _core.sigmoid_forward(x)
+    def _forward(self, x, out=None):
+        return _core.sigmoid_forward(x, out=out)
 
     def _backward(self, g, y):
         return _core.sigmoid_backward(g, y)
@@ -68,8 +77,8 @@ class Sigmoid(_Activation):
 class Tanh(_Activation):
     uses_output = True
 
-    def _forward(self, x):
-        return _core.tanh_forward(x)
+    def _forward(self, x, out=None):
+        return _core.tanh_forward(x, out=out)
 
     def _backward(self, g, y):
         return _core.tanh_backward(g, y)
@@ -82,8 +91,8 @@ class Threshold(_Activation):
         super().__init__()
         self.threshold, self.value = float(threshold), float(value)
 
-    def _forward(self, x):
-        return _core.threshold_forward(x, self.threshold, self.value)
+    def _forward(self, x, out=None):
+        return _core.threshold_forward(x, self.threshold, self.value, out=out)
 
     def _backward(self, g, x):
         return _core.threshold_backward(g, x, self.threshold)
@@ -95,8 +104,9 @@ class Threshold(_Activation):
 class Softmax(_Activation):
     """Softmax over the last axis."""
     uses_output = True
+    elementwise = False
 
-    def _forward(self, x):
+    def _forward(self, x, out=None):
         return _core.softmax_forward(x)
 
     def _backward(self, g, y):
@@ -106,8 +116,9 @@ class Softmax(_Activation):
 class LogSoftmax(_Activation):
     """Log-softmax over the last axis."""
     uses_output = True
+    elementwise = False
 
-    def _forward(self, x):
+    def _forward(self, x, out=None):
         return _core.log_softmax_forward(x)
 
     def _backward(self, g, y):

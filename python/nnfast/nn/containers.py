@@ -1,4 +1,6 @@
 """Sequential: a stack of modules applied in order (PyTorch's container, Keras's model)."""
+import numpy as np
+
 from .module import Module
 
 
@@ -37,8 +39,17 @@ class Sequential(Module):
         return iter(self.layers)
 
     def forward(self, x):
+        temporary = False   # x is an array made by nnfast's own layers in this loop
         for layer in self.layers:
-            x = layer(x)
+            y = layer.forward_overwriting(x) if temporary else layer(x)
+            # A new array from one of nnfast's layers is a temporary; a view of x or x itself
+            # (Flatten, Identity, Dropout in eval) keeps x's status. A user-defined layer (or a
+            # nested Sequential, which may end in one) might return an array it keeps, so its
+            # output is never overwritten.
+            if not np.may_share_memory(y, x):
+                temporary = (type(layer).__module__.startswith("nnfast.")
+                             and not isinstance(layer, Sequential))
+            x = y
         return x
 
     def backward(self, grad_out):

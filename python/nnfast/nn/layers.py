@@ -296,7 +296,7 @@ class Dense(Module):
             if x.ndim != 2:
                 raise ValueError(f"Dense expected input (N, features), got {shape_str(x.shape)}")
             self.build(x.shape[1])
-        return self.activation(self.linear(x))
+        return self.activation.forward_overwriting(self.linear(x))
 
     def backward(self, grad_out):
         return self.linear.backward(self.activation.backward(grad_out))

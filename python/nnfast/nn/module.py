@@ -85,6 +85,11 @@ class Module(TrainingMixin):
     def __call__(self, *args):
         return self.forward(*args)
 
+    def forward_overwriting(self, x):
+        """Forward for an input that is a temporary nobody else holds (a previous layer's output
+        under ``no_grad``): layers that can compute in place override this."""
+        return self.forward(x)
+
     def backward_parameters(self, grad_out):
         """Backward when the caller needs only the parameter gradients, not grad_in (the first
         layer of a model during training). Layers that can skip work override this."""
