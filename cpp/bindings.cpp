@@ -401,8 +401,12 @@ FloatArray py_maxpool2d_backward(py::object dy_, py::object argmax_, py::object 
   check_shape(dy, out, fn, "dy");
   check_shape(am, out, fn, "argmax");
   const int32_t* a = static_cast<const int32_t*>(am.data());
-  for (py::ssize_t i = 0; i < am.size(); i++)
-    if (a[i] < 0 || a[i] >= s.H * s.W)
+  const py::ssize_t n = am.size();
+  const int32_t plane = s.H * s.W;  // < 2^31: checked by pool_shape
+  bool outside = false;             // one branch-free pass (vectorised), then find the culprit
+  for (py::ssize_t i = 0; i < n; i++) outside |= (a[i] < 0) | (a[i] >= plane);
+  for (py::ssize_t i = 0; outside && i < n; i++)
+    if (a[i] < 0 || a[i] >= plane)
       value_error(fn, "argmax[" + std::to_string(i) + "] = " + std::to_string(a[i]) +
                           " is outside the " + shape_str({s.H, s.W}) + " input plane");
   FloatArray dx = new_array<float>({s.N, s.C, s.H, s.W});

@@ -245,6 +245,36 @@ def test_maxpool2d_ties_and_nan():
     assert np.isnan(y[0, 0, 0, 0]) and argmax[0, 0, 0, 0] == 5
 
 
+@pytest.mark.parametrize("h,w", [(2, 2), (8, 8), (24, 24), (28, 28), (7, 30), (5, 33), (9, 66)])
+def test_maxpool2d_2x2_stride_2(restore_threads, h, w):
+    """The dedicated 2 x 2 / stride 2 path: every row tail, odd sizes, ties, NaNs and -inf."""
+    x = np.round(f32(h * w, 37, 3, h, w) * 2) / 2         # many ties
+    flat = x.reshape(-1)
+    flat[::7] = np.nan                                   # NaNs in every window position
+    flat[::11] = -np.inf
+    flat[3::13] = np.nan
+    outputs = []
+    for threads in (1, 2):
+        restore_threads.set_num_threads(threads)
+        y, argmax = core.maxpool2d_forward(x, 2)
+        dy = f32(5, *y.shape)
+        outputs.append((y, argmax, core.maxpool2d_backward(dy, argmax, x.shape, 2)))
+    y_ref, argmax_ref = ref.maxpool2d_forward(x, 2)
+    np.testing.assert_array_equal(outputs[0][0], y_ref)
+    np.testing.assert_array_equal(outputs[0][1], argmax_ref)
+    assert_close(outputs[0][2], ref.maxpool2d_backward(dy, argmax_ref, x.shape, 2))
+    for a, b in zip(outputs[0], outputs[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_maxpool2d_backward_takes_any_argmax_in_the_plane():
+    """An argmax outside its own window (not from maxpool2d_forward) is still routed exactly."""
+    dy = f32(1, 1, 2, 3, 3)
+    argmax = np.random.default_rng(0).integers(0, 36, dy.shape).astype(np.int32)
+    assert_close(core.maxpool2d_backward(dy, argmax, (1, 2, 6, 6), 2),
+                 ref.maxpool2d_backward(dy, argmax, (1, 2, 6, 6), 2))
+
+
 @given(seeds, pool_cases())
 def test_avgpool2d(seed, case):
     shape, k, s, p = case

@@ -2,6 +2,10 @@
 // planes are split across threads; backward writes only its own plane (no races, same bits).
 #include "nnfast/pool.h"
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -88,12 +92,108 @@ static void maxpool_row_interior(float* y, int32_t* am, const float* xp, const P
   }
 }
 
+#if defined(__AVX512F__)
+// The 2 x 2, stride 2, unpadded window (every LeNet), 16 outputs of a row at a time: the two input
+// rows' 32 floats are split into even and odd columns, giving the four window candidates in
+// window order, and the running maximum takes each over with the same rule as takes_over.
+static inline bool is_2x2_stride_2(const Pool2dShape& s) {
+  return s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0;
+}
+static const __m512i kEven = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                               28, 30);
+static const __m512i kOdd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                              29, 31);
+static inline __mmask16 lanes(int n) { return (__mmask16)((1u << std::clamp(n, 0, 16)) - 1); }
+
+static void maxpool_2x2_plane(float* y, int32_t* am, const float* xp, int W, int OH, int OW) {
+  const __m512i two_j = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int oh = 0; oh < OH; oh++) {
+    const float* r0 = xp + (size_t)2 * oh * W;
+    const float* r1 = r0 + W;
+    for (int j0 = 0; j0 < OW; j0 += 16) {
+      const int n = std::min(16, OW - j0);
+      const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+      const float* a = r0 + 2 * j0;
+      const float* b = r1 + 2 * j0;
+      const __m512 a0 = _mm512_maskz_loadu_ps(lo, a), a1 = _mm512_maskz_loadu_ps(hi, a + 16);
+      const __m512 b0 = _mm512_maskz_loadu_ps(lo, b), b1 = _mm512_maskz_loadu_ps(hi, b + 16);
+      const __m512 cand[4] = {_mm512_permutex2var_ps(a0, kEven, a1),
+                              _mm512_permutex2var_ps(a0, kOdd, a1),
+                              _mm512_permutex2var_ps(b0, kEven, b1),
+                              _mm512_permutex2var_ps(b0, kOdd, b1)};
+      const int offset[4] = {0, 1, W, W + 1};
+      __m512 best = cand[0];
+      __m512i off = _mm512_setzero_si512();
+      for (int c = 1; c < 4; c++) {
+        const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
+        const __mmask16 take = _mm512_cmp_ps_mask(cand[c], best, _CMP_GT_OQ) |
+                               (_mm512_cmp_ps_mask(cand[c], cand[c], _CMP_UNORD_Q) & ~best_nan);
+        best = _mm512_mask_blend_ps(take, best, cand[c]);
+        off = _mm512_mask_blend_epi32(take, off, _mm512_set1_epi32(offset[c]));
+      }
+      const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * j0), two_j);
+      _mm512_mask_storeu_ps(y + (size_t)oh * OW + j0, lanes(n), best);
+      _mm512_mask_storeu_epi32(am + (size_t)oh * OW + j0, lanes(n), _mm512_add_epi32(base, off));
+    }
+  }
+}
+
+// Backward of one plane for the same window: each pair of input rows is written once, dy going to
+// the argmax candidate of its window and zeros elsewhere (rows / columns no window covers, when
+// H or W is odd, get zeros). Returns false if an argmax lies outside its window (only possible
+// for an argmax array that maxpool2d_forward did not make): the caller then redoes the plane.
+static bool maxpool_2x2_plane_backward(float* dxp, const float* dyp, const int32_t* ap, int H,
+                                       int W, int OH, int OW) {
+  const __m512i two_j = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  // interleave(e, o) lanes 0..15 = e0 o0 e1 o1 ... e7 o7, lanes 16..31 = e8 o8 ... e15 o15
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15,
+                                           31);
+  for (int oh = 0; oh < OH; oh++)
+    for (int j0 = 0; j0 < OW; j0 += 16) {
+      const int n = std::min(16, OW - j0);
+      const __mmask16 valid = lanes(n);
+      const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * j0), two_j);
+      const __m512i off =
+          _mm512_sub_epi32(_mm512_maskz_loadu_epi32(valid, ap + (size_t)oh * OW + j0), base);
+      const __m512 g = _mm512_maskz_loadu_ps(valid, dyp + (size_t)oh * OW + j0);
+      const __mmask16 m00 = _mm512_cmpeq_epi32_mask(off, _mm512_setzero_si512()) & valid;
+      const __mmask16 m01 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(1)) & valid;
+      const __mmask16 m10 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(W)) & valid;
+      const __mmask16 m11 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(W + 1)) & valid;
+      if ((__mmask16)(m00 | m01 | m10 | m11) != valid) return false;
+      const __m512 rows[2][2] = {{_mm512_maskz_mov_ps(m00, g), _mm512_maskz_mov_ps(m01, g)},
+                                 {_mm512_maskz_mov_ps(m10, g), _mm512_maskz_mov_ps(m11, g)}};
+      const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+      for (int r = 0; r < 2; r++) {
+        float* d = dxp + (size_t)(2 * oh + r) * W + 2 * j0;
+        _mm512_mask_storeu_ps(d, lo, _mm512_permutex2var_ps(rows[r][0], lo_idx, rows[r][1]));
+        _mm512_mask_storeu_ps(d + 16, hi, _mm512_permutex2var_ps(rows[r][0], hi_idx, rows[r][1]));
+      }
+    }
+  // the last column (odd W) and the last row (odd H) belong to no window
+  if (W % 2)
+    for (int h = 0; h < 2 * OH; h++) dxp[(size_t)h * W + W - 1] = 0.0f;
+  if (H % 2) std::fill(dxp + (size_t)(H - 1) * W, dxp + (size_t)H * W, 0.0f);
+  return true;
+}
+#endif
+
 // y[n,c,oh,ow] = max of the window at (oh*SH - PH, ow*SW - PW); argmax = h*W + w of the first
 // maximum (a NaN is taken as the maximum, so it propagates as in PyTorch). Planes in parallel;
 // interior windows vectorised across each output row, border windows one by one.
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
   const long planes = (long)s.N * s.C;
+#if defined(__AVX512F__)
+  if (is_2x2_stride_2(s)) {
+#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
+    for (long pl = 0; pl < planes; pl++)
+      maxpool_2x2_plane(y + (size_t)pl * OH * OW, argmax + (size_t)pl * OH * OW,
+                        x + (size_t)pl * s.H * s.W, s.W, OH, OW);
+    return;
+  }
+#endif
   const auto [lo, hi] = interior_cols(s);
 #pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
   for (long pl = 0; pl < planes; pl++) {
@@ -120,6 +220,10 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
     float* dxp = dx + (size_t)pl * s.H * s.W;
     const float* dyp = dy + (size_t)pl * P;
     const int32_t* ap = argmax + (size_t)pl * P;
+#if defined(__AVX512F__)
+    if (is_2x2_stride_2(s) && maxpool_2x2_plane_backward(dxp, dyp, ap, s.H, s.W, s.OH(), s.OW()))
+      continue;
+#endif
     std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
     for (int i = 0; i < P; i++) dxp[ap[i]] += dyp[i];
   }
