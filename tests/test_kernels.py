@@ -428,6 +428,28 @@ def test_adam(seed, n, lr, weight_decay, decoupled):
     assert_close(v, v_ref)
 
 
+# ------------------------------------------------------------------------------------- exp
+def test_vectorised_exp_is_accurate_over_the_whole_float_range():
+    """sigmoid(x) = exp(x) / (1 + exp(x)) for x <= 0: within a few ulp of float64 everywhere,
+    subnormal results included; the ends of the range and NaN behave."""
+    x = np.concatenate([np.linspace(-110, 110, 200003), np.geomspace(1e-30, 80, 5001),
+                        -np.geomspace(1e-30, 104, 5001), [0.0, -0.0]]).astype(np.float32)
+    got = core.sigmoid_forward(x).astype(np.float64)
+    want = 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+    normal = want >= np.finfo(np.float32).tiny
+    ulp = np.spacing(want[normal].astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got[normal] - want[normal]) / ulp) <= 4
+    assert np.max(np.abs(got[~normal] - want[~normal])) <= 2 * np.finfo(np.float32).smallest_subnormal
+    special = core.sigmoid_forward(np.array([np.inf, -np.inf, np.nan, 89.0, -89.0], np.float32))
+    np.testing.assert_array_equal(special[:2], [1.0, 0.0])
+    assert np.isnan(special[2]) and special[3] == 1.0 and 0 < special[4] < 1e-38
+    z = np.array([[0.0, -200.0, 50.0, np.float32(88.5)], [1.0, 2.0, 3.0, np.nan]], np.float32)
+    p = core.softmax_forward(z)
+    np.testing.assert_allclose(p[0], np.exp(z[0].astype(np.float64) - 88.5) /
+                               np.exp(z[0].astype(np.float64) - 88.5).sum(), rtol=1e-6, atol=1e-30)
+    assert np.isnan(p[1]).all()
+
+
 # ------------------------------------------------------------------------------------- threads
 def _run_everything(seed):
     """One output of every kernel family, on sizes large enough to use several threads."""

@@ -3,6 +3,8 @@
 // kParallelMin elements (below that, thread start-up costs more than the work).
 #include "nnfast/activation.h"
 
+#include "vmath.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -33,14 +35,29 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, f
   for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i];
 }
 
-// y = 1 / (1 + exp(-x)), through exp(-|x|) so it never overflows.
+// y = 1 / (1 + exp(-x)), through e = exp(-|x|) so it never overflows: y = 1/(1+e) for x >= 0,
+// e/(1+e) below.
 void sigmoid_forward(float* y, const float* x, size_t n) {
+#if defined(__AVX512F__)
+  const size_t blocks = (n + 15) / 16;
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
+  for (size_t b = 0; b < blocks; b++) {
+    const size_t i = b * 16;
+    const __mmask16 m = (__mmask16)((1u << std::min<size_t>(16, n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
+    const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mul_ps(s, neg, e, s));
+  }
+#else
 #pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
   for (size_t i = 0; i < n; i++) {
     float e = std::exp(-std::fabs(x[i]));
     float s = 1.0f / (1.0f + e);
     y[i] = x[i] >= 0.0f ? s : e * s;
   }
+#endif
 }
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
@@ -70,25 +87,10 @@ void threshold_backward(float* dx, const float* dy, const float* x, size_t n, fl
   for (size_t i = 0; i < n; i++) dx[i] = x[i] > threshold ? dy[i] : 0.0f;
 }
 
-// Row maximum (NaN-propagating, so a NaN row gives NaN outputs, never a silent finite value).
-static inline float row_max(const float* x, int cols) {
-  float m = x[0];
-  for (int j = 1; j < cols; j++) m = (x[j] > m || std::isnan(x[j])) ? x[j] : m;
-  return m;
-}
-
 // Softmax of each row: y = exp(x - max) / sum exp(x - max).
 void softmax_forward(float* y, const float* x, int rows, int cols) {
 #pragma omp parallel for num_threads(threads_for((size_t)rows * cols)) schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float* xr = x + (size_t)r * cols;
-    float* yr = y + (size_t)r * cols;
-    const float m = row_max(xr, cols);
-    float s = 0.0f;
-    for (int j = 0; j < cols; j++) s += (yr[j] = std::exp(xr[j] - m));
-    const float inv = 1.0f / s;
-    for (int j = 0; j < cols; j++) yr[j] *= inv;
-  }
+  for (int r = 0; r < rows; r++) softmax_row(y + (size_t)r * cols, x + (size_t)r * cols, cols);
 }
 // dx = y * (dy - sum_j dy_j y_j)
 void softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols) {
@@ -110,9 +112,7 @@ void log_softmax_forward(float* y, const float* x, int rows, int cols) {
     const float* xr = x + (size_t)r * cols;
     float* yr = y + (size_t)r * cols;
     const float m = row_max(xr, cols);
-    float s = 0.0f;
-    for (int j = 0; j < cols; j++) s += std::exp(xr[j] - m);
-    const float lse = m + std::log(s);
+    const float lse = m + std::log(exp_shifted(yr, xr, m, cols));  // yr: scratch
     for (int j = 0; j < cols; j++) yr[j] = xr[j] - lse;
   }
 }

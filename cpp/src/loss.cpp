@@ -7,31 +7,23 @@
 #include <cmath>
 
 #include "nnfast/activation.h"
+#include "vmath.h"
 
 namespace nnfast {
 
 static constexpr size_t kParallelMin = size_t(1) << 16;
 static inline int threads_for(size_t n) { return n >= kParallelMin ? get_num_threads() : 1; }
 
-// logsumexp of a row of C logits, as max + log sum exp(z - max) in double: cross-entropy is
-// taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays exact where the
-// probability underflows to 0 (logits of +-1e4).
-static double row_logsumexp(const float* z, int C) {
-  float m = z[0];
-  for (int j = 1; j < C; j++) m = std::max(m, z[j]);
-  double s = 0.0;
-  for (int j = 0; j < C; j++) s += std::exp((double)z[j] - m);
-  return (double)m + std::log(s);
-}
+// Cross-entropy is taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays
+// exact where the probability underflows to 0 (logits of +-1e4); softmax_row gives both.
 
 // probs = softmax(logits); loss = mean_i (logsumexp(z_i) - z_i[y_i])
 double cross_entropy_forward(float* probs, const float* logits, const int64_t* labels, int N,
                              int C) {
-  softmax_forward(probs, logits, N, C);
   double total = 0.0;
   for (int i = 0; i < N; i++) {
     const float* z = logits + (size_t)i * C;
-    total += row_logsumexp(z, C) - (double)z[labels[i]];
+    total += softmax_row(probs + (size_t)i * C, z, C) - (double)z[labels[i]];
   }
   return total / N;
 }
@@ -50,12 +42,11 @@ void cross_entropy_backward(float* dlogits, const float* probs, const int64_t* l
 // probs = softmax(logits); loss = mean_i sum_j t_ij (logsumexp(z_i) - z_ij)
 double cross_entropy_soft_forward(float* probs, const float* logits, const float* targets, int N,
                                   int C) {
-  softmax_forward(probs, logits, N, C);
   double total = 0.0;
   for (int i = 0; i < N; i++) {
     const float* z = logits + (size_t)i * C;
     const float* t = targets + (size_t)i * C;
-    const double lse = row_logsumexp(z, C);
+    const double lse = softmax_row(probs + (size_t)i * C, z, C);
     for (int j = 0; j < C; j++)
       if (t[j] != 0.0f) total += (double)t[j] * (lse - (double)z[j]);
   }
