@@ -96,4 +96,14 @@ pybind11::array_t<T, pybind11::array::c_style> new_array(const std::vector<pybin
   return pybind11::array_t<T, pybind11::array::c_style>(shape, static_cast<T*>(data), owner);
 }
 
+// Kernel workspace of n floats, 64-byte aligned (whole cache lines for the kernels' vector loads),
+// from the same cache, returned to it when the scope ends.
+struct Scratch {
+  float* data;
+  explicit Scratch(size_t n) : data(static_cast<float*>(BlockCache::instance().take(n * sizeof(float)))) {}
+  ~Scratch() { BlockCache::instance().give(data); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
 }  // namespace nnfast_bindings

@@ -26,6 +26,7 @@
 namespace py = pybind11;
 using namespace nnfast;
 using nnfast_bindings::new_array;
+using nnfast_bindings::Scratch;
 
 namespace {
 
@@ -312,11 +313,11 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
     check_shape(b, {s.OC}, fn, "b");
   }
   FloatArray y = new_array<float>({s.N, s.OC, s.OH(), s.OW()});
-  py::gil_scoped_release release;
   const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
-  std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
+  Scratch workspace(conv2d_workspace_size(s, nt));
+  py::gil_scoped_release release;
   conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), s,
-                 workspace.get(), nt);
+                 workspace.data, nt);
   return y;
 }
 
@@ -334,11 +335,11 @@ py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::o
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
   const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
+  const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
+  Scratch workspace(conv2d_workspace_size(s, nt));
   {
     py::gil_scoped_release release;
-    const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
-    std::unique_ptr<float[]> workspace(new float[conv2d_workspace_size(s, nt)]);
-    conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.get(),
+    conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.data,
                     nt, add);
   }
   return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));

@@ -184,6 +184,8 @@ def test_conv2d(seed, case, bias):
     ((2, 2, 9, 9), (3, 2, 2, 2), 4, 0),        # stride larger than the kernel
     ((3, 16, 12, 12), (32, 16, 5, 5), 1, 0),   # LeNet's second layer
     ((2, 1, 28, 28), (16, 1, 5, 5), 1, 2),     # padded "same" convolution
+    ((2, 3, 8, 8), (4, 3, 3, 3), 1, 1),        # 8-wide output rows, odd counts of valid rows
+    ((3, 2, 9, 10), (2, 2, 2, 3), 1, 0),       # 8-wide output rows, no padding
 ])
 def test_conv2d_edge_cases(xs, ws, stride, pad):
     x, w, b = f32(1, *xs), f32(2, *ws), f32(3, ws[0])

@@ -128,6 +128,15 @@ static void im2col(float* col, const float* xn, const Conv2dShape& s) {
         const idx step = (idx)g.SH * g.W;
         float* d = row + (size_t)oh_lo * g.OW;
 #if defined(__AVX512F__)
+        if (g.SW == 1 && lo == 0 && hi == g.OW && g.OW == 8) {
+          // Rows of exactly 8 (an 8 x 8 output map): two rows per 16-float store.
+          int oh = oh_lo;
+          for (; oh + 2 <= oh_hi; oh += 2, d += 16, xr += 2 * step)
+            _mm512_storeu_ps(d, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xr)),
+                                                   _mm256_loadu_ps(xr + step), 1));
+          if (oh < oh_hi) _mm256_storeu_ps(d, _mm256_loadu_ps(xr));
+          continue;
+        }
         if (g.SW == 1 && lo == 0 && hi == g.OW && g.OW <= 16) {
           // Whole rows of at most 16: one load and store each. The load zeroes the lanes past
           // the row, and a full-width store writes them on: into the next rows of this output
@@ -177,37 +186,55 @@ static void col2im_scatter(float* dxn, const float* col, const Geometry& g) {
 // Gather form for SW == 1: each 16-wide piece of an input row sums, in registers, every (kh, kw)
 // entry that lands on it, and is stored once. (Scatter-adding overlapping spans through memory
 // instead stalls on store-to-load forwarding, the kw-shifted spans overlapping the last store.)
+// The lanes each kw feeds depend only on the piece, so their masks are computed once per piece,
+// and four accumulators keep the adds from waiting on each other.
+static constexpr int kGatherMaxKW = 64;
 static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
-  for (int c = 0; c < g.C; c++)
-    for (int ih = 0; ih < g.H; ih++) {
-      float* drow = dxn + ((size_t)c * g.H + ih) * g.W;
-      for (int j0 = 0; j0 < g.W; j0 += 16) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int kh = 0; kh < g.KH; kh++) {
-          const int t = ih + g.PH - kh;  // = oh * SH
-          if (t < 0 || t % g.SH != 0 || t / g.SH >= g.OH) continue;
-          const float* src = col + (size_t)(c * g.KH + kh) * g.KW * g.P + (size_t)(t / g.SH) * g.OW;
-          for (int kw = 0; kw < g.KW; kw++, src += g.P) {
-            // lane i is input column iw = j0 + i, fed by output column ow = iw + PW - kw
-            const int off = j0 + g.PW - kw;                     // ow of lane 0
-            const int i_lo = std::max(0, -off);                 // ow >= 0
-            const int i_hi = std::min({16, g.OW - off, g.W - j0});  // ow < OW, iw < W
-            if (i_lo >= i_hi) continue;
-            const __mmask16 m = (__mmask16)(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
-            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, src + off));
-          }
-        }
-        const int n = std::min(16, g.W - j0);
-        _mm512_mask_storeu_ps(drow + j0, (__mmask16)((1u << n) - 1), acc);
-      }
+  __mmask16 mask[kGatherMaxKW];
+  int off[kGatherMaxKW];
+  for (int j0 = 0; j0 < g.W; j0 += 16) {
+    for (int kw = 0; kw < g.KW; kw++) {
+      // lane i is input column iw = j0 + i, fed by output column ow = iw + PW - kw
+      off[kw] = j0 + g.PW - kw;                                 // ow of lane 0
+      const int i_lo = std::max(0, -off[kw]);                   // ow >= 0
+      const int i_hi = std::min({16, g.OW - off[kw], g.W - j0});  // ow < OW, iw < W
+      mask[kw] = i_lo >= i_hi ? (__mmask16)0
+                              : (__mmask16)(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
     }
+    const __mmask16 store = (__mmask16)((1u << std::min(16, g.W - j0)) - 1);
+    for (int c = 0; c < g.C; c++)
+      for (int ih = 0; ih < g.H; ih++) {
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps()};
+        for (int kh = 0; kh < g.KH; kh++) {
+          const int t = ih + g.PH - kh;  // = oh * SH (no divisions when SH == 1: they cost more
+          int oh = t;                    // than the loads)
+          if (g.SH != 1) {
+            if (t < 0 || t % g.SH != 0) continue;
+            oh = t / g.SH;
+          }
+          if (oh < 0 || oh >= g.OH) continue;
+          const float* src = col + (size_t)(c * g.KH + kh) * g.KW * g.P + (size_t)oh * g.OW;
+          int kw = 0;
+          for (; kw + 4 <= g.KW; kw += 4, src += 4 * g.P)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++)
+              acc[u] = _mm512_add_ps(acc[u], _mm512_maskz_loadu_ps(mask[kw + u], src + u * g.P + off[kw + u]));
+          for (; kw < g.KW; kw++, src += g.P)
+            acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps(mask[kw], src + off[kw]));
+        }
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]),
+                                         _mm512_add_ps(acc[2], acc[3]));
+        _mm512_mask_storeu_ps(dxn + ((size_t)c * g.H + ih) * g.W + j0, store, sum);
+      }
+  }
 }
 #endif
 
 static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
   const Geometry g(s);
 #if defined(__AVX512F__)
-  if (g.SW == 1) return col2im_rows(dxn, col, g);
+  if (g.SW == 1 && g.KW <= kGatherMaxKW) return col2im_rows(dxn, col, g);
 #endif
   col2im_scatter(dxn, col, g);
 }
@@ -276,13 +303,24 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
         }
       }
     }
-    // Partials added in chunk order, element by element (any split of the elements is exact).
+    // Partials added in chunk order into chunk 0's, in blocks of elements shared out among the
+    // threads (the same sums for any split), then transposed into dw.
     if (dw) {
+      const size_t total = (size_t)CKK * OC;
+      constexpr size_t kBlock = 1024;
+#pragma omp for schedule(static)
+      for (size_t e0 = 0; e0 < total; e0 += kBlock) {
+        const size_t e1 = std::min(total, e0 + kBlock);
+        for (int ch = 1; ch < chunks; ch++) {
+          const float* src = partials + (size_t)ch * part;
+#pragma omp simd
+          for (size_t e = e0; e < e1; e++) partials[e] += src[e];
+        }
+      }
 #pragma omp for schedule(static)
       for (int oc = 0; oc < OC; oc++)
         for (int k = 0; k < CKK; k++) {
-          float sum = partials[(size_t)k * OC + oc];
-          for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)k * OC + oc];
+          const float sum = partials[(size_t)k * OC + oc];
           dw[(size_t)oc * CKK + k] = accumulate ? dw[(size_t)oc * CKK + k] + sum : sum;
         }
     }
