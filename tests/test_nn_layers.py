@@ -279,3 +279,26 @@ def test_activation_kernels_write_into_out():
     np.testing.assert_array_equal(y, expected)
     with pytest.raises(ValueError, match="out"):
         _core.sigmoid_forward(x, out=np.empty((5, 4), np.float32))
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=1, padding=1),
+                                  nn.MaxPool2d((2, 3), stride=(1, 2))])
+def test_relu_then_maxpool_backward_is_taken_together_exactly(pool):
+    nf.seed(4)
+    conv, relu = nn.Conv2d(2, 3, 3), nn.ReLU()
+    model = nn.Sequential(conv, relu, pool)
+    x = x32(21, 2, 2, 9, 9)
+    y = model(x)
+    g = x32(22, *y.shape)
+    g_nan = g.copy()
+    g_nan.reshape(-1)[::17] = np.nan                # NaN gradients take the same path too
+    np.testing.assert_array_equal(pool.backward_through_relu(g_nan),
+                                  relu.backward(pool.backward(g_nan)))
+    fused = model.backward(g)
+    w_grad = conv.weight.grad.copy()
+    conv.zero_grad()
+    unfused = conv.backward(relu.backward(pool.backward(g)))   # layer by layer
+    np.testing.assert_array_equal(fused, unfused)
+    np.testing.assert_array_equal(conv.weight.grad, w_grad)
+    model.backward_parameters(g)                      # the training path takes it too
+    np.testing.assert_array_equal(conv.weight.grad, 2 * w_grad)

@@ -137,17 +137,19 @@ static void im2col(float* col, const float* xn, const Conv2dShape& s) {
           if (oh < oh_hi) _mm256_storeu_ps(d, _mm256_loadu_ps(xr));
           continue;
         }
-        if (g.SW == 1 && lo == 0 && hi == g.OW && g.OW <= 16) {
-          // Whole rows of at most 16: one load and store each. The load zeroes the lanes past
-          // the row, and a full-width store writes them on: into the next rows of this output
-          // row (overwritten by the next store, or padding rows that must be 0 anyway), or past
-          // its end into a later col row (written afterwards) or the slot's dyT (written later;
-          // round16 padding keeps it at least 16 floats). The last row's store is masked.
-          const __mmask16 m = (__mmask16)((1u << g.OW) - 1);
+        if (g.SW == 1 && lo == 0 && hi == g.OW) {
+          // Whole rows: full 16-float copies, then the rest of the row with one load and
+          // store. The load zeroes the lanes past the row and a full-width store writes them
+          // into the start of the next output row, which that row's own stores overwrite next;
+          // the last row's store is masked, so nothing lands past the rows being written.
+          const int full = g.OW / 16 * 16, rest = g.OW - full;
+          const __mmask16 m = (__mmask16)((1u << rest) - 1);
           for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
-            const __m512 v = _mm512_maskz_loadu_ps(m, xr);
-            if (oh + 1 < oh_hi) _mm512_storeu_ps(d, v);
-            else _mm512_mask_storeu_ps(d, m, v);
+            for (int j = 0; j < full; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(xr + j));
+            if (rest == 0) continue;
+            const __m512 v = _mm512_maskz_loadu_ps(m, xr + full);
+            if (oh + 1 < oh_hi) _mm512_storeu_ps(d + full, v);
+            else _mm512_mask_storeu_ps(d + full, m, v);
           }
           continue;
         }

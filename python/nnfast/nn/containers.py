@@ -1,6 +1,8 @@
 """Sequential: a stack of modules applied in order (PyTorch's container, Keras's model)."""
 import numpy as np
 
+from .activations import ReLU
+from .layers import MaxPool2d
 from .module import Module
 
 
@@ -53,19 +55,30 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out):
-        for layer in reversed(self.layers):
-            grad_out = layer.backward(grad_out)
-        return grad_out
+        return self._backward(grad_out, need_input_grad=True)
 
     def backward_parameters(self, grad_out):
         """Backward for training: like ``backward`` but the first layer may skip its input
         gradient, which nobody needs (saves a GEMM per step for Linear / Conv2d)."""
-        for i in range(len(self.layers) - 1, -1, -1):
+        self._backward(grad_out, need_input_grad=False)
+
+    def _backward(self, grad_out, need_input_grad):
+        """The layers' backward passes, last to first. A ReLU feeding a MaxPool2d is taken with
+        it in one step (MaxPool2d.backward_through_relu: the same numbers, with the ReLU's mask
+        applied to the pooled gradient instead of the full-size one)."""
+        i = len(self.layers) - 1
+        while i >= 0:
             layer = self.layers[i]
-            if i == 0:
+            if i > 0 and type(layer) is MaxPool2d and type(self.layers[i - 1]) is ReLU:
+                grad_out = layer.backward_through_relu(grad_out)
+                i -= 2
+            elif i == 0 and not need_input_grad:
                 layer.backward_parameters(grad_out)
+                i -= 1
             else:
                 grad_out = layer.backward(grad_out)
+                i -= 1
+        return grad_out
 
     def output_shape(self, input_shape):
         for layer in self.layers:

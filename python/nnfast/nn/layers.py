@@ -119,7 +119,7 @@ class _Pool2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
-        self._shape = None
+        self._shape = self._argmax = self._y = None
 
     def _input(self, x):
         x = as_float32(x, type(self).__name__)
@@ -146,13 +146,27 @@ class MaxPool2d(_Pool2d):
         y, argmax = _core.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
                                             self.padding)
         self._argmax = saved_for_backward(argmax)
+        self._y = saved_for_backward(y)
         return y
 
     def backward(self, grad_out):
         shape = require_forward(self, self._shape)
         return _core.maxpool2d_backward(as_float32(grad_out, "MaxPool2d.backward", "gradient"),
-                                        self._argmax, shape, self.kernel_size, self.stride,
-                                        self.padding)
+                                        require_forward(self, self._argmax), shape,
+                                        self.kernel_size, self.stride, self.padding)
+
+    def backward_through_relu(self, grad_out):
+        """The gradient with respect to the input of a ReLU whose output this layer pooled:
+        ``relu.backward(self.backward(g))`` computed as ``self.backward(g * (y > 0))``. The two
+        are equal number for number (each window's maximum is the ReLU output at the element
+        its gradient goes to, positive exactly where the ReLU passes gradients), and the mask
+        then costs a pass over the pooled array instead of two over the full-size one."""
+        y = require_forward(self, self._y)
+        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
+        if grad_out.shape != y.shape:
+            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
+                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
+        return self.backward(_core.relu_backward(grad_out, y))
 
 
 class AvgPool2d(_Pool2d):
