@@ -8,15 +8,16 @@ time per epoch, samples/s, test accuracy, peak memory and the ratios between eng
     python benchmarks/mnist.py --profile   # also where nnfast's time goes, layer by layer
 
 Writes benchmarks/results/mnist.json (and mnist.png with matplotlib). Peak memory is the highest
-resident set size (sampled every 2 ms from /proc/self/status) during an engine's training run,
-minus the resident size just before it: the memory that engine's training added.
+resident set size during an engine's training run (the kernel's high-water mark, reset before
+each run), minus the resident size just before it: the memory that engine's training added.
 """
 import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 
 import numpy as np
@@ -184,32 +185,30 @@ def torch_available():
 
 # ---------------------------------------------------------------------------------- measuring
 class PeakRSS:
-    """Highest resident set size while the block runs, above the size when it started (bytes)."""
+    """Highest resident set size while the block runs, above the size when it started (bytes;
+    None where /proc is missing). It is the kernel's own high-water mark (VmHWM), reset on entry
+    through /proc/self/clear_refs, so no sampling thread competes with the engine for the GIL or
+    a core (a 2 ms sampling thread cost nnfast's MLP steps up to a third of their time)."""
 
     def __enter__(self):
-        self.base = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.base = self._status("VmRSS")
+        except OSError:
+            self.base = None
         return self
 
-    def _watch(self):
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
-
     @staticmethod
-    def _rss():
+    def _status(key):
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
-        return 0
+        raise OSError(f"no {key} in /proc/self/status")
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-        self.added = self.peak - self.base
+        self.added = None if self.base is None else self._status("VmHWM") - self.base
 
 
 def batch_orders(n, batch, epochs, seed):
@@ -278,6 +277,45 @@ def machine_description(threads):
             "python": platform.python_version(), "numpy": np.__version__}
 
 
+def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
+    """Train one engine on one model in this process; its result record."""
+    spec = MODELS[key]
+    # The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches.
+    max_steps = 20 if args.quick and spec["image"] and engine_name == "numpy" else None
+    engine = ENGINES[engine_name](spec, weights, args.threads)
+    # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for about
+    # 0.1 s after their last call, taking a core from whoever runs next: measured, nnfast's first
+    # MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
+    time.sleep(1.0)
+    with PeakRSS() as mem:
+        run = train_and_time(engine, x, y, x_test, y_test, orders, max_steps)
+    run.update(model=key, engine=engine_name, title=spec["title"], epochs=len(orders),
+               batch=spec["batch"], peak_memory_bytes=mem.added,
+               epoch_time=float(np.median(run["epoch_times"])))
+    run["samples_per_s"] = run["samples_per_epoch"] / run["epoch_time"]
+    # Time of one full epoch (60,000 samples), scaled from the batches actually run.
+    run["epoch_time_60k"] = run["epoch_time"] * 60000 / run["samples_per_epoch"]
+    return run
+
+
+def run_in_subprocess(args, key, engine_name):
+    """run_engine in a fresh Python process (the same data, weights and batches: they follow
+    from the seed), so that no engine inherits another's heap or idle thread pools and the
+    memory each adds is measured from the same starting point."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        cmd = [sys.executable, os.path.abspath(__file__), "--in-process", "--models", key,
+               "--engines", engine_name, "--threads", str(args.threads), "--seed",
+               str(args.seed), "--json", out]
+        cmd += ["--quick"] if args.quick else []
+        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{engine_name} on {key} failed:\n{done.stderr[-2000:]}")
+        with open(out) as f:
+            return json.load(f)["results"][0]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch (~1 minute)")
@@ -288,6 +326,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="per-layer time of nnfast")
     parser.add_argument("--json", default=os.path.join(RESULTS, "mnist.json"))
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every engine in this process (default: each in a fresh one)")
     args = parser.parse_args(argv)
 
     (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
@@ -315,21 +355,10 @@ def main(argv=None):
         weights = nnfast_model(spec["layers"]).get_weights()
         orders = batch_orders(len(x), spec["batch"], epochs, args.seed)
         for engine_name in engines:
-            # The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches.
-            max_steps = 20 if args.quick and spec["image"] and engine_name == "numpy" else None
-            engine = ENGINES[engine_name](spec, weights, args.threads)
-            # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for
-            # about 0.1 s after their last call, taking a core from whoever runs next: measured,
-            # nnfast's first MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
-            time.sleep(1.0)
-            with PeakRSS() as mem:
-                run = train_and_time(engine, x, y_train, xt, y_test, orders, max_steps)
-            run.update(model=key, engine=engine_name, title=spec["title"], epochs=epochs,
-                       batch=spec["batch"], peak_memory_bytes=mem.added,
-                       epoch_time=float(np.median(run["epoch_times"])))
-            run["samples_per_s"] = run["samples_per_epoch"] / run["epoch_time"]
-            # Time of one full epoch (60,000 samples), scaled from the batches actually run.
-            run["epoch_time_60k"] = run["epoch_time"] * 60000 / run["samples_per_epoch"]
+            if args.in_process:
+                run = run_engine(args, key, engine_name, x, y_train, xt, y_test, weights, orders)
+            else:
+                run = run_in_subprocess(args, key, engine_name)
             results.append(run)
             print(f"  {spec['title']:<26} {engine_name:<7} {run['epoch_time']:7.3f} s/epoch "
                   f"test accuracy {run['test_accuracy'][-1]:.4f}", file=sys.stderr)
@@ -346,7 +375,8 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": machine, "quick": args.quick, "results": results}, f, indent=1)
-    plot(results, os.path.splitext(args.json)[0] + ".png")
+    if not args.in_process:
+        plot(results, os.path.splitext(args.json)[0] + ".png")
     return results
 
 
@@ -364,9 +394,10 @@ def print_table(results):
             ratios.append(f"{r['epoch_time_60k'] / o['epoch_time_60k']:.2f}x" if o else "-")
         o = by_key.get((r["model"], "torch"))
         ratios.append(f"{r['predict_time'] / o['predict_time']:.2f}x" if o else "-")
+        peak = "-" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}"
         print(f"{r['title']:<26} {r['engine']:<7} {r['epochs']:>6} {r['epoch_time_60k']:>9.3f} "
               f"{r['samples_per_s']:>10,.0f} {r['test_accuracy'][-1]:>9.4f} "
-              f"{r['predict_time']:>9.3f} {r['peak_memory_bytes'] / 2**20:>8.1f} "
+              f"{r['predict_time']:>9.3f} {peak:>8} "
               f"{ratios[0]:>9} {ratios[1]:>9} {ratios[2]:>16}")
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
           "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000.")
