@@ -5,6 +5,11 @@ sizes and on the shapes small networks actually multiply (forward and backward).
 
 Each case is timed as the best of several repeats; GFLOP/s = 2*M*N*K / seconds. The ratio is
 nnfast's GFLOP/s over NumPy's (above 1: nnfast is faster). Writes benchmarks/results/gemm.json.
+
+A second table times the Linear kernels on inputs with zeros (a batch of genuine MNIST images,
+about 19% nonzero, when the data can be loaded; random inputs at set densities), where nnfast
+skips the zeros (cpp/src/linear.cpp): forward y = x @ W^T + b and backward dW = dy^T @ x, against
+numpy's dense products on the same arrays; "GF/s" there counts the dense product's FLOPs.
 """
 import argparse
 import json
@@ -35,6 +40,10 @@ NETWORK = [
     ("conv2 bwd dW b100", 32, 400, 6400, False, True),
     ("conv2 bwd dcol b100", 400, 6400, 32, True, False),
 ]
+
+
+# (OUT, density or "mnist"): a batch of 100 inputs of 784 features into OUT outputs.
+SPARSE = [(100, "mnist"), (256, "mnist"), (10, "mnist")] + [(100, d) for d in (0.1, 0.2, 0.25, 0.3, 0.5)]
 
 
 def operands(m, n, k, ta, tb, rng):
@@ -86,9 +95,58 @@ def main(argv=None):
         rows.append(row)
         print(f"{label:<26} {m:>6} {n:>6} {k:>6} {row['nnfast_gflops']:>12.1f} "
               f"{row['numpy_gflops']:>11.1f} {row['ratio']:>6.2f}")
+    sparse_rows = sparse_linear_table(rng, repeats)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"threads": args.threads, "isa": _core.isa(), "results": rows}, f, indent=1)
+        json.dump({"threads": args.threads, "isa": _core.isa(), "results": rows,
+                   "sparse_linear": sparse_rows}, f, indent=1)
+
+
+def mnist_batch(rng):
+    """100 genuine MNIST training images scaled to [0, 1], or None when the data is missing."""
+    try:
+        (x, _), _ = nf.data.load_mnist()
+    except Exception as err:  # no local copy and no network: the random rows still run
+        print(f"(MNIST not available: {err})")
+        return None
+    pick = rng.choice(len(x), 100, replace=False)
+    return (x[pick].reshape(100, -1) / 255.0).astype(np.float32)
+
+
+def sparse_linear_table(rng, repeats):
+    print(f"\nLinear on inputs with zeros, batch 100 x 784 (GF/s of the dense product)")
+    head = (f"{'input':<14} {'OUT':>4} {'nonzero':>8} {'fwd GF/s':>9} {'numpy':>7} {'ratio':>6}"
+            f" {'dW GF/s':>8} {'numpy':>7} {'ratio':>6}")
+    print(head + "\n" + "-" * len(head))
+    images, rows = mnist_batch(rng), []
+    for out, density in SPARSE:
+        if density == "mnist":
+            if images is None:
+                continue
+            x = images
+        else:
+            x = np.where(rng.random((100, 784)) < density, rng.random((100, 784)), 0).astype(np.float32)
+        w = rng.standard_normal((out, 784)).astype(np.float32)
+        b = rng.standard_normal(out).astype(np.float32)
+        dy = rng.standard_normal((100, out)).astype(np.float32)
+        dw = np.zeros_like(w)
+        fwd = best_time(lambda: _core.linear_forward(x, w, b), repeats)
+        fwd_np = best_time(lambda: x @ w.T + b, repeats)
+        bwd = best_time(lambda: _core.linear_backward(dy, x, w, dw=dw, need_dx=False,
+                                                              need_db=False, accumulate=False), repeats)
+        bwd_np = best_time(lambda: dy.T @ x, repeats)
+        np.testing.assert_allclose(_core.linear_forward(x, w, b), x @ w.T + b, rtol=1e-3, atol=1e-3)
+        flops = 2.0 * 100 * 784 * out
+        row = {"input": "MNIST batch" if density == "mnist" else f"random {density:.0%}", "OUT": out,
+               "nonzero": float(np.mean(x != 0)), "fwd_gflops": flops / fwd / 1e9,
+               "fwd_numpy_gflops": flops / fwd_np / 1e9, "dw_gflops": flops / bwd / 1e9,
+               "dw_numpy_gflops": flops / bwd_np / 1e9}
+        rows.append(row)
+        print(f"{row['input']:<14} {out:>4} {row['nonzero']:>8.1%} {row['fwd_gflops']:>9.1f} "
+              f"{row['fwd_numpy_gflops']:>7.1f} {row['fwd_gflops'] / row['fwd_numpy_gflops']:>6.2f}"
+              f" {row['dw_gflops']:>8.1f} {row['dw_numpy_gflops']:>7.1f}"
+              f" {row['dw_gflops'] / row['dw_numpy_gflops']:>6.2f}")
+    return rows
 
 
 if __name__ == "__main__":

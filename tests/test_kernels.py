@@ -134,6 +134,69 @@ def test_linear_backward_accumulates_and_skips():
     assert core.linear_backward(dy, x, w, need_db=False)[2] is None
 
 
+def sparse_input(seed, batch, n_in, density):
+    """Inputs with exact zeros (like MNIST pixels): about ``density`` of them nonzero."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, n_in)).astype(np.float32)
+    return np.where(rng.random((batch, n_in)) < density, x, np.float32(0))
+
+
+@pytest.mark.parametrize("batch,n_in,n_out", [
+    (100, 784, 100),   # an MNIST MLP's first layer
+    (100, 784, 10),    # softmax regression (dW stays on the GEMM below 32 outputs)
+    (7, 785, 300),     # ragged: inputs past a 16-lane vector, two column chunks of outputs
+    (37, 130, 33),
+])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.2])
+def test_linear_on_mostly_zero_inputs_is_correct_and_thread_independent(
+        restore_threads, batch, n_in, n_out, density):
+    """Inputs at most a quarter nonzero take the path that skips zeros (cpp/src/linear.cpp):
+    the same values as the dense products, the same bits for any thread count."""
+    x = sparse_input(1, batch, n_in, density)
+    w, b, dy = f32(2, n_out, n_in), f32(3, n_out), f32(4, batch, n_out)
+    dw0, db0 = f32(5, n_out, n_in), f32(6, n_out)
+    _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
+    runs = []
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        y = core.linear_forward(x, w, b)
+        _, dw_new, _ = core.linear_backward(dy, x, w, dw=np.full_like(w, np.nan),
+                                            need_dx=False, need_db=False, accumulate=False)
+        _, dw_acc, db_acc = core.linear_backward(dy, x, w, dw=dw0.copy(), db=db0.copy(),
+                                                 need_dx=False)
+        runs.append((y, dw_new, dw_acc, db_acc))
+    y, dw_new, dw_acc, db_acc = runs[0]
+    assert_close(y, ref.linear_forward(x, w, b))
+    assert_close(dw_new, dw_ref)
+    assert_close(dw_acc, dw0 + dw_ref)
+    assert_close(db_acc, db0 + db_ref)
+    for other in runs[1:]:
+        for mine, theirs in zip(runs[0], other):
+            np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_linear_skipping_zeros_keeps_ieee_results_for_inf_and_nan(bad):
+    """0 * inf is NaN: with a non-finite weight (forward) or gradient (backward) the zeros of x
+    may not be skipped, so the results are the dense product's, NaN included."""
+    x = sparse_input(1, 50, 200, 0.1)
+    x[:, 3] = 0.0                       # input 3 is zero in every row
+    x[5, 7] = np.nan                    # a NaN input still propagates
+    w, dy = f32(2, 40, 200), f32(3, 50, 40)
+    expected_y = x.astype(np.float64) @ w.T
+    assert np.array_equal(np.isnan(core.linear_forward(x, w)), np.isnan(expected_y))
+    w[2, 3] = bad                       # only ever multiplied by zeros
+    y = core.linear_forward(x, w)
+    assert np.isnan(y[:, 2]).all()
+    assert np.array_equal(np.isnan(y), np.isnan(x.astype(np.float64) @ w.T))
+    dy[4, 9] = bad                      # row 4 of x has zeros: dW[9, k] = bad * 0 there
+    _, dw, _ = core.linear_backward(dy, x, w, need_dx=False)
+    with np.errstate(invalid="ignore"):
+        expected_dw = dy.T.astype(np.float64) @ x
+    assert np.array_equal(np.isnan(dw), np.isnan(expected_dw))
+    assert np.isnan(dw[9, x[4] == 0]).all()
+
+
 @pytest.mark.parametrize("kernel", ["linear", "conv2d"])
 def test_backward_overwrites_or_accumulates_parameter_gradients(kernel):
     if kernel == "linear":

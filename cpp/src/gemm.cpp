@@ -1,4 +1,4 @@
-// SGEMM (packed panels + register-blocked AVX-512 / AVX2 micro-kernel), matmul and Linear.
+// SGEMM (packed panels + register-blocked AVX-512 / AVX2 micro-kernel) and matmul.
 //
 // Layout: row-major throughout. sgemm computes C = alpha * op(A) op(B) + beta * C.
 // Two paths, chosen by the shape alone:
@@ -16,6 +16,8 @@
 // edges with zeros so the micro-kernel never reads out of bounds. Threads split the M (and N)
 // tiles, never K, so each C element is summed in the same order for any thread count.
 #include "nnfast/gemm.h"
+
+#include "pack_buffer.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -162,20 +164,6 @@ static void micro_kernel(int kc, const float* a, const float* b, float* C, int l
 #endif
 }
 
-// Per-thread packing buffers, grown once and reused (no allocation in steady state).
-struct PackBuffer {
-  float* data = nullptr;
-  size_t size = 0;
-  float* get(size_t n) {
-    if (n > size) {
-      std::free(data);
-      size = (n + 15) & ~size_t(15);
-      data = static_cast<float*>(std::aligned_alloc(64, size * sizeof(float)));
-    }
-    return data;
-  }
-  ~PackBuffer() { std::free(data); }
-};
 
 // ---------------------------------------------------------------------------------------------
 // Unpacked path (gemm_strided): no packing at all. A tile of MR rows x 16*NV columns of C stays
@@ -527,34 +515,6 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
       sgemm(!trans_a, false, K, N, M, 1.0f, a, lda, dc, N, 0.0f, db, N);
     else  // db (N,K) = dC^T (N,M) @ op(A)
       sgemm(true, trans_a, N, K, M, 1.0f, dc, N, a, lda, 0.0f, db, K);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Linear: y (B,OUT) = x (B,IN) @ w^T + bias, w (OUT,IN).
-void linear_forward(float* y, const float* x, const float* w, const float* bias, int B, int IN,
-                    int OUT) {
-  if (bias) {
-    for (int i = 0; i < B; i++) std::memcpy(y + (size_t)i * OUT, bias, OUT * sizeof(float));
-    sgemm(false, true, B, OUT, IN, 1.0f, x, IN, w, IN, 1.0f, y, OUT);
-  } else {
-    sgemm(false, true, B, OUT, IN, 1.0f, x, IN, w, IN, 0.0f, y, OUT);
-  }
-}
-
-// dx (B,IN) = dy @ w; dw (OUT,IN) += dy^T @ x; dbias (OUT) += column sums of dy.
-void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int B, int IN, int OUT, bool accumulate) {
-  if (dx) sgemm(false, false, B, IN, OUT, 1.0f, dy, OUT, w, IN, 0.0f, dx, IN);
-  if (dw) sgemm(true, false, OUT, IN, B, 1.0f, dy, OUT, x, IN, accumulate ? 1.0f : 0.0f, dw, IN);
-  if (dbias) {
-    if (!accumulate) std::fill(dbias, dbias + OUT, 0.0f);
-    // Rows in order for every column: the sum order never depends on the thread count.
-    for (int i = 0; i < B; i++) {
-      const float* row = dy + (size_t)i * OUT;
-#pragma omp simd
-      for (int j = 0; j < OUT; j++) dbias[j] += row[j];
-    }
   }
 }
 

@@ -101,6 +101,34 @@ static void test_conv_and_linear() {
   expect_close("linear_forward", ly, rly);
 }
 
+// Inputs mostly zero take linear.cpp's path that skips them: ragged sizes (inputs past a vector,
+// outputs over two 256-column chunks) against plain loops, overwriting and accumulating dw.
+static void test_linear_sparse_inputs() {
+  const int B = 37, IN = 130, OUT = 300;
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  auto x = randn((size_t)B * IN), w = randn((size_t)OUT * IN), b = randn(OUT);
+  auto dy = randn((size_t)B * OUT), dw0 = randn((size_t)OUT * IN);
+  for (auto& v : x) v = u(rng) < 0.15f ? v : 0.0f;
+  std::vector<float> y((size_t)B * OUT), ry(y.size()), rdw((size_t)OUT * IN, 0.0f);
+  linear_forward(y.data(), x.data(), w.data(), b.data(), B, IN, OUT);
+  for (int i = 0; i < B; i++)
+    for (int o = 0; o < OUT; o++) {
+      float acc = b[o];
+      for (int k = 0; k < IN; k++) acc += x[i * IN + k] * w[o * IN + k];
+      ry[(size_t)i * OUT + o] = acc;
+    }
+  expect_close("linear_forward (sparse input)", y, ry);
+  for (int o = 0; o < OUT; o++)
+    for (int k = 0; k < IN; k++)
+      for (int i = 0; i < B; i++) rdw[(size_t)o * IN + k] += dy[(size_t)i * OUT + o] * x[i * IN + k];
+  std::vector<float> dw(rdw.size(), NAN), acc = dw0, racc = dw0;
+  linear_backward(nullptr, dw.data(), nullptr, dy.data(), x.data(), w.data(), B, IN, OUT, false);
+  expect_close("linear_backward dw (sparse input)", dw, rdw);
+  linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), w.data(), B, IN, OUT, true);
+  for (size_t j = 0; j < racc.size(); j++) racc[j] += rdw[j];
+  expect_close("linear_backward dw += (sparse input)", acc, racc);
+}
+
 static void test_pool_activation_loss_dropout_optim() {
   Pool2dShape s{2, 3, 7, 6, 3, 2, 2, 2, 1, 1};
   auto x = randn((size_t)s.N * s.C * s.H * s.W);
@@ -151,6 +179,7 @@ int main() {
     set_num_threads(threads);
     test_gemm();
     test_conv_and_linear();
+    test_linear_sparse_inputs();
     test_pool_activation_loss_dropout_optim();
   }
   std::printf(failures ? "kernel tests: %d FAILED\n" : "kernel tests: all passed\n", failures);
