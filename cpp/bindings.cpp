@@ -628,11 +628,25 @@ void finite_hyper(float v, const char* fn, const char* name) {
   if (!std::isfinite(v)) value_error(fn, std::string(name) + " must be finite");
 }
 
+// One SGD update, validated while the GIL is held.
+struct SgdJob {
+  py::array p, g, buf;
+};
+SgdJob sgd_job(py::object p_, py::object g_, py::object buf_, float momentum, const char* fn) {
+  SgdJob job{f32(p_, fn, "param", true), {}, {}};
+  job.g = state_like(g_, job.p, fn, "grad", false);
+  if (momentum != 0.0f) {
+    if (buf_.is_none()) value_error(fn, "momentum_buf is required when momentum != 0");
+    job.buf = state_like(buf_, job.p, fn, "momentum_buf", true);
+  }
+  return job;
+}
+
+// param / grad / momentum_buf are arrays, or equally long lists of arrays: the whole model's
+// parameters in one call.
 void py_sgd_step(py::object p_, py::object g_, py::object buf_, float lr, float momentum,
                  float dampening, float weight_decay, bool nesterov, bool first_step) {
   const char* fn = "sgd_step";
-  py::array p = f32(p_, fn, "param", true);
-  py::array g = state_like(g_, p, fn, "grad", false);
   for (auto [v, name] : {std::pair{lr, "lr"}, {momentum, "momentum"}, {dampening, "dampening"},
                          {weight_decay, "weight_decay"}})
     finite_hyper(v, fn, name);
@@ -640,14 +654,32 @@ void py_sgd_step(py::object p_, py::object g_, py::object buf_, float lr, float 
   if (momentum < 0.0f) value_error(fn, "momentum must be >= 0");
   if (nesterov && (momentum <= 0.0f || dampening != 0.0f))
     value_error(fn, "nesterov momentum requires momentum > 0 and dampening = 0");
-  py::array buf;
-  if (momentum != 0.0f) {
-    if (buf_.is_none()) value_error(fn, "momentum_buf is required when momentum != 0");
-    buf = state_like(buf_, p, fn, "momentum_buf", true);
+  std::vector<SgdJob> jobs;
+  if (py::isinstance<py::list>(p_) || py::isinstance<py::tuple>(p_)) {
+    auto params = p_.cast<py::sequence>();
+    auto list_of = [&](py::object obj, const char* name) {
+      if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
+        throw py::type_error(std::string(fn) + ": " + name + " must be a list like param");
+      auto seq = obj.cast<py::sequence>();
+      if (seq.size() != params.size())
+        value_error(fn, std::string(name) + " has " + std::to_string(seq.size()) +
+                            " arrays for " + std::to_string(params.size()) + " parameters");
+      return seq;
+    };
+    auto grads = list_of(g_, "grad");
+    py::sequence bufs;
+    const bool with_bufs = momentum != 0.0f && !buf_.is_none();
+    if (with_bufs) bufs = list_of(buf_, "momentum_buf");
+    for (size_t i = 0; i < params.size(); i++)
+      jobs.push_back(sgd_job(params[i], grads[i], with_bufs ? py::object(bufs[i]) : py::none(),
+                             momentum, fn));
+  } else {
+    jobs.push_back(sgd_job(p_, g_, buf_, momentum, fn));
   }
   py::gil_scoped_release release;
-  sgd_update(mptr(p), fptr(g), momentum != 0.0f ? mptr(buf) : nullptr, (size_t)p.size(), lr, momentum,
-             dampening, weight_decay, nesterov, first_step);
+  for (auto& job : jobs)
+    sgd_update(mptr(job.p), fptr(job.g), momentum != 0.0f ? mptr(job.buf) : nullptr,
+               (size_t)job.p.size(), lr, momentum, dampening, weight_decay, nesterov, first_step);
 }
 
 void py_adam_step(py::object p_, py::object g_, py::object m_, py::object v_, float lr,
@@ -820,7 +852,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("sgd_step", &py_sgd_step, arg("param"), arg("grad"), arg("momentum_buf") = py::none(),
         arg("lr") = 0.01f, arg("momentum") = 0.0f, arg("dampening") = 0.0f,
         arg("weight_decay") = 0.0f, arg("nesterov") = false, arg("first_step") = true,
-        "In-place SGD update (PyTorch semantics).");
+        "In-place SGD update (PyTorch semantics) of one array, or of a list of them.");
   m.def("adam_step", &py_adam_step, arg("param"), arg("grad"), arg("m"), arg("v"),
         arg("lr") = 1e-3f, arg("beta1") = 0.9f, arg("beta2") = 0.999f, arg("eps") = 1e-8f,
         arg("weight_decay") = 0.0f, arg("step") = 1, arg("decoupled") = false,

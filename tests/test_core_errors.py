@@ -107,3 +107,19 @@ def test_huge_sizes_are_refused_before_allocating():
     # A 1x1 image padded by 40,000 would give an 80,001 x 80,001 output: too large for the kernels.
     with pytest.raises(ValueError, match="too large"):
         core.conv2d_forward(f32(1, 1, 1, 1), f32(1, 1, 1, 1), padding=40000)
+
+
+def test_sgd_step_over_lists_checks_each_array():
+    params, grads = [f32(3), f32(2, 2)], [f32(3), f32(2, 2)]
+    with pytest.raises(TypeError, match="grad must be a list"):
+        core.sgd_step(params, f32(3), lr=0.1)
+    with pytest.raises(ValueError, match="grad has 1 arrays for 2 parameters"):
+        core.sgd_step(params, grads[:1], lr=0.1)
+    with pytest.raises(ValueError, match="momentum_buf is required"):
+        core.sgd_step(params, grads, None, lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="shape"):
+        core.sgd_step(params, grads[::-1], lr=0.1)
+    before = [p.copy() for p in params]
+    core.sgd_step(params, grads, lr=0.5)
+    for p, p0, g in zip(params, before, grads):
+        np.testing.assert_allclose(p, p0 - 0.5 * g, rtol=1e-6)

@@ -94,11 +94,14 @@ class SGD(Optimizer):
                          weight_decay=weight_decay)
         self.nesterov = bool(nesterov)
 
-    def _update(self, i, p):
-        h = self.hyper
-        buf = self._state("momentum_buffer", i) if h["momentum"] else None
-        _core.sgd_step(p.data, p.grad, buf, h["lr"], h["momentum"], h["dampening"],
-                       h["weight_decay"], self.nesterov, self.steps == 0)
+    def step(self):
+        """All parameters in one kernel call."""
+        h, n = self.hyper, len(self.params)
+        bufs = [self._state("momentum_buffer", i) for i in range(n)] if h["momentum"] else None
+        _core.sgd_step([p.data for p in self.params], [p.grad for p in self.params], bufs,
+                       h["lr"], h["momentum"], h["dampening"], h["weight_decay"], self.nesterov,
+                       self.steps == 0)
+        self.steps += 1
 
     def get_config(self):
         return {**self.hyper, "nesterov": self.nesterov}
