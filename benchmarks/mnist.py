@@ -1,7 +1,8 @@
-"""The main job: train softmax regression, the MLP 784-100(sigmoid)-10 and the LeNet-like CNN on
-the genuine MNIST with nnfast, the NumPy reference (nnfast.reference) and PyTorch (when it is
-importable), in one process, from identical initial weights and identical batches, and report
-time per epoch, samples/s, test accuracy, peak memory and the ratios between engines.
+"""The main job: train softmax regression, the MLPs 784-100(sigmoid)-10 and 784-256-128-10 (ReLU)
+and the LeNet-like CNN on the genuine MNIST with nnfast, the NumPy reference (nnfast.reference)
+and PyTorch (when it is importable), from identical initial weights and identical batches, each
+(model, engine) in a fresh process, and report time per epoch, samples/s, test accuracy,
+prediction time, peak memory and the ratios between engines.
 
     python benchmarks/mnist.py             # full run (the epoch counts below)
     python benchmarks/mnist.py --quick     # about a minute on 2 cores: a subset, 1 epoch
