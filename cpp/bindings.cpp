@@ -302,22 +302,33 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, py::object stride
   return s;
 }
 
+// The checked operands of a convolution's forward pass (bias optional).
+struct ConvForwardArgs {
+  py::array x, w, b;
+  bool has_bias;
+  Conv2dShape s;
+  const float* bias() const { return has_bias ? fptr(b) : nullptr; }
+};
+ConvForwardArgs conv_forward_args(py::object x_, py::object w_, py::object b_, py::object stride,
+                                  py::object padding, const char* fn) {
+  ConvForwardArgs a{f32(x_, fn, "x"), f32(w_, fn, "w"), py::array(), !b_.is_none(), {}};
+  a.s = conv_shape(a.x, a.w, stride, padding, fn);
+  if (!b_.is_none()) {
+    a.b = f32(b_, fn, "b");
+    check_shape(a.b, {a.s.OC}, fn, "b");
+  }
+  return a;
+}
+
 FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::object stride,
                              py::object padding) {
-  const char* fn = "conv2d_forward";
-  py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w");
-  Conv2dShape s = conv_shape(x, w, stride, padding, fn);
-  py::array b;
-  if (!b_.is_none()) {
-    b = f32(b_, fn, "b");
-    check_shape(b, {s.OC}, fn, "b");
-  }
+  const ConvForwardArgs a = conv_forward_args(x_, w_, b_, stride, padding, "conv2d_forward");
+  const Conv2dShape& s = a.s;
   FloatArray y = new_array<float>({s.N, s.OC, s.OH(), s.OW()});
   const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
   Scratch workspace(conv2d_workspace_size(s, nt));
   py::gil_scoped_release release;
-  conv2d_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), s,
-                 workspace.data, nt);
+  conv2d_forward(y.mutable_data(), fptr(a.x), fptr(a.w), a.bias(), s, workspace.data, nt);
   return y;
 }
 
@@ -388,6 +399,27 @@ py::tuple py_maxpool2d_forward(py::object x_, py::object kernel, py::object stri
   {
     py::gil_scoped_release release;
     maxpool2d_forward(y.mutable_data(), argmax.mutable_data(), fptr(x), s);
+  }
+  return py::make_tuple(y, argmax);
+}
+
+// Conv2d -> ReLU -> MaxPool2d in one kernel: (y pooled, argmax), as the three bindings in turn.
+py::tuple py_conv2d_relu_maxpool_forward(py::object x_, py::object w_, py::object b_,
+                                         py::object stride, py::object padding,
+                                         py::object pool_kernel, py::object pool_stride,
+                                         py::object pool_padding) {
+  const char* fn = "conv2d_relu_maxpool_forward";
+  const ConvForwardArgs a = conv_forward_args(x_, w_, b_, stride, padding, fn);
+  const Conv2dShape& s = a.s;
+  Pool2dShape p = pool_shape({s.N, s.OC, s.OH(), s.OW()}, pool_kernel, pool_stride, pool_padding, fn);
+  FloatArray y = new_array<float>({p.N, p.C, p.OH(), p.OW()});
+  py::array_t<int32_t> argmax = new_array<int32_t>({p.N, p.C, p.OH(), p.OW()});
+  const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
+  Scratch workspace(conv2d_workspace_size(s, nt));
+  {
+    py::gil_scoped_release release;
+    conv2d_relu_maxpool_forward(y.mutable_data(), argmax.mutable_data(), fptr(a.x), fptr(a.w),
+                                a.bias(), s, p, workspace.data, nt);
   }
   return py::make_tuple(y, argmax);
 }
@@ -733,6 +765,10 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");
+  m.def("conv2d_relu_maxpool_forward", &py_conv2d_relu_maxpool_forward, arg("x"), arg("w"),
+        arg("b") = py::none(), arg("stride") = 1, arg("padding") = 0, arg("pool_kernel") = 2,
+        arg("pool_stride") = py::none(), arg("pool_padding") = 0,
+        "(y, argmax) = maxpool2d_forward(relu_forward(conv2d_forward(x, w, b)), ...) in one pass.");
   m.def("conv2d_backward", &py_conv2d_backward, arg("dy"), arg("x"), arg("w"), arg("stride") = 1,
         arg("padding") = 0, arg("dw") = py::none(), arg("db") = py::none(),
         arg("need_dx") = true, arg("need_db") = true, arg("accumulate") = true,

@@ -259,6 +259,28 @@ def test_conv2d_edge_cases(xs, ws, stride, pad):
                      ref.conv2d_backward(dy, x, w, stride, pad))
 
 
+@given(seeds, wide_conv_cases(), st.sampled_from([(2, None, 0), (3, 1, 1), ((2, 3), (1, 2), 0)]))
+def test_conv2d_relu_maxpool_fused_is_the_three_kernels_exactly(seed, case, pool):
+    """The fused forward equals conv2d -> relu -> maxpool2d number for number (same argmax), and
+    the NumPy reference of the chain within rounding."""
+    xs, ws, stride, pad = case
+    x, w, b = f32(seed, *xs), f32(seed + 1, *ws), f32(seed + 2, ws[0])
+    conv_y = core.conv2d_forward(x, w, b, stride, pad)
+    k, ps, pp = pool
+    try:
+        y_chain, argmax_chain = core.maxpool2d_forward(core.relu_forward(conv_y), k, ps, pp)
+    except ValueError:   # the window does not fit the convolution's output: refused alike
+        with pytest.raises(ValueError):
+            core.conv2d_relu_maxpool_forward(x, w, b, stride, pad, k, ps, pp)
+        return
+    y, argmax = core.conv2d_relu_maxpool_forward(x, w, b, stride, pad, k, ps, pp)
+    np.testing.assert_array_equal(y, y_chain)
+    np.testing.assert_array_equal(argmax, argmax_chain)
+    y_ref, _ = ref.maxpool2d_forward(ref.relu_forward(ref.conv2d_forward(x, w, b, stride, pad)),
+                                     k, ps, pp)
+    assert_close(y, y_ref)
+
+
 def test_conv2d_backward_accumulates():
     x, w, dy = f32(1, 2, 3, 6, 6), f32(2, 4, 3, 3, 3), f32(3, 2, 4, 4, 4)
     dw, db = f32(4, 4, 3, 3, 3), f32(5, 4)

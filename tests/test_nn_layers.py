@@ -283,22 +283,31 @@ def test_activation_kernels_write_into_out():
 
 @pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=1, padding=1),
                                   nn.MaxPool2d((2, 3), stride=(1, 2))])
-def test_relu_then_maxpool_backward_is_taken_together_exactly(pool):
+def test_conv_relu_maxpool_fused_in_sequential_equals_layer_by_layer(pool):
+    """Sequential runs Conv2d -> ReLU -> MaxPool2d forward as one kernel, and ReLU -> MaxPool2d
+    backward in one step; both give the layer-by-layer numbers exactly."""
     nf.seed(4)
     conv, relu = nn.Conv2d(2, 3, 3), nn.ReLU()
     model = nn.Sequential(conv, relu, pool)
     x = x32(21, 2, 2, 9, 9)
+    x[0, 0, 3, 4] = np.nan                           # NaN goes through both paths alike
     y = model(x)
+    with pytest.raises(RuntimeError, match="fused"):  # the fused ReLU kept nothing of its own
+        relu.backward(y)
     g = x32(22, *y.shape)
+    fused = model.backward(g)
+    w_grad = conv.weight.grad.copy()
+
+    y_unfused = pool(relu(conv(x)))                  # layer by layer
+    np.testing.assert_array_equal(y, y_unfused)
     g_nan = g.copy()
     g_nan.reshape(-1)[::17] = np.nan                # NaN gradients take the same path too
     np.testing.assert_array_equal(pool.backward_through_relu(g_nan),
                                   relu.backward(pool.backward(g_nan)))
-    fused = model.backward(g)
-    w_grad = conv.weight.grad.copy()
     conv.zero_grad()
-    unfused = conv.backward(relu.backward(pool.backward(g)))   # layer by layer
+    unfused = conv.backward(relu.backward(pool.backward(g)))
     np.testing.assert_array_equal(fused, unfused)
     np.testing.assert_array_equal(conv.weight.grad, w_grad)
+    model(x)
     model.backward_parameters(g)                      # the training path takes it too
     np.testing.assert_array_equal(conv.weight.grad, 2 * w_grad)

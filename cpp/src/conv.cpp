@@ -261,6 +261,33 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
   }
 }
 
+// Per image: im2col, the GEMM into the slot's second buffer (P*OC floats, the dyT scratch of
+// backward), ReLU in place (the expression of relu_forward), then each channel's plane pooled.
+void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
+                                 const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
+                                 float* workspace, int num_threads) {
+  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
+  const size_t slot = slot_floats(s), pooled = (size_t)pool.OH() * pool.OW();
+  const int nt = slots(s, num_threads);
+#pragma omp parallel num_threads(nt)
+  {
+    float* col = workspace + (size_t)omp_get_thread_num() * slot;
+    float* out = col + round16((size_t)CKK * P);
+#pragma omp for schedule(static)
+    for (int n = 0; n < s.N; n++) {
+      im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
+      gemm_strided({s.OC, P, CKK, w, CKK, 1, col, P, out, P, 1.0f, 0.0f, bias});
+      const size_t total = (size_t)s.OC * P;
+#pragma omp simd
+      for (size_t i = 0; i < total; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+      for (int oc = 0; oc < s.OC; oc++) {
+        const size_t plane = (size_t)n * s.OC + oc;
+        maxpool2d_plane(y + plane * pooled, argmax + plane * pooled, out + (size_t)oc * P, pool);
+      }
+    }
+  }
+}
+
 // From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                      const float* w, const Conv2dShape& s, float* workspace, int num_threads,

@@ -179,38 +179,35 @@ static bool maxpool_2x2_plane_backward(float* dxp, const float* dyp, const int32
 }
 #endif
 
-// y[n,c,oh,ow] = max of the window at (oh*SH - PH, ow*SW - PW); argmax = h*W + w of the first
-// maximum (a NaN is taken as the maximum, so it propagates as in PyTorch). Planes in parallel;
-// interior windows vectorised across each output row, border windows one by one.
-void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
+// One (n, c) plane: y[oh,ow] = max of the window at (oh*SH - PH, ow*SW - PW); argmax = h*W + w of
+// the first maximum (a NaN is taken as the maximum, so it propagates as in PyTorch). Interior
+// windows vectorised across each output row, border windows one by one.
+void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
-  const long planes = (long)s.N * s.C;
 #if defined(__AVX512F__)
-  if (is_2x2_stride_2(s)) {
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-    for (long pl = 0; pl < planes; pl++)
-      maxpool_2x2_plane(y + (size_t)pl * OH * OW, argmax + (size_t)pl * OH * OW,
-                        x + (size_t)pl * s.H * s.W, s.W, OH, OW);
-    return;
-  }
+  if (is_2x2_stride_2(s)) return maxpool_2x2_plane(yp, ap, xp, s.W, OH, OW);
 #endif
   const auto [lo, hi] = interior_cols(s);
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++) {
-    const float* xp = x + (size_t)pl * s.H * s.W;
-    float* yp = y + (size_t)pl * OH * OW;
-    int32_t* ap = argmax + (size_t)pl * OH * OW;
-    for (int oh = 0; oh < OH; oh++) {
-      float* yr = yp + (size_t)oh * OW;
-      int32_t* ar = ap + (size_t)oh * OW;
-      for (int ow = 0; ow < lo; ow++) maxpool_window(yr + ow, ar + ow, xp, s, oh, ow);
-      if (s.SW == 1) maxpool_row_interior<1>(yr, ar, xp, s, oh, lo, hi);
-      else if (s.SW == 2) maxpool_row_interior<2>(yr, ar, xp, s, oh, lo, hi);
-      else maxpool_row_interior<0>(yr, ar, xp, s, oh, lo, hi);
-      for (int ow = hi; ow < OW; ow++) maxpool_window(yr + ow, ar + ow, xp, s, oh, ow);
-    }
+  for (int oh = 0; oh < OH; oh++) {
+    float* yr = yp + (size_t)oh * OW;
+    int32_t* ar = ap + (size_t)oh * OW;
+    for (int ow = 0; ow < lo; ow++) maxpool_window(yr + ow, ar + ow, xp, s, oh, ow);
+    if (s.SW == 1) maxpool_row_interior<1>(yr, ar, xp, s, oh, lo, hi);
+    else if (s.SW == 2) maxpool_row_interior<2>(yr, ar, xp, s, oh, lo, hi);
+    else maxpool_row_interior<0>(yr, ar, xp, s, oh, lo, hi);
+    for (int ow = hi; ow < OW; ow++) maxpool_window(yr + ow, ar + ow, xp, s, oh, ow);
   }
 }
+
+// Every plane, planes in parallel.
+void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
+  const size_t out = (size_t)s.OH() * s.OW();
+  const long planes = (long)s.N * s.C;
+#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
+  for (long pl = 0; pl < planes; pl++)
+    maxpool2d_plane(y + (size_t)pl * out, argmax + (size_t)pl * out, x + (size_t)pl * s.H * s.W, s);
+}
+
 // dx = 0, then dx[argmax] += dy for every output element of the plane.
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
   const int P = s.OH() * s.OW();

@@ -1,6 +1,7 @@
 // 2-D convolution (cross-correlation, as PyTorch's Conv2d), NCHW.
 #pragma once
 #include "nnfast/common.h"
+#include "nnfast/pool.h"
 
 namespace nnfast {
 
@@ -25,6 +26,14 @@ size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias (OC); bias may be null.
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dShape& s, float* workspace, int num_threads);
+
+// Conv2d, ReLU and MaxPool2d in one pass, image by image while the convolution's output is in
+// cache: y (N,OC,PH,PW) and argmax = maxpool2d_forward of relu_forward of conv2d_forward, number
+// for number, with pool (N = s.N, C = s.OC, H = s.OH(), W = s.OW()) the pooling geometry. The
+// full-size convolution output is never written to memory. Same workspace as conv2d_forward.
+void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
+                                 const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
+                                 float* workspace, int num_threads);
 
 // From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += (or both
 // overwritten when accumulate is false). Any of dx, dw, dbias may be null.

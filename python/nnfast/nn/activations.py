@@ -41,9 +41,25 @@ class _Activation(Module):
                               saved)
 
 
+_FUSED = object()   # ReLU._saved after a fused forward
+
+
 class ReLU(_Activation):
     def _forward(self, x, out=None):
         return _core.relu_forward(x, out=out)
+
+    def ran_fused(self):
+        """Mark that this ReLU's forward ran inside a fused Conv2d -> ReLU -> MaxPool2d kernel
+        (Conv2d.forward_relu_maxpool): it kept nothing, and its backward is taken by the pooling
+        layer's ``backward_through_relu``."""
+        self._saved = _FUSED
+
+    def backward(self, grad_out):
+        if self._saved is _FUSED:
+            raise RuntimeError("ReLU.backward: this ReLU ran fused with the Conv2d before it and "
+                               "the MaxPool2d after it (inside a Sequential), so it kept nothing "
+                               "of its own; call backward on the Sequential")
+        return super().backward(grad_out)
 
     def _backward(self, g, x):
         return _core.relu_backward(g, x)

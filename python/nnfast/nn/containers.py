@@ -2,7 +2,7 @@
 import numpy as np
 
 from .activations import ReLU
-from .layers import MaxPool2d
+from .layers import Conv2d, MaxPool2d
 from .module import Module
 
 
@@ -41,8 +41,18 @@ class Sequential(Module):
         return iter(self.layers)
 
     def forward(self, x):
+        """The layers in order. Conv2d -> ReLU -> MaxPool2d runs as one fused kernel
+        (Conv2d.forward_relu_maxpool): the same numbers without the full-size intermediates."""
         temporary = False   # x is an array made by nnfast's own layers in this loop
-        for layer in self.layers:
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            if (type(layer) is Conv2d and i + 2 < len(layers) and type(layers[i + 1]) is ReLU
+                    and type(layers[i + 2]) is MaxPool2d):
+                y = layer.forward_relu_maxpool(x, layers[i + 1], layers[i + 2])
+                x, temporary, i = y, True, i + 3
+                continue
+            i += 1
             y = layer.forward_overwriting(x) if temporary else layer(x)
             # A new array from one of nnfast's layers is a temporary; a view of x or x itself
             # (Flatten, Identity, Dropout in eval) keeps x's status. A user-defined layer (or a

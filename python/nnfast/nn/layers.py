@@ -83,14 +83,31 @@ class Conv2d(_WeightedLayer):
         self.bias = Parameter(np.zeros(self.out_channels, np.float32)) if bias else None
         self._x = None
 
-    def forward(self, x):
+    def _input(self, x):
         x = as_float32(x, "Conv2d")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), "
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
+        return x
+
+    def forward(self, x):
+        x = self._input(x)
         return _core.conv2d_forward(x, self.weight.data, self.bias.data if self.bias else None,
                                     self.stride, self.padding)
+
+    def forward_relu_maxpool(self, x, relu, pool):
+        """``pool(relu(self(x)))`` in one kernel (_core.conv2d_relu_maxpool_forward), number for
+        number, without writing the full-size convolution output to memory; (N, OC, PH, PW).
+        Sequential runs Conv2d -> ReLU -> MaxPool2d this way; its backward then takes the ReLU
+        with the pooling layer (MaxPool2d.backward_through_relu), then this layer's backward."""
+        x = self._input(x)
+        y, argmax = _core.conv2d_relu_maxpool_forward(
+            x, self.weight.data, self.bias.data if self.bias else None, self.stride,
+            self.padding, pool.kernel_size, pool.stride, pool.padding)
+        relu.ran_fused()
+        pool.remember(x.shape[:1] + self.output_shape(x.shape[1:]), y, argmax)
+        return y
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
@@ -148,6 +165,12 @@ class MaxPool2d(_Pool2d):
         self._argmax = saved_for_backward(argmax)
         self._y = saved_for_backward(y)
         return y
+
+    def remember(self, input_shape, y, argmax):
+        """Keep what backward needs from a forward computed elsewhere (a fused kernel)."""
+        self._shape = input_shape
+        self._argmax = saved_for_backward(argmax)
+        self._y = saved_for_backward(y)
 
     def backward(self, grad_out):
         shape = require_forward(self, self._shape)
