@@ -108,9 +108,41 @@ struct Geometry {
   }
 };
 
+#if defined(__AVX512F__)
+// im2col for stride 1 without padding (every LeNet layer): each col row is OH windows of OW
+// consecutive input floats, W apart; no bounds to clip, so no per-row geometry (whose divisions
+// cost more than the copies).
+static void im2col_unpadded_stride1(float* col, const float* xn, const Geometry& g) {
+  const int OH = g.OH, OW = g.OW, W = g.W;
+  const int full = OW / 16 * 16;
+  const __mmask16 tail = (__mmask16)((1u << (OW - full)) - 1);
+  for (int c = 0; c < g.C; c++)
+    for (int kh = 0; kh < g.KH; kh++)
+      for (int kw = 0; kw < g.KW; kw++) {
+        float* d = col + (size_t)((c * g.KH + kh) * g.KW + kw) * g.P;
+        const float* xr = xn + ((size_t)c * g.H + kh) * W + kw;
+        if (OW == 8) {  // two output rows per 16-float store
+          int oh = 0;
+          for (; oh + 2 <= OH; oh += 2, d += 16, xr += 2 * W)
+            _mm512_storeu_ps(d, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xr)),
+                                                   _mm256_loadu_ps(xr + W), 1));
+          if (oh < OH) _mm256_storeu_ps(d, _mm256_loadu_ps(xr));
+          continue;
+        }
+        for (int oh = 0; oh < OH; oh++, d += OW, xr += W) {
+          for (int j = 0; j < full; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(xr + j));
+          if (tail) _mm512_mask_storeu_ps(d + full, tail, _mm512_maskz_loadu_ps(tail, xr + full));
+        }
+      }
+}
+#endif
+
 // im2col of one image xn (C,H,W) into col (CKK, P), rows in order.
 static void im2col(float* col, const float* xn, const Conv2dShape& s) {
   const Geometry g(s);
+#if defined(__AVX512F__)
+  if (g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0) return im2col_unpadded_stride1(col, xn, g);
+#endif
   for (int c = 0; c < g.C; c++) {
     const float* xc = xn + (size_t)c * g.H * g.W;
     for (int kh = 0; kh < g.KH; kh++) {
