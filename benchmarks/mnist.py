@@ -244,9 +244,9 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
     timings = {}
 
     def timed(key, fn):
-        def wrapper(*args):
+        def wrapper(*args, **kwargs):
             start = time.perf_counter()
-            out = fn(*args)
+            out = fn(*args, **kwargs)
             timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
             return out
         return wrapper
@@ -259,6 +259,8 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
         if hasattr(layer, "forward_relu_maxpool"):   # Conv2d -> ReLU -> MaxPool2d, one kernel
             layer.forward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "forward"),
                                                layer.forward_relu_maxpool)
+            layer.backward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "backward"),
+                                                layer.backward_relu_maxpool)
     engine.loss_fn.forward = timed(("loss", "forward"), engine.loss_fn.forward)
     engine.loss_fn.backward = timed(("loss", "backward"), engine.loss_fn.backward)
     engine.opt.step = timed(("optimizer", "step"), engine.opt.step)

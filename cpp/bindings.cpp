@@ -332,6 +332,23 @@ FloatArray py_conv2d_forward(py::object x_, py::object w_, py::object b_, py::ob
   return y;
 }
 
+// The outputs of a convolution's backward pass: dw (and db) given or new, dx new when needed,
+// and whether the kernel adds into dw / db or overwrites them.
+struct ConvGrads {
+  FloatArray dw, db, dx;
+  bool need_dx, need_db, add;
+  ConvGrads(const py::array& x, const py::array& w, const Conv2dShape& s, py::object dw_,
+            py::object db_, bool need_dx_, bool need_db_, bool accumulate, const char* fn)
+      : dw(accumulator(dw_, shape_of(w), fn, "dw")), need_dx(need_dx_), need_db(need_db_) {
+    if (need_db) db = accumulator(db_, {s.OC}, fn, "db");
+    if (need_dx) dx = new_array<float>(shape_of(x));
+    add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
+  }
+  float* dxp() { return need_dx ? dx.mutable_data() : nullptr; }
+  float* dbp() { return need_db ? db.mutable_data() : nullptr; }
+  py::tuple result() const { return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db)); }
+};
+
 py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::object stride,
                              py::object padding, py::object dw_, py::object db_, bool need_dx,
                              bool need_db, bool accumulate) {
@@ -339,21 +356,15 @@ py::tuple py_conv2d_backward(py::object dy_, py::object x_, py::object w_, py::o
   py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w"), dy = f32(dy_, fn, "dy");
   Conv2dShape s = conv_shape(x, w, stride, padding, fn);
   check_shape(dy, {s.N, s.OC, s.OH(), s.OW()}, fn, "dy");
-  FloatArray dw = accumulator(dw_, shape_of(w), fn, "dw");
-  FloatArray db, dx;
-  if (need_db) db = accumulator(db_, {s.OC}, fn, "db");
-  if (need_dx) dx = new_array<float>(shape_of(x));
-  float* dxp = need_dx ? dx.mutable_data() : nullptr;
-  float* dbp = need_db ? db.mutable_data() : nullptr;
-  const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
+  ConvGrads grads(x, w, s, dw_, db_, need_dx, need_db, accumulate, fn);
   const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
   Scratch workspace(conv2d_workspace_size(s, nt));
   {
     py::gil_scoped_release release;
-    conv2d_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), s, workspace.data,
-                    nt, add);
+    conv2d_backward(grads.dxp(), grads.dw.mutable_data(), grads.dbp(), fptr(dy), fptr(x), fptr(w),
+                    s, workspace.data, nt, grads.add);
   }
-  return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));
+  return grads.result();
 }
 
 // ----------------------------------------------------------------------------------- pooling
@@ -387,6 +398,21 @@ Shape shape_arg(py::object obj, const char* fn) {
   } catch (const py::cast_error&) {
     throw py::type_error(std::string(fn) + ": input_shape must be a tuple of 4 ints");
   }
+}
+
+// The argmax array of a max pooling over planes of s.H x s.W, every entry checked to lie inside
+// its plane (an index from anywhere else would make the kernels write out of bounds).
+const int32_t* checked_argmax(const py::array& am, const Pool2dShape& s, const char* fn) {
+  const int32_t* a = static_cast<const int32_t*>(am.data());
+  const py::ssize_t n = am.size();
+  const int32_t plane = s.H * s.W;  // < 2^31: checked by pool_shape
+  bool outside = false;             // one branch-free pass (vectorised), then find the culprit
+  for (py::ssize_t i = 0; i < n; i++) outside |= (a[i] < 0) | (a[i] >= plane);
+  for (py::ssize_t i = 0; outside && i < n; i++)
+    if (a[i] < 0 || a[i] >= plane)
+      value_error(fn, "argmax[" + std::to_string(i) + "] = " + std::to_string(a[i]) +
+                          " is outside the " + shape_str({s.H, s.W}) + " input plane");
+  return a;
 }
 
 py::tuple py_maxpool2d_forward(py::object x_, py::object kernel, py::object stride,
@@ -424,6 +450,35 @@ py::tuple py_conv2d_relu_maxpool_forward(py::object x_, py::object w_, py::objec
   return py::make_tuple(y, argmax);
 }
 
+// The gradient path of conv2d_relu_maxpool_forward: conv2d_backward's (dx, dw, db) from the pooled
+// gradient g, the pooled output y and argmax (what that forward returned).
+py::tuple py_conv2d_relu_maxpool_backward(py::object g_, py::object y_, py::object argmax_,
+                                          py::object x_, py::object w_, py::object stride,
+                                          py::object padding, py::object pool_kernel,
+                                          py::object pool_stride, py::object pool_padding,
+                                          py::object dw_, py::object db_, bool need_dx,
+                                          bool need_db, bool accumulate) {
+  const char* fn = "conv2d_relu_maxpool_backward";
+  py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w"), g = f32(g_, fn, "g"), y = f32(y_, fn, "y");
+  Conv2dShape s = conv_shape(x, w, stride, padding, fn);
+  Pool2dShape p = pool_shape({s.N, s.OC, s.OH(), s.OW()}, pool_kernel, pool_stride, pool_padding, fn);
+  const Shape pooled{p.N, p.C, p.OH(), p.OW()};
+  check_shape(g, pooled, fn, "g");
+  check_shape(y, pooled, fn, "y");
+  py::array am = checked(argmax_, fn, "argmax", py::dtype::of<int32_t>(), "int32");
+  check_shape(am, pooled, fn, "argmax");
+  const int32_t* a = checked_argmax(am, p, fn);
+  ConvGrads grads(x, w, s, dw_, db_, need_dx, need_db, accumulate, fn);
+  const int nt = get_num_threads();  // read once: the workspace holds one slice per thread
+  Scratch workspace(conv2d_workspace_size(s, nt));
+  {
+    py::gil_scoped_release release;
+    conv2d_relu_maxpool_backward(grads.dxp(), grads.dw.mutable_data(), grads.dbp(), fptr(g),
+                                 fptr(y), a, p, fptr(x), fptr(w), s, workspace.data, nt, grads.add);
+  }
+  return grads.result();
+}
+
 FloatArray py_maxpool2d_backward(py::object dy_, py::object argmax_, py::object input_shape,
                                  py::object kernel, py::object stride, py::object padding) {
   const char* fn = "maxpool2d_backward";
@@ -433,15 +488,7 @@ FloatArray py_maxpool2d_backward(py::object dy_, py::object argmax_, py::object 
   const Shape out{s.N, s.C, s.OH(), s.OW()};
   check_shape(dy, out, fn, "dy");
   check_shape(am, out, fn, "argmax");
-  const int32_t* a = static_cast<const int32_t*>(am.data());
-  const py::ssize_t n = am.size();
-  const int32_t plane = s.H * s.W;  // < 2^31: checked by pool_shape
-  bool outside = false;             // one branch-free pass (vectorised), then find the culprit
-  for (py::ssize_t i = 0; i < n; i++) outside |= (a[i] < 0) | (a[i] >= plane);
-  for (py::ssize_t i = 0; outside && i < n; i++)
-    if (a[i] < 0 || a[i] >= plane)
-      value_error(fn, "argmax[" + std::to_string(i) + "] = " + std::to_string(a[i]) +
-                          " is outside the " + shape_str({s.H, s.W}) + " input plane");
+  const int32_t* a = checked_argmax(am, s, fn);
   FloatArray dx = new_array<float>({s.N, s.C, s.H, s.W});
   py::gil_scoped_release release;
   maxpool2d_backward(dx.mutable_data(), fptr(dy), a, s);
@@ -769,6 +816,12 @@ PYBIND11_MODULE(_core, m) {
         arg("b") = py::none(), arg("stride") = 1, arg("padding") = 0, arg("pool_kernel") = 2,
         arg("pool_stride") = py::none(), arg("pool_padding") = 0,
         "(y, argmax) = maxpool2d_forward(relu_forward(conv2d_forward(x, w, b)), ...) in one pass.");
+  m.def("conv2d_relu_maxpool_backward", &py_conv2d_relu_maxpool_backward, arg("g"), arg("y"),
+        arg("argmax"), arg("x"), arg("w"), arg("stride") = 1, arg("padding") = 0,
+        arg("pool_kernel") = 2, arg("pool_stride") = py::none(), arg("pool_padding") = 0,
+        arg("dw") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
+        arg("need_db") = true, arg("accumulate") = true,
+        "conv2d_backward of maxpool2d_backward of relu_backward(g, y), in one pass: (dx, dw, db).");
   m.def("conv2d_backward", &py_conv2d_backward, arg("dy"), arg("x"), arg("w"), arg("stride") = 1,
         arg("padding") = 0, arg("dw") = py::none(), arg("db") = py::none(),
         arg("need_dx") = true, arg("need_db") = true, arg("accumulate") = true,

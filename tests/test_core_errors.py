@@ -84,6 +84,15 @@ def test_bad_geometry():
     with pytest.raises(ValueError, match="argmax"):
         core.maxpool2d_backward(f32(1, 1, 2, 2), np.full((1, 1, 2, 2), 99, np.int32),
                                 (1, 1, 4, 4), 2)
+    with pytest.raises(ValueError, match=r"argmax\[3\] = -1 is outside"):
+        bad = np.zeros((1, 2, 2, 2), np.int32)
+        bad.reshape(-1)[3] = -1
+        core.conv2d_relu_maxpool_backward(f32(1, 2, 2, 2), f32(1, 2, 2, 2), bad, f32(1, 1, 6, 6),
+                                          f32(2, 1, 3, 3), pool_kernel=2)
+    with pytest.raises(ValueError, match="conv2d_relu_maxpool_backward: g must have shape"):
+        core.conv2d_relu_maxpool_backward(f32(1, 2, 3, 2), f32(1, 2, 2, 2),
+                                          np.zeros((1, 2, 2, 2), np.int32), f32(1, 1, 6, 6),
+                                          f32(2, 1, 3, 3), pool_kernel=2)
 
 
 def test_dropout_probability_range():

@@ -19,6 +19,7 @@ SIGNATURES = {
     "linear_forward": "f f f?", "linear_backward": "f f f f? f? b b b",
     "conv2d_forward": "f f f? p p", "conv2d_backward": "f f f p p f? f? b b b",
     "conv2d_relu_maxpool_forward": "f f f? p p p p? p",
+    "conv2d_relu_maxpool_backward": "f f a f f p p p p? p f? f? b b b",
     "maxpool2d_forward": "f p p? p", "maxpool2d_backward": "f a s p p? p",
     "avgpool2d_forward": "f p p? p", "avgpool2d_backward": "f s p p? p",
     "relu_forward": "f f?", "relu_backward": "f f", "leaky_relu_forward": "f x f?",

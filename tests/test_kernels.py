@@ -262,7 +262,8 @@ def test_conv2d_edge_cases(xs, ws, stride, pad):
 @given(seeds, wide_conv_cases(), st.sampled_from([(2, None, 0), (3, 1, 1), ((2, 3), (1, 2), 0)]))
 def test_conv2d_relu_maxpool_fused_is_the_three_kernels_exactly(seed, case, pool):
     """The fused forward equals conv2d -> relu -> maxpool2d number for number (same argmax), and
-    the NumPy reference of the chain within rounding."""
+    the NumPy reference of the chain within rounding; the fused backward equals the three
+    backward kernels in turn."""
     xs, ws, stride, pad = case
     x, w, b = f32(seed, *xs), f32(seed + 1, *ws), f32(seed + 2, ws[0])
     conv_y = core.conv2d_forward(x, w, b, stride, pad)
@@ -279,6 +280,13 @@ def test_conv2d_relu_maxpool_fused_is_the_three_kernels_exactly(seed, case, pool
     y_ref, _ = ref.maxpool2d_forward(ref.relu_forward(ref.conv2d_forward(x, w, b, stride, pad)),
                                      k, ps, pp)
     assert_close(y, y_ref)
+    # its gradient path: conv2d_backward of maxpool2d_backward of relu_backward, exactly
+    g = f32(seed + 3, *y.shape)
+    g.reshape(-1)[::7] = 0.0
+    fused = core.conv2d_relu_maxpool_backward(g, y, argmax, x, w, stride, pad, k, ps, pp)
+    dy = core.maxpool2d_backward(core.relu_backward(g, y), argmax, conv_y.shape, k, ps, pp)
+    for a, b_ in zip(fused, core.conv2d_backward(dy, x, w, stride, pad)):
+        np.testing.assert_array_equal(a, b_)
 
 
 def test_conv2d_backward_accumulates():

@@ -18,7 +18,8 @@
 // buffer, and the partials are then added in chunk order. dx is per image and rides along.
 //
 // Workspace (conv2d_workspace_size floats):
-//   num_threads slots of [col (CKK*P) | dyT (P*OC)]   scratch of the thread using the slot
+//   num_threads slots of [col (CKK*P) | dyT (P*OC) | dy (OC*P)]   scratch of the thread using the
+//                                                     slot (dy: conv2d_relu_maxpool_backward)
 //   dw_chunks(N) partials of [dW^T (CKK*OC) | dbias (OC)]   (backward only)
 #include "nnfast/conv.h"
 
@@ -45,7 +46,7 @@ static int dw_chunks(int N) { return std::min(N, kMaxChunks); }
 static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 static size_t slot_floats(const Conv2dShape& s) {
   const size_t P = (size_t)s.OH() * s.OW(), CKK = (size_t)s.C * s.KH * s.KW;
-  return round16(CKK * P) + round16(P * s.OC);
+  return round16(CKK * P) + 2 * round16(P * s.OC);
 }
 static size_t partial_floats(const Conv2dShape& s) {
   return round16((size_t)s.C * s.KH * s.KW * s.OC + s.OC);
@@ -142,6 +143,7 @@ static void im2col(float* col, const float* xn, const Conv2dShape& s) {
   const Geometry g(s);
 #if defined(__AVX512F__)
   if (g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0) return im2col_unpadded_stride1(col, xn, g);
+  const float* col_end = col + (size_t)g.C * g.KH * g.KW * g.P;
 #endif
   for (int c = 0; c < g.C; c++) {
     const float* xc = xn + (size_t)c * g.H * g.W;
@@ -173,14 +175,15 @@ static void im2col(float* col, const float* xn, const Conv2dShape& s) {
           // Whole rows: full 16-float copies, then the rest of the row with one load and
           // store. The load zeroes the lanes past the row and a full-width store writes them
           // into the start of the next output row, which that row's own stores overwrite next;
-          // the last row's store is masked, so nothing lands past the rows being written.
+          // the last row's store is masked, and so is any store that would reach past the end
+          // of col (the caller's buffers may follow it).
           const int full = g.OW / 16 * 16, rest = g.OW - full;
           const __mmask16 m = (__mmask16)((1u << rest) - 1);
           for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
             for (int j = 0; j < full; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(xr + j));
             if (rest == 0) continue;
             const __m512 v = _mm512_maskz_loadu_ps(m, xr + full);
-            if (oh + 1 < oh_hi) _mm512_storeu_ps(d + full, v);
+            if (oh + 1 < oh_hi && d + full + 16 <= col_end) _mm512_storeu_ps(d + full, v);
             else _mm512_mask_storeu_ps(d + full, m, v);
           }
           continue;
@@ -273,6 +276,13 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
   col2im_scatter(dxn, col, g);
 }
 
+// Channels per group in backward: the group's im2col rows (group*KH*KW x P floats) fit in 25 KB
+// of L1 (at least one channel).
+static int channel_group(const Conv2dShape& s) {
+  const size_t per_channel = (size_t)s.KH * s.KW * s.OH() * s.OW();
+  return (int)std::clamp<size_t>(6400 / per_channel, 1, (size_t)s.C);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias; threads split the batch.
@@ -321,19 +331,24 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
 }
 
 // From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
-void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, const Conv2dShape& s, float* workspace, int num_threads,
-                     bool accumulate) {
+// dy_of(n, scratch, tmp) gives dy[n] (OC, P): a pointer into dy, or `scratch` (OC*P floats of the
+// thread's slot) filled with it, using `tmp` (P*OC floats, free at that point) as it likes.
+template <typename DyOf>
+static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of, const float* x,
+                                 const float* w, const Conv2dShape& s, float* workspace,
+                                 int num_threads, bool accumulate) {
   if (!dx && !dw && !dbias) return;
-  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW, OC = s.OC;
+  const int P = s.OH() * s.OW(), KK = s.KH * s.KW, CKK = s.C * KK, OC = s.OC;
   const size_t slot = slot_floats(s), part = partial_floats(s);
   const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
+  const int group = channel_group(s);
   float* partials = workspace + (size_t)nslots * slot;
   const int nt = std::min(nslots, chunks);
 #pragma omp parallel num_threads(nt)
   {
     float* col = workspace + (size_t)omp_get_thread_num() * slot;
     float* dyT = col + round16((size_t)CKK * P);
+    float* dy_scratch = dyT + round16((size_t)P * OC);
 #pragma omp for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
       float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) of this chunk
@@ -342,7 +357,7 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
       if (dbias) std::fill(pdb, pdb + OC, 0.0f);
       const int n0 = (int)((long)s.N * ch / chunks), n1 = (int)((long)s.N * (ch + 1) / chunks);
       for (int n = n0; n < n1; n++) {
-        const float* dyn = dy + (size_t)n * OC * P;
+        const float* dyn = dy_of(n, dy_scratch, dyT);
         if (dbias)
           for (int oc = 0; oc < OC; oc++) {
             const float* r = dyn + (size_t)oc * P;
@@ -351,16 +366,26 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
             for (int p = 0; p < P; p++) sum += r[p];
             pdb[oc] += sum;
           }
-        if (dw) {
-          // dW^T (CKK, OC) += col (CKK, P) @ dy[n]^T (P, OC)
-          im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
-          transpose(dyT, OC, dyn, P, OC, P);
-          gemm_strided({CKK, OC, P, col, P, 1, dyT, OC, pdw, OC, 1.0f, 1.0f, nullptr});
-        }
-        if (dx) {
-          // dcol (CKK, P) = W^T (CKK, OC) @ dy[n] (OC, P), reusing col; then col2im.
-          gemm_strided({CKK, P, OC, w, 1, CKK, dyn, P, col, P, 1.0f, 0.0f, nullptr});
-          col2im(dx + (size_t)n * s.C * s.H * s.W, col, s);
+        if (dw) transpose(dyT, OC, dyn, P, OC, P);
+        // A group of channels at a time, whose im2col rows stay in L1 from the copy through
+        // both products (the rows of a channel group are the im2col of those channels alone).
+        const float* xn = x + (size_t)n * s.C * s.H * s.W;
+        float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
+        for (int c0 = 0; c0 < s.C; c0 += group) {
+          Conv2dShape g = s;
+          g.C = std::min(group, s.C - c0);
+          const int r0 = c0 * KK, rows = g.C * KK;
+          if (dw) {
+            // dW^T rows (rows, OC) += col rows (rows, P) @ dy[n]^T (P, OC)
+            im2col(col, xn + (size_t)c0 * s.H * s.W, g);
+            gemm_strided({rows, OC, P, col, P, 1, dyT, OC, pdw + (size_t)r0 * OC, OC, 1.0f, 1.0f,
+                          nullptr});
+          }
+          if (dx) {
+            // dcol rows (rows, P) = W^T rows (rows, OC) @ dy[n] (OC, P), into col; then col2im.
+            gemm_strided({rows, P, OC, w + r0, 1, CKK, dyn, P, col, P, 1.0f, 0.0f, nullptr});
+            col2im(dxn + (size_t)c0 * s.H * s.W, col, g);
+          }
         }
       }
     }
@@ -392,6 +417,40 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
       for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)CKK * OC + oc];
       dbias[oc] = accumulate ? dbias[oc] + sum : sum;
     }
+}
+
+void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                     const float* w, const Conv2dShape& s, float* workspace, int num_threads,
+                     bool accumulate) {
+  const size_t per_image = (size_t)s.OC * s.OH() * s.OW();
+  conv2d_backward_impl(
+      dx, dw, dbias, [&](int n, float*, float*) { return dy + (size_t)n * per_image; }, x, w, s,
+      workspace, num_threads, accumulate);
+}
+
+// dy[n] of the convolution, built per image in the slot's scratch, plane by plane: the pooled
+// gradient g where the pooled output y > 0 (relu_backward), routed by maxpool2d_plane_backward.
+// The same numbers as those two kernels.
+void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
+                                  const float* y, const int32_t* argmax, const Pool2dShape& pool,
+                                  const float* x, const float* w, const Conv2dShape& s,
+                                  float* workspace, int num_threads, bool accumulate) {
+  const int P = s.OH() * s.OW(), OC = s.OC;
+  const size_t pooled = (size_t)pool.OH() * pool.OW();
+  conv2d_backward_impl(
+      dx, dw, dbias,
+      [&](int n, float* dyn, float* masked) {
+        for (int oc = 0; oc < OC; oc++) {
+          const size_t plane = (size_t)n * OC + oc;
+          const float* gp = g + plane * pooled;
+          const float* yp = y + plane * pooled;
+#pragma omp simd
+          for (size_t i = 0; i < pooled; i++) masked[i] = yp[i] > 0.0f ? gp[i] : 0.0f;
+          maxpool2d_plane_backward(dyn + (size_t)oc * P, masked, argmax + plane * pooled, pool);
+        }
+        return static_cast<const float*>(dyn);
+      },
+      x, w, s, workspace, num_threads, accumulate);
 }
 
 }  // namespace nnfast

@@ -208,22 +208,24 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dSh
     maxpool2d_plane(y + (size_t)pl * out, argmax + (size_t)pl * out, x + (size_t)pl * s.H * s.W, s);
 }
 
-// dx = 0, then dx[argmax] += dy for every output element of the plane.
-void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
+// One plane: dxp (H,W) = 0, then dxp[argmax] += dy for every output element, in order.
+void maxpool2d_plane_backward(float* dxp, const float* dyp, const int32_t* ap, const Pool2dShape& s) {
+#if defined(__AVX512F__)
+  if (is_2x2_stride_2(s) && maxpool_2x2_plane_backward(dxp, dyp, ap, s.H, s.W, s.OH(), s.OW()))
+    return;
+#endif
   const int P = s.OH() * s.OW();
+  std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
+  for (int i = 0; i < P; i++) dxp[ap[i]] += dyp[i];
+}
+
+// Every plane, planes in parallel.
+void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
+  const size_t P = (size_t)s.OH() * s.OW();
   const long planes = (long)s.N * s.C;
 #pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++) {
-    float* dxp = dx + (size_t)pl * s.H * s.W;
-    const float* dyp = dy + (size_t)pl * P;
-    const int32_t* ap = argmax + (size_t)pl * P;
-#if defined(__AVX512F__)
-    if (is_2x2_stride_2(s) && maxpool_2x2_plane_backward(dxp, dyp, ap, s.H, s.W, s.OH(), s.OW()))
-      continue;
-#endif
-    std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
-    for (int i = 0; i < P; i++) dxp[ap[i]] += dyp[i];
-  }
+  for (long pl = 0; pl < planes; pl++)
+    maxpool2d_plane_backward(dx + (size_t)pl * s.H * s.W, dy + (size_t)pl * P, argmax + (size_t)pl * P, s);
 }
 
 // y = sum of the window (padding counts as zeros) / (KH * KW)

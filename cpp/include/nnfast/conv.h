@@ -35,6 +35,14 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
                                  const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
                                  float* workspace, int num_threads);
 
+// The gradient path of conv2d_relu_maxpool_forward: conv2d_backward with dy = maxpool2d_backward of
+// relu_backward(g, y) (g and y the pooled gradient and output (N,OC,PH,PW), argmax as the forward
+// made it, every entry inside its plane), number for number, without the full-size dy in memory.
+void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
+                                  const float* y, const int32_t* argmax, const Pool2dShape& pool,
+                                  const float* x, const float* w, const Conv2dShape& s,
+                                  float* workspace, int num_threads, bool accumulate = true);
+
 // From dy (N,OC,OH,OW): dx (N,C,H,W) overwritten; dw (OC,C,KH,KW) += ; dbias (OC) += (or both
 // overwritten when accumulate is false). Any of dx, dw, dbias may be null.
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,

@@ -21,6 +21,8 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dSh
 void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape& s);
 // dx (N,C,H,W) overwritten: each dy routed to its argmax (summed where windows overlap).
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+// The same for one plane, on the calling thread.
+void maxpool2d_plane_backward(float* dxp, const float* dyp, const int32_t* ap, const Pool2dShape& s);
 
 // y = mean over each window (divisor KH*KW).
 void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);

@@ -54,6 +54,10 @@ class ReLU(_Activation):
         layer's ``backward_through_relu``."""
         self._saved = _FUSED
 
+    def ran_fused_last(self):
+        """True when the last forward ran fused (see ``ran_fused``)."""
+        return self._saved is _FUSED
+
     def backward(self, grad_out):
         if self._saved is _FUSED:
             raise RuntimeError("ReLU.backward: this ReLU ran fused with the Conv2d before it and "

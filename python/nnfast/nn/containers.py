@@ -73,13 +73,21 @@ class Sequential(Module):
         self._backward(grad_out, need_input_grad=False)
 
     def _backward(self, grad_out, need_input_grad):
-        """The layers' backward passes, last to first. A ReLU feeding a MaxPool2d is taken with
-        it in one step (MaxPool2d.backward_through_relu: the same numbers, with the ReLU's mask
-        applied to the pooled gradient instead of the full-size one)."""
-        i = len(self.layers) - 1
+        """The layers' backward passes, last to first. Conv2d -> ReLU -> MaxPool2d that ran fused
+        forward goes back in one kernel too (Conv2d.backward_relu_maxpool); any other ReLU feeding
+        a MaxPool2d is taken with it in one step (MaxPool2d.backward_through_relu: the same
+        numbers, with the ReLU's mask applied to the pooled gradient instead of the full-size
+        one)."""
+        layers, i = self.layers, len(self.layers) - 1
         while i >= 0:
-            layer = self.layers[i]
-            if i > 0 and type(layer) is MaxPool2d and type(self.layers[i - 1]) is ReLU:
+            layer = layers[i]
+            if (i > 1 and type(layer) is MaxPool2d and type(layers[i - 1]) is ReLU
+                    and type(layers[i - 2]) is Conv2d and layers[i - 1].ran_fused_last()):
+                # the three layers' forward ran as one kernel: so does their backward
+                grad_out = layers[i - 2].backward_relu_maxpool(
+                    grad_out, layer, need_dx=need_input_grad or i > 2)
+                i -= 3
+            elif i > 0 and type(layer) is MaxPool2d and type(layers[i - 1]) is ReLU:
                 grad_out = layer.backward_through_relu(grad_out)
                 i -= 2
             elif i == 0 and not need_input_grad:

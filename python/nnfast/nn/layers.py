@@ -109,6 +109,24 @@ class Conv2d(_WeightedLayer):
         pool.remember(x.shape[:1] + self.output_shape(x.shape[1:]), y, argmax)
         return y
 
+    def backward_relu_maxpool(self, grad_out, pool, need_dx=True):
+        """The backward of ``forward_relu_maxpool`` from the pooled gradient (N, OC, PH, PW):
+        ``self.backward(relu.backward(pool.backward(grad_out)))`` in one kernel
+        (_core.conv2d_relu_maxpool_backward), the same numbers without the full-size gradient.
+        Returns the input gradient, or None when ``need_dx`` is false."""
+        x = require_forward(self, self._x)
+        y, argmax = pool.saved_output()
+        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
+        if grad_out.shape != y.shape:
+            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
+                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
+        dx, _, _ = add_parameter_gradients(
+            self.weight, self.bias, lambda dw, db, accumulate: _core.conv2d_relu_maxpool_backward(
+                grad_out, y, argmax, x, self.weight.data, self.stride, self.padding,
+                pool.kernel_size, pool.stride, pool.padding, dw=dw, db=db, need_dx=need_dx,
+                need_db=db is not None, accumulate=accumulate))
+        return dx
+
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
         grad_out = as_float32(grad_out, "Conv2d.backward", "gradient")
@@ -165,6 +183,10 @@ class MaxPool2d(_Pool2d):
         self._argmax = saved_for_backward(argmax)
         self._y = saved_for_backward(y)
         return y
+
+    def saved_output(self):
+        """(y, argmax) of the last forward, for a fused backward."""
+        return require_forward(self, self._y), require_forward(self, self._argmax)
 
     def remember(self, input_shape, y, argmax):
         """Keep what backward needs from a forward computed elsewhere (a fused kernel)."""
