@@ -406,9 +406,8 @@ const int32_t* checked_argmax(const py::array& am, const Pool2dShape& s, const c
   const int32_t* a = static_cast<const int32_t*>(am.data());
   const py::ssize_t n = am.size();
   const int32_t plane = s.H * s.W;  // < 2^31: checked by pool_shape
-  bool outside = false;             // one branch-free pass (vectorised), then find the culprit
-  for (py::ssize_t i = 0; i < n; i++) outside |= (a[i] < 0) | (a[i] >= plane);
-  for (py::ssize_t i = 0; outside && i < n; i++)
+  if (argmax_in_range(a, (size_t)n, plane)) return a;
+  for (py::ssize_t i = 0; i < n; i++)  // find the culprit
     if (a[i] < 0 || a[i] >= plane)
       value_error(fn, "argmax[" + std::to_string(i) + "] = " + std::to_string(a[i]) +
                           " is outside the " + shape_str({s.H, s.W}) + " input plane");

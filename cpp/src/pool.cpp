@@ -228,6 +228,16 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
     maxpool2d_plane_backward(dx + (size_t)pl * s.H * s.W, dy + (size_t)pl * P, argmax + (size_t)pl * P, s);
 }
 
+// Branch-free over all entries (vectorised, on every thread): the bindings call it on an argmax
+// array from Python before any kernel indexes with it.
+bool argmax_in_range(const int32_t* argmax, size_t n, int32_t plane) {
+  int outside = 0;
+#pragma omp parallel for simd num_threads(n >= (size_t(1) << 16) ? get_num_threads() : 1) \
+    schedule(static) reduction(| : outside)
+  for (size_t i = 0; i < n; i++) outside |= (argmax[i] < 0) | (argmax[i] >= plane);
+  return outside == 0;
+}
+
 // y = sum of the window (padding counts as zeros) / (KH * KW)
 void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();

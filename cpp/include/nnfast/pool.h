@@ -24,6 +24,9 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 // The same for one plane, on the calling thread.
 void maxpool2d_plane_backward(float* dxp, const float* dyp, const int32_t* ap, const Pool2dShape& s);
 
+// True when every one of the n entries of argmax lies in [0, plane).
+bool argmax_in_range(const int32_t* argmax, size_t n, int32_t plane);
+
 // y = mean over each window (divisor KH*KW).
 void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);
 // dx overwritten: each dy spread evenly over its window.
