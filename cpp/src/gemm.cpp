@@ -236,13 +236,24 @@ void transpose(float* dst, idx ldd, const float* src, idx lds, int rows, int col
     }
 }
 
-// One tile: rows [0, MR) of A and C (pointers already offset), ncols <= 16*NV columns of B / C.
+// A slice [k0, k1) of K for one tile: with a long K, each column block is multiplied one slice
+// at a time (all row tiles per slice, so the slice of B stays in L1), the tile's running sums
+// kept between slices in `part` (rows 16*NV floats apart), continued exactly where they stopped:
+// every C element is still summed over k in order, so slicing does not change a bit.
+struct KSlice {
+  int k0, k1;
+  bool first, last;
+  float* part;
+};
+
+// One tile: rows [0, MR) of A and C (pointers already offset), ncols <= 16*NV columns of B / C,
+// over the k of slice ks.
 template <int MR, int NV>
 static void strided_tile(const StridedGemm& g, const float* A, const float* B, float* C,
-                         const float* bias, int ncols) {
-  const int K = g.K;
+                         const float* bias, int ncols, const KSlice& ks) {
   const idx ars = g.ars, aks = g.aks, ldb = g.ldb, ldc = g.ldc;
 #if defined(__AVX512F__)
+  constexpr int LDP = 16 * NV;  // row stride of the partial sums
   __mmask16 mask[NV];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; v++) mask[v] = (__mmask16)((1u << std::clamp(ncols - 16 * v, 0, 16)) - 1);
@@ -250,8 +261,9 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
 #pragma GCC unroll 32
   for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k++) {
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = ks.first ? _mm512_setzero_ps() : _mm512_load_ps(ks.part + r * LDP + 16 * v);
+  for (int k = ks.k0; k < ks.k1; k++) {
     __m512 b[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + 16 * v);
@@ -262,6 +274,13 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
 #pragma GCC unroll 4
       for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(a, b[v], acc[r][v]);
     }
+  }
+  if (!ks.last) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) _mm512_store_ps(ks.part + r * LDP + 16 * v, acc[r][v]);
+    return;
   }
   const __m512 va = _mm512_set1_ps(g.alpha), vb = _mm512_set1_ps(g.beta);
 #pragma GCC unroll 32
@@ -275,8 +294,11 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       _mm512_mask_storeu_ps(c, mask[v], out);
     }
 #else
-  float acc[MR][16 * NV] = {};
-  for (int k = 0; k < K; k++) {
+  constexpr int LDP = 16 * NV;
+  float acc[MR][16 * NV];
+  for (int r = 0; r < MR; r++)
+    for (int j = 0; j < 16 * NV; j++) acc[r][j] = ks.first ? 0.0f : ks.part[r * LDP + j];
+  for (int k = ks.k0; k < ks.k1; k++) {
     const float* bk = B + k * ldb;
     const float* ak = A + k * aks;
     for (int r = 0; r < MR; r++) {
@@ -284,6 +306,11 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
 #pragma omp simd
       for (int j = 0; j < 16 * NV; j++) acc[r][j] += a * (j < ncols ? bk[j] : 0.0f);
     }
+  }
+  if (!ks.last) {
+    for (int r = 0; r < MR; r++)
+      for (int j = 0; j < 16 * NV; j++) ks.part[r * LDP + j] = acc[r][j];
+    return;
   }
   for (int r = 0; r < MR; r++) {
     float* c = C + r * ldc;
@@ -298,7 +325,7 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
 }
 
 using StridedTileFn = void (*)(const StridedGemm&, const float*, const float*, float*, const float*,
-                               int);
+                               int, const KSlice&);
 // The tile of MR = mr rows (1 <= mr <= sizeof...(R)) and NV vectors of columns.
 template <int NV, int... R>
 static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>) {
@@ -306,23 +333,47 @@ static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>)
   return table[mr - 1];
 }
 
-// One column block of C (ncols <= 16*NV columns from B and C): tiles of MR rows down all M rows,
-// the last taking the rows that remain.
+// Slices of K: one when K is short, else kStridedSlice deep (B's slice of a column block,
+// kStridedSlice x 32 floats, then stays in L1 across the row tiles).
+static constexpr int kStridedSlice = 128;
+static constexpr int kStridedSliceFrom = 512;  // K at which slicing starts to pay
+
+// One column block of C (ncols <= 16*NV columns from B and C): for each slice of K, tiles of MR
+// rows down all M rows, the last taking the rows that remain.
 template <int MR, int NV>
 static void strided_column_block(const StridedGemm& g, const float* B, float* C, int ncols) {
-  for (int i0 = 0; i0 < g.M; i0 += MR)
-    pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
-        g, g.A + i0 * g.ars, B, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols);
+  const bool sliced = g.K >= kStridedSliceFrom;
+  static thread_local PackBuffer part_buf;
+  float* part = sliced ? part_buf.get((size_t)(g.M + MR) * 16 * NV) : nullptr;
+  const int step = sliced ? kStridedSlice : std::max(g.K, 1);
+  for (int k0 = 0; k0 < std::max(g.K, 1); k0 += step) {
+    const int k1 = std::min(g.K, k0 + step);
+    for (int i0 = 0; i0 < g.M; i0 += MR) {
+      const KSlice ks{k0, k1, k0 == 0, k1 >= g.K, part ? part + (size_t)i0 * 16 * NV : nullptr};
+      pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
+          g, g.A + i0 * g.ars, B, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols, ks);
+    }
+  }
 }
 
-// Tiles: 8 rows x 32 columns where at least 17 columns remain, else 16 rows x 16 columns
-// (both 16 accumulator registers); the last rows / columns of C take a narrower tile.
+// Column blocks of 64 (6-row tiles), 48 or 32 columns (8-row tiles), or 16 (16-row tiles): 16 to
+// 24 accumulator registers. The widths are chosen to waste the fewest lanes on N's last
+// columns (N = 100: 64 + 48 rather than 32 + 32 + 32 + 16).
 void gemm_strided(const StridedGemm& g) {
   if (g.M <= 0 || g.N <= 0) return;
-  for (int j0 = 0; j0 < g.N; j0 += 32) {
-    const int ncols = std::min(32, g.N - j0);
-    if (ncols > 16) strided_column_block<8, 2>(g, g.B + j0, g.C + j0, ncols);
-    else strided_column_block<16, 1>(g, g.B + j0, g.C + j0, ncols);
+  for (int j0 = 0; j0 < g.N;) {
+    const int left = g.N - j0;
+    const int vecs = (left + 15) / 16;  // 16-float vectors still to cover
+    // 4 vectors while more than 4 remain or exactly 4; then 3, 2 or 1 for the rest
+    const int nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
+    const int ncols = std::min(16 * nv, left);
+    switch (nv) {
+      case 4: strided_column_block<6, 4>(g, g.B + j0, g.C + j0, ncols); break;
+      case 3: strided_column_block<8, 3>(g, g.B + j0, g.C + j0, ncols); break;
+      case 2: strided_column_block<8, 2>(g, g.B + j0, g.C + j0, ncols); break;
+      default: strided_column_block<16, 1>(g, g.B + j0, g.C + j0, ncols); break;
+    }
+    j0 += ncols;
   }
 }
 
@@ -345,35 +396,39 @@ static bool use_strided(bool trans_b, int M, int N, int K) {
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
                           int ldc, int nthreads) {
-  static thread_local PackBuffer bt_buf;
-  float* bt = trans_b ? bt_buf.get((size_t)K * N) : nullptr;
-  // Balance: bands of 8-row tiles or of 32-column blocks, whichever splits more evenly.
-  const int row_units = (M + 7) / 8, col_units = (N + 31) / 32;
+  // Balance: bands of 8-row tiles or of 32-column blocks, whichever splits more evenly. With
+  // trans_b, always columns (in 16s): each thread transposes just its own rows of B, into its
+  // own buffer, so no transposed data crosses between cores.
+  const int row_units = (M + 7) / 8, col_units = trans_b ? (N + 15) / 16 : (N + 31) / 32;
   auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
-  const bool split_rows = waste(row_units) <= waste(col_units);
-  const int units = split_rows ? row_units : col_units;
+  const bool split_rows = !trans_b && waste(row_units) <= waste(col_units);
+  const int units = split_rows ? row_units : col_units, width = trans_b ? 16 : 32;
   const int nt = std::max(1, std::min(nthreads, units));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    if (trans_b) {  // op(B) (K, N) = B (N, K)^T, rows of B split across threads
-      const int j0 = (int)((long)N * t / T), j1 = (int)((long)N * (t + 1) / T);
-      transpose(bt + j0, N, B + (size_t)j0 * ldb, ldb, j1 - j0, K);
-#pragma omp barrier
-    }
     const int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
-    StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, trans_b ? bt : B,
-                  trans_b ? N : ldb, C, ldc, alpha, beta, nullptr};
+    StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
+                  nullptr};
     if (split_rows) {
       const int i0 = u0 * 8, i1 = std::min(M, u1 * 8);
       g.M = std::max(0, i1 - i0);
       g.A += (size_t)i0 * g.ars;
       g.C += (size_t)i0 * ldc;
     } else {
-      const int j0 = u0 * 32, j1 = std::min(N, u1 * 32);
+      const int j0 = u0 * width, j1 = std::min(N, u1 * width);
       g.N = std::max(0, j1 - j0);
-      g.B += j0;
       g.C += j0;
+      if (trans_b) {  // op(B)[:, j0:j1] (K, n) = B[j0:j1, :]^T, rows ldt apart
+        static thread_local PackBuffer bt_buf;
+        const idx ldt = (g.N + 15) / 16 * 16;
+        float* bt = bt_buf.get((size_t)K * ldt + 16);
+        transpose(bt, ldt, B + (size_t)j0 * ldb, ldb, g.N, K);
+        g.B = bt;
+        g.ldb = ldt;
+      } else {
+        g.B += j0;
+      }
     }
     gemm_strided(g);
   }
