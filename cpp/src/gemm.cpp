@@ -493,7 +493,7 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     return;
   }
   const double flops = 2.0 * M * N * (double)K;
-  const int nthreads = flops < 2e5 ? 1 : get_num_threads();
+  const int nthreads = flops < 5e5 ? 1 : get_num_threads();  // below: the fork costs more
 #if defined(__AVX512F__)
   if (use_strided(trans_b, M, N, K)) {
     sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
