@@ -129,6 +129,41 @@ static void test_linear_sparse_inputs() {
   expect_close("linear_backward dw += (sparse input)", acc, racc);
 }
 
+// The fused Conv2d -> ReLU -> MaxPool2d kernels against the three kernels in turn (LeNet's
+// second layer on 3 images, and an odd geometry with overlapping windows).
+static void test_conv_relu_maxpool_fused() {
+  const Conv2dShape shapes[] = {{3, 16, 12, 12, 32, 5, 5, 1, 1, 0, 0}, {2, 3, 9, 8, 4, 3, 2, 1, 2, 1, 0}};
+  for (const Conv2dShape& s : shapes) {
+    const Pool2dShape p{s.N, s.OC, s.OH(), s.OW(), 3, 2, 2, 1, 1, 0};
+    const size_t conv_out = (size_t)s.N * s.OC * s.OH() * s.OW();
+    const size_t pooled = (size_t)p.N * p.C * p.OH() * p.OW();
+    auto x = randn((size_t)s.N * s.C * s.H * s.W), w = randn((size_t)s.OC * s.C * s.KH * s.KW);
+    auto b = randn(s.OC), g = randn(pooled);
+    std::vector<float> ws(conv2d_workspace_size(s, get_num_threads()));
+    std::vector<float> c(conv_out), r(conv_out), y(pooled), fy(pooled);
+    std::vector<int32_t> am(pooled), fam(pooled);
+    conv2d_forward(c.data(), x.data(), w.data(), b.data(), s, ws.data(), get_num_threads());
+    relu_forward(r.data(), c.data(), conv_out);
+    maxpool2d_forward(y.data(), am.data(), r.data(), p);
+    conv2d_relu_maxpool_forward(fy.data(), fam.data(), x.data(), w.data(), b.data(), s, p,
+                                ws.data(), get_num_threads());
+    expect_close("conv2d_relu_maxpool_forward", fy, y, 0.0f);
+    if (fam != am) { std::printf("FAIL conv2d_relu_maxpool_forward argmax\n"); failures++; }
+
+    std::vector<float> mg(pooled), dy(conv_out), dx(x.size()), dw(w.size()), db(s.OC);
+    relu_backward(mg.data(), g.data(), y.data(), pooled);
+    maxpool2d_backward(dy.data(), mg.data(), am.data(), p);
+    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data(),
+                    get_num_threads(), false);
+    std::vector<float> fdx(x.size()), fdw(w.size()), fdb(s.OC);
+    conv2d_relu_maxpool_backward(fdx.data(), fdw.data(), fdb.data(), g.data(), y.data(), am.data(),
+                                 p, x.data(), w.data(), s, ws.data(), get_num_threads(), false);
+    expect_close("conv2d_relu_maxpool_backward dx", fdx, dx, 0.0f);
+    expect_close("conv2d_relu_maxpool_backward dw", fdw, dw, 0.0f);
+    expect_close("conv2d_relu_maxpool_backward db", fdb, db, 0.0f);
+  }
+}
+
 static void test_pool_activation_loss_dropout_optim() {
   Pool2dShape s{2, 3, 7, 6, 3, 2, 2, 2, 1, 1};
   auto x = randn((size_t)s.N * s.C * s.H * s.W);
@@ -180,6 +215,7 @@ int main() {
     test_gemm();
     test_conv_and_linear();
     test_linear_sparse_inputs();
+    test_conv_relu_maxpool_fused();
     test_pool_activation_loss_dropout_optim();
   }
   std::printf(failures ? "kernel tests: %d FAILED\n" : "kernel tests: all passed\n", failures);
