@@ -10,6 +10,11 @@
 // These GEMMs are small (OC = 16..32, CKK = 25..400, P = 64..576 at LeNet sizes), so they do not
 // go through sgemm's packing: a micro-kernel reads the operands in place, broadcasting A and
 // loading 16-float rows of B, and keeps an MR x 16*NV tile of C in registers over the whole K.
+// Fused with ReLU and max pooling (conv2d_relu_maxpool_*), the forward pools each image while its
+// output is in cache, and the backward, whose dy is then three quarters zeros or more, sums only
+// dy's nonzero terms, over the transposed forms colT (P, CKK) = col^T and dcolT = dcol^T:
+//             dW[oc, :]   += dy[oc, p] * colT[p, :]   for the p with dy[oc, p] != 0
+//             dcolT[p, :]  = sum of dy[oc, p] * W[oc, :] for the oc with dy[oc, p] != 0
 //
 // Threads and determinism. Images of the forward pass are independent, so threads split the batch
 // (each with its own im2col buffer): every output is computed the same way for any thread count.
@@ -18,12 +23,16 @@
 // buffer, and the partials are then added in chunk order. dx is per image and rides along.
 //
 // Workspace (conv2d_workspace_size floats):
-//   num_threads slots of [col (CKK*P) | dyT (P*OC) | dy (OC*P)]   scratch of the thread using the
-//                                                     slot (dy: conv2d_relu_maxpool_backward)
-//   dw_chunks(N) partials of [dW^T (CKK*OC) | dbias (OC)]   (backward only)
+//   num_threads slots of [col (CKK*P) | dyT (P*OC) | dy (OC*P) | colT (P*CKKp) | dcolT (P*CKKp) |
+//                         indices]   scratch of the thread using the slot (dy on: the fused
+//                         backward; colT on: its zero-skipping path; CKKp = CKK rounded to 16)
+//   dw_chunks(N) partials of [dW^T (CKK, OC) or dW (OC, CKKp) | dbias (OC)]   (backward only)
+//   w with rows padded to CKKp                       (the zero-skipping path)
 #include "nnfast/conv.h"
 
 #include "nnfast/gemm.h"
+
+#include "sparse_rows.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -44,19 +53,22 @@ using idx = std::ptrdiff_t;
 static constexpr int kMaxChunks = 16;  // dW / dbias partial sums: at most this many batch chunks
 static int dw_chunks(int N) { return std::min(N, kMaxChunks); }
 static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+static size_t ckk_padded(const Conv2dShape& s) { return round16((size_t)s.C * s.KH * s.KW); }
 static size_t slot_floats(const Conv2dShape& s) {
   const size_t P = (size_t)s.OH() * s.OW(), CKK = (size_t)s.C * s.KH * s.KW;
-  return round16(CKK * P) + 2 * round16(P * s.OC);
+  return round16(CKK * P) + 2 * round16(P * s.OC) + 2 * P * ckk_padded(s) +
+         round16(std::max<size_t>(P, s.OC) + 16);
 }
 static size_t partial_floats(const Conv2dShape& s) {
-  return round16((size_t)s.C * s.KH * s.KW * s.OC + s.OC);
+  return round16((size_t)s.OC * ckk_padded(s) + s.OC);
 }
 static int slots(const Conv2dShape& s, int num_threads) {
   return std::max(1, std::min(num_threads, s.N));
 }
 
 size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads) {
-  return (size_t)slots(s, num_threads) * slot_floats(s) + (size_t)dw_chunks(s.N) * partial_floats(s);
+  return (size_t)slots(s, num_threads) * slot_floats(s) + (size_t)dw_chunks(s.N) * partial_floats(s) +
+         (size_t)s.OC * ckk_padded(s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,6 +288,61 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
   col2im_scatter(dxn, col, g);
 }
 
+#if defined(__AVX512F__)
+// The transposed forms for the zero-skipping backward, with rows of CKK floats ldk apart:
+//   im2row: colT (P, ldk), colT[p, (c*KH+kh)*KW+kw] = col[(c*KH+kh)*KW+kw, p]  (pad columns 0)
+//   row2im: dxn (C,H,W) = col2im of dcolT's transpose
+// Stride 1 without padding copies and adds KW-float pieces directly (row2im keeps each input row,
+// W <= 16, in a register while the pieces of one output row are added in); any other geometry
+// goes through im2col / col2im and a transpose.
+static bool direct_rows(const Geometry& g) {
+  return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= 16;
+}
+
+static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv2dShape& s) {
+  const Geometry g(s);
+  const int CKK = g.C * g.KH * g.KW;
+  if (!direct_rows(g)) {
+    im2col(col, xn, s);
+    transpose(colT, ldk, col, (idx)g.P, CKK, (int)g.P);
+  } else {
+    const __mmask16 piece = (__mmask16)((1u << g.KW) - 1);
+    for (int oh = 0; oh < g.OH; oh++)
+      for (int ow = 0; ow < g.OW; ow++) {
+        float* row = colT + ((idx)oh * g.OW + ow) * ldk;
+        for (int c = 0; c < g.C; c++)
+          for (int kh = 0; kh < g.KH; kh++, row += g.KW)
+            _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
+                                                  piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
+      }
+  }
+  for (size_t p = 0; p < g.P && ldk > CKK; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
+}
+
+static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Conv2dShape& s) {
+  const Geometry g(s);
+  const int CKK = g.C * g.KH * g.KW;
+  if (!direct_rows(g) || g.W > 16) {
+    transpose(col, (idx)g.P, dcolT, ldk, (int)g.P, CKK);
+    col2im(dxn, col, s);
+    return;
+  }
+  const __mmask16 row_lanes = (__mmask16)((1u << g.W) - 1), piece = (__mmask16)((1u << g.KW) - 1);
+  std::fill(dxn, dxn + (size_t)g.C * g.H * g.W, 0.0f);
+  for (int c = 0; c < g.C; c++)
+    for (int kh = 0; kh < g.KH; kh++)
+      for (int oh = 0; oh < g.OH; oh++) {
+        // input row ih = oh + kh of channel c gets, at iw = ow + kw, dcolT[(oh, ow), (c, kh, kw)]
+        const float* src = dcolT + (idx)oh * g.OW * ldk + (c * g.KH + kh) * g.KW;
+        __m512 acc = _mm512_setzero_ps();
+        for (int ow = 0; ow < g.OW; ow++, src += ldk)  // lanes ow..ow+KW-1 from src[0..KW)
+          acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)(piece << ow), src - ow));
+        float* d = dxn + ((idx)c * g.H + oh + kh) * g.W;
+        _mm512_mask_storeu_ps(d, row_lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(row_lanes, d), acc));
+      }
+}
+#endif
+
 // Channels per group in backward: the group's im2col rows (group*KH*KW x P floats) fit in 25 KB
 // of L1 (at least one channel).
 static int channel_group(const Conv2dShape& s) {
@@ -333,27 +400,43 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
 // From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
 // dy_of(n, scratch, tmp) gives dy[n] (OC, P): a pointer into dy, or `scratch` (OC*P floats of the
 // thread's slot) filled with it, using `tmp` (P*OC floats, free at that point) as it likes.
+//
+// skip_zeros (AVX-512 builds; dy mostly zeros, x and w all finite): the products skip dy's zeros,
+//   dW[oc, :] += sum over p with dy[oc,p] != 0 of dy[oc,p] * colT[p, :]   (colT = col^T)
+//   dcolT[p, :] = sum over oc with dy[oc,p] != 0 of dy[oc,p] * w[oc, :]
+// (sparse_rows.h), the partials then hold dW as (OC, CKKp).
 template <typename DyOf>
 static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of, const float* x,
                                  const float* w, const Conv2dShape& s, float* workspace,
-                                 int num_threads, bool accumulate) {
+                                 int num_threads, bool accumulate, bool skip_zeros = false) {
   if (!dx && !dw && !dbias) return;
   const int P = s.OH() * s.OW(), KK = s.KH * s.KW, CKK = s.C * KK, OC = s.OC;
+  const idx ldk = (idx)ckk_padded(s);
   const size_t slot = slot_floats(s), part = partial_floats(s);
   const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
   const int group = channel_group(s);
   float* partials = workspace + (size_t)nslots * slot;
+  float* wpad = partials + (size_t)chunks * part;  // w (OC, ldk), for skip_zeros
+  const size_t pdw_floats = skip_zeros ? (size_t)OC * ldk : (size_t)CKK * OC;
+  if (skip_zeros && dx)
+    for (int oc = 0; oc < OC; oc++) {
+      std::memcpy(wpad + oc * ldk, w + (size_t)oc * CKK, CKK * sizeof(float));
+      std::fill(wpad + oc * ldk + CKK, wpad + (oc + 1) * ldk, 0.0f);
+    }
   const int nt = std::min(nslots, chunks);
 #pragma omp parallel num_threads(nt)
   {
     float* col = workspace + (size_t)omp_get_thread_num() * slot;
     float* dyT = col + round16((size_t)CKK * P);
     float* dy_scratch = dyT + round16((size_t)P * OC);
+    float* colT = dy_scratch + round16((size_t)P * OC);
+    float* dcolT = colT + (size_t)P * ldk;
+    int* ids = reinterpret_cast<int*>(dcolT + (size_t)P * ldk);
 #pragma omp for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
-      float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) of this chunk
-      float* pdb = pdw + (size_t)CKK * OC;
-      if (dw) std::fill(pdw, pdw + (size_t)CKK * OC, 0.0f);
+      float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) or dW (OC, ldk) of this chunk
+      float* pdb = pdw + pdw_floats;
+      if (dw) std::fill(pdw, pdw + pdw_floats, 0.0f);
       if (dbias) std::fill(pdb, pdb + OC, 0.0f);
       const int n0 = (int)((long)s.N * ch / chunks), n1 = (int)((long)s.N * (ch + 1) / chunks);
       for (int n = n0; n < n1; n++) {
@@ -366,11 +449,33 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
             for (int p = 0; p < P; p++) sum += r[p];
             pdb[oc] += sum;
           }
+        const float* xn = x + (size_t)n * s.C * s.H * s.W;
+        float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
+#if defined(__AVX512F__)
+        if (skip_zeros) {
+          if (dw) {
+            im2row(colT, ldk, col, xn, s);
+            for (int oc = 0; oc < OC; oc++) {
+              const float* row = dyn + (size_t)oc * P;
+              float* out = pdw + oc * ldk;
+              sparse::sum_rows_all(out, out, ids, row, sparse::nonzero_indices(ids, row, P), colT, ldk);
+            }
+          }
+          if (dx) {
+            transpose(dyT, OC, dyn, P, OC, P);  // dyT (P, OC)
+            for (int p = 0; p < P; p++) {
+              const float* row = dyT + (size_t)p * OC;
+              sparse::sum_rows_all(dcolT + p * ldk, nullptr, ids, row,
+                                   sparse::nonzero_indices(ids, row, OC), wpad, ldk);
+            }
+            row2im(dxn, dcolT, ldk, col, s);
+          }
+          continue;
+        }
+#endif
         if (dw) transpose(dyT, OC, dyn, P, OC, P);
         // A group of channels at a time, whose im2col rows stay in L1 from the copy through
         // both products (the rows of a channel group are the im2col of those channels alone).
-        const float* xn = x + (size_t)n * s.C * s.H * s.W;
-        float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
         for (int c0 = 0; c0 < s.C; c0 += group) {
           Conv2dShape g = s;
           g.C = std::min(group, s.C - c0);
@@ -390,9 +495,9 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
       }
     }
     // Partials added in chunk order into chunk 0's, in blocks of elements shared out among the
-    // threads (the same sums for any split), then transposed into dw.
+    // threads (the same sums for any split), then transposed (or copied) into dw.
     if (dw) {
-      const size_t total = (size_t)CKK * OC;
+      const size_t total = pdw_floats;
       constexpr size_t kBlock = 1024;
 #pragma omp for schedule(static)
       for (size_t e0 = 0; e0 < total; e0 += kBlock) {
@@ -406,15 +511,15 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
 #pragma omp for schedule(static)
       for (int oc = 0; oc < OC; oc++)
         for (int k = 0; k < CKK; k++) {
-          const float sum = partials[(size_t)k * OC + oc];
+          const float sum = skip_zeros ? partials[oc * ldk + k] : partials[(size_t)k * OC + oc];
           dw[(size_t)oc * CKK + k] = accumulate ? dw[(size_t)oc * CKK + k] + sum : sum;
         }
     }
   }
   if (dbias)
     for (int oc = 0; oc < OC; oc++) {
-      float sum = partials[(size_t)CKK * OC + oc];
-      for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + (size_t)CKK * OC + oc];
+      float sum = partials[pdw_floats + oc];
+      for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + pdw_floats + oc];
       dbias[oc] = accumulate ? dbias[oc] + sum : sum;
     }
 }
@@ -429,14 +534,22 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 }
 
 // dy[n] of the convolution, built per image in the slot's scratch, plane by plane: the pooled
-// gradient g where the pooled output y > 0 (relu_backward), routed by maxpool2d_plane_backward.
-// The same numbers as those two kernels.
+// gradient g where the pooled output y > 0 (relu_backward), routed by maxpool2d_plane_backward
+// (the same numbers as those two kernels); then the backward products, skipping dy's zeros.
 void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
                                   const float* y, const int32_t* argmax, const Pool2dShape& pool,
                                   const float* x, const float* w, const Conv2dShape& s,
                                   float* workspace, int num_threads, bool accumulate) {
   const int P = s.OH() * s.OW(), OC = s.OC;
   const size_t pooled = (size_t)pool.OH() * pool.OW();
+  // Pooling leaves at most one nonzero of dy per window, and the ReLU masks about half of those:
+  // skip dy's zeros when a window covers two or more outputs (and x, w are finite, see top).
+  bool skip_zeros = false;
+#if defined(__AVX512F__)
+  skip_zeros = 2 * pooled <= (size_t)P &&
+               sparse::all_finite(w, (size_t)s.OC * s.C * s.KH * s.KW) &&
+               sparse::all_finite(x, (size_t)s.N * s.C * s.H * s.W);
+#endif
   conv2d_backward_impl(
       dx, dw, dbias,
       [&](int n, float* dyn, float* masked) {
@@ -450,7 +563,7 @@ void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const floa
         }
         return static_cast<const float*>(dyn);
       },
-      x, w, s, workspace, num_threads, accumulate);
+      x, w, s, workspace, num_threads, accumulate, skip_zeros);
 }
 
 }  // namespace nnfast

@@ -37,7 +37,9 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
 
 // The gradient path of conv2d_relu_maxpool_forward: conv2d_backward with dy = maxpool2d_backward of
 // relu_backward(g, y) (g and y the pooled gradient and output (N,OC,PH,PW), argmax as the forward
-// made it, every entry inside its plane), number for number, without the full-size dy in memory.
+// made it, every entry inside its plane), without the full-size dy in memory. Where a pooling
+// window covers two or more outputs, dy is mostly zeros and the products skip them (the same
+// sums within rounding; dbias exactly); with inf or NaN in x or w they do not (0 * inf = NaN).
 void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
                                   const float* y, const int32_t* argmax, const Pool2dShape& pool,
                                   const float* x, const float* w, const Conv2dShape& s,

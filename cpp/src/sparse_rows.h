@@ -1,0 +1,120 @@
+// Sums over the nonzero entries of a vector (AVX-512 builds): the building blocks of the kernels
+// that skip zeros, in linear.cpp (inputs that are mostly zero pixels) and conv.cpp (gradients
+// routed through max pooling, three quarters zeros or more).
+//
+//   out = init + sum over k with v[k] != 0 of v[k] * rows[k, :]
+//
+// Skipping a zero term changes a result only when its other factor is inf or NaN (0 * inf =
+// NaN): callers take these paths only when `rows` is all finite (all_finite).
+#pragma once
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <utility>
+
+namespace nnfast {
+namespace sparse {
+
+using idx = std::ptrdiff_t;
+static constexpr int CHUNK_V = 16;  // 16-float vectors of output columns held in registers
+
+inline size_t count_nonzero(const float* x, size_t n) {
+  size_t nnz = 0, i = 0;
+  for (; i + 16 <= n; i += 16)
+    nnz += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(x + i), _mm512_setzero_ps(),
+                                                 _CMP_NEQ_UQ));  // NaN counts as nonzero
+  for (; i < n; i++) nnz += !(x[i] == 0.0f);
+  return nnz;
+}
+
+inline bool all_finite(const float* p, size_t n) {
+  const __m512 inf = _mm512_set1_ps(__builtin_inff());
+  unsigned bad = 0;  // OR of independent compares: no chain through a mask register
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    bad |= _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(p + i)), inf, _CMP_NLT_UQ);
+  for (; i < n; i++) bad |= !(std::abs(p[i]) < __builtin_inff());
+  return bad == 0;
+}
+
+// The indices of the nonzero entries of v[0:n], in order; returns their count. Compresses into a
+// register and stores all 16 lanes (Zen's vpcompressd to memory is slow), so ids needs 16 ints
+// of slack.
+inline int nonzero_indices(int* ids, const float* v, int n) {
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int count = 0;
+  for (int k0 = 0; k0 < n; k0 += 16) {
+    const __mmask16 lanes = n - k0 >= 16 ? 0xFFFF : (__mmask16)((1u << (n - k0)) - 1);
+    const __mmask16 m = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, v + k0),
+                                                _mm512_setzero_ps(), _CMP_NEQ_UQ);
+    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(
+                                         m, _mm512_add_epi32(iota, _mm512_set1_epi32(k0))));
+    count += __builtin_popcount(m);
+  }
+  return count;
+}
+
+// out[0 : 16*NV) = init + sum over j of v[ids[j]] * rows[ids[j] * ld : +16*NV]. rows are 64-byte
+// aligned with ld a multiple of 16. Few vectors make short FMA chains, so with NV <= 4 the terms
+// are spread over U partial sums (term j into sum j mod U), added at the end in a fixed order.
+template <int NV>
+inline void sum_rows(float* out, const float* init, const int* ids, const float* v,
+                            int count, const float* rows, idx ld) {
+  constexpr int U = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
+  __m512 acc[U][NV];
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) {
+    acc[0][v] = init ? _mm512_load_ps(init + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int u = 1; u < U; u++) acc[u][v] = _mm512_setzero_ps();
+  }
+  int j = 0;
+  for (; j + U <= count; j += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+      const __m512 a = _mm512_set1_ps(v[ids[j + u]]);
+      const float* r = rows + (idx)ids[j + u] * ld;
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) acc[u][v] = _mm512_fmadd_ps(a, _mm512_load_ps(r + 16 * v), acc[u][v]);
+    }
+  }
+  for (int u = 0; j < count; j++, u++) {
+    const __m512 a = _mm512_set1_ps(v[ids[j]]);
+    const float* r = rows + (idx)ids[j] * ld;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) acc[u][v] = _mm512_fmadd_ps(a, _mm512_load_ps(r + 16 * v), acc[u][v]);
+  }
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; v++) {
+    __m512 s = acc[0][v];
+    if constexpr (U == 4)
+      s = _mm512_add_ps(_mm512_add_ps(s, acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
+    else if constexpr (U == 2)
+      s = _mm512_add_ps(s, acc[1][v]);
+    _mm512_store_ps(out + 16 * v, s);
+  }
+}
+
+using SumRows = void (*)(float*, const float*, const int*, const float*, int, const float*, idx);
+template <size_t... I>
+constexpr std::array<SumRows, sizeof...(I)> sum_rows_table(std::index_sequence<I...>) {
+  return {&sum_rows<int(I) + 1>...};
+}
+inline constexpr auto SUM_ROWS = sum_rows_table(std::make_index_sequence<CHUNK_V>{});
+
+// out[0:ld) = init + sum over j of v[ids[j]] * rows[ids[j]], in chunks of 16*CHUNK_V columns.
+inline void sum_rows_all(float* out, const float* init, const int* ids, const float* v,
+                         int count, const float* rows, idx ld) {
+  for (idx c0 = 0; c0 < ld; c0 += 16 * CHUNK_V) {
+    const int nv = (int)std::min<idx>(CHUNK_V, (ld - c0) / 16);
+    SUM_ROWS[nv - 1](out + c0, init ? init + c0 : nullptr, ids, v, count, rows + c0, ld);
+  }
+}
+
+
+}  // namespace sparse
+}  // namespace nnfast
+#endif
