@@ -307,14 +307,28 @@ static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv
     transpose(colT, ldk, col, (idx)g.P, CKK, (int)g.P);
   } else {
     const __mmask16 piece = (__mmask16)((1u << g.KW) - 1);
-    for (int oh = 0; oh < g.OH; oh++)
-      for (int ow = 0; ow < g.OW; ow++) {
-        float* row = colT + ((idx)oh * g.OW + ow) * ldk;
-        for (int c = 0; c < g.C; c++)
-          for (int kh = 0; kh < g.KH; kh++, row += g.KW)
-            _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
-                                                  piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
-      }
+    if (g.W <= 16) {
+      // each input row loaded once; output column ow's piece is lanes ow..ow+KW-1 of it, stored
+      // at an address shifted back by ow (the masked-off lanes are never written)
+      const __mmask16 row_lanes = (__mmask16)((1u << g.W) - 1);
+      for (int c = 0; c < g.C; c++)
+        for (int kh = 0; kh < g.KH; kh++)
+          for (int oh = 0; oh < g.OH; oh++) {
+            const __m512 xr = _mm512_maskz_loadu_ps(row_lanes, xn + ((idx)c * g.H + oh + kh) * g.W);
+            float* dst = colT + (idx)oh * g.OW * ldk + (c * g.KH + kh) * g.KW;
+            for (int ow = 0; ow < g.OW; ow++, dst += ldk)
+              _mm512_mask_storeu_ps(dst - ow, (__mmask16)(piece << ow), xr);
+          }
+    } else {
+      for (int oh = 0; oh < g.OH; oh++)
+        for (int ow = 0; ow < g.OW; ow++) {
+          float* row = colT + ((idx)oh * g.OW + ow) * ldk;
+          for (int c = 0; c < g.C; c++)
+            for (int kh = 0; kh < g.KH; kh++, row += g.KW)
+              _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
+                                                    piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
+        }
+    }
   }
   for (size_t p = 0; p < g.P && ldk > CKK; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
 }
@@ -328,18 +342,26 @@ static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Co
     return;
   }
   const __mmask16 row_lanes = (__mmask16)((1u << g.W) - 1), piece = (__mmask16)((1u << g.KW) - 1);
-  std::fill(dxn, dxn + (size_t)g.C * g.H * g.W, 0.0f);
   for (int c = 0; c < g.C; c++)
-    for (int kh = 0; kh < g.KH; kh++)
-      for (int oh = 0; oh < g.OH; oh++) {
-        // input row ih = oh + kh of channel c gets, at iw = ow + kw, dcolT[(oh, ow), (c, kh, kw)]
-        const float* src = dcolT + (idx)oh * g.OW * ldk + (c * g.KH + kh) * g.KW;
-        __m512 acc = _mm512_setzero_ps();
-        for (int ow = 0; ow < g.OW; ow++, src += ldk)  // lanes ow..ow+KW-1 from src[0..KW)
-          acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps((__mmask16)(piece << ow), src - ow));
-        float* d = dxn + ((idx)c * g.H + oh + kh) * g.W;
-        _mm512_mask_storeu_ps(d, row_lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(row_lanes, d), acc));
+    for (int ih = 0; ih < g.H; ih++) {
+      // input row ih of channel c: for each kh with oh = ih - kh an output row, lanes
+      // ow..ow+KW-1 get dcolT[(oh, ow), (c, kh, 0..KW)]; four independent sums, one store
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+                       _mm512_setzero_ps()};
+      for (int kh = std::max(0, ih - g.OH + 1); kh <= std::min(g.KH - 1, ih); kh++) {
+        const float* src = dcolT + (idx)(ih - kh) * g.OW * ldk + (c * g.KH + kh) * g.KW;
+        int ow = 0;
+        for (; ow + 4 <= g.OW; ow += 4, src += 4 * ldk)
+#pragma GCC unroll 4
+          for (int u = 0; u < 4; u++)
+            acc[u] = _mm512_add_ps(acc[u], _mm512_maskz_loadu_ps((__mmask16)(piece << (ow + u)),
+                                                                 src + u * ldk - (ow + u)));
+        for (; ow < g.OW; ow++, src += ldk)
+          acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps((__mmask16)(piece << ow), src - ow));
       }
+      const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+      _mm512_mask_storeu_ps(dxn + ((idx)c * g.H + ih) * g.W, row_lanes, sum);
+    }
 }
 #endif
 
