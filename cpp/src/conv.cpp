@@ -294,43 +294,28 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
 //   row2im: dxn (C,H,W) = col2im of dcolT's transpose
 // Stride 1 without padding copies and adds KW-float pieces directly (row2im keeps each input row,
 // W <= 16, in a register while the pieces of one output row are added in); any other geometry
-// goes through im2col / col2im and a transpose.
+// goes through im2col / col2im and a transpose. (Storing shifted pieces of each input row, loaded
+// once into registers, measured no faster: the stores are the cost.)
 static bool direct_rows(const Geometry& g) {
   return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= 16;
 }
 
 static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv2dShape& s) {
   const Geometry g(s);
-  const int CKK = g.C * g.KH * g.KW;
   if (!direct_rows(g)) {
     im2col(col, xn, s);
-    transpose(colT, ldk, col, (idx)g.P, CKK, (int)g.P);
-  } else {
-    const __mmask16 piece = (__mmask16)((1u << g.KW) - 1);
-    if (g.W <= 16) {
-      // each input row loaded once; output column ow's piece is lanes ow..ow+KW-1 of it, stored
-      // at an address shifted back by ow (the masked-off lanes are never written)
-      const __mmask16 row_lanes = (__mmask16)((1u << g.W) - 1);
-      for (int c = 0; c < g.C; c++)
-        for (int kh = 0; kh < g.KH; kh++)
-          for (int oh = 0; oh < g.OH; oh++) {
-            const __m512 xr = _mm512_maskz_loadu_ps(row_lanes, xn + ((idx)c * g.H + oh + kh) * g.W);
-            float* dst = colT + (idx)oh * g.OW * ldk + (c * g.KH + kh) * g.KW;
-            for (int ow = 0; ow < g.OW; ow++, dst += ldk)
-              _mm512_mask_storeu_ps(dst - ow, (__mmask16)(piece << ow), xr);
-          }
-    } else {
-      for (int oh = 0; oh < g.OH; oh++)
-        for (int ow = 0; ow < g.OW; ow++) {
-          float* row = colT + ((idx)oh * g.OW + ow) * ldk;
-          for (int c = 0; c < g.C; c++)
-            for (int kh = 0; kh < g.KH; kh++, row += g.KW)
-              _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
-                                                    piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
-        }
-    }
+    transpose(colT, ldk, col, (idx)g.P, g.C * g.KH * g.KW, (int)g.P);
+    return;
   }
-  for (size_t p = 0; p < g.P && ldk > CKK; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
+  const __mmask16 piece = (__mmask16)((1u << g.KW) - 1);
+  for (int oh = 0; oh < g.OH; oh++)
+    for (int ow = 0; ow < g.OW; ow++) {
+      float* row = colT + ((idx)oh * g.OW + ow) * ldk;
+      for (int c = 0; c < g.C; c++)
+        for (int kh = 0; kh < g.KH; kh++, row += g.KW)
+          _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
+                                                piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
+    }
 }
 
 static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Conv2dShape& s) {
@@ -454,6 +439,8 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
     float* colT = dy_scratch + round16((size_t)P * OC);
     float* dcolT = colT + (size_t)P * ldk;
     int* ids = reinterpret_cast<int*>(dcolT + (size_t)P * ldk);
+    if (skip_zeros && ldk > CKK)  // colT's pad columns: zero for every image (im2row skips them)
+      for (int p = 0; p < P; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
 #pragma omp for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
       float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) or dW (OC, ldk) of this chunk
