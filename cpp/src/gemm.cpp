@@ -336,7 +336,7 @@ static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>)
 // Slices of K: one when K is short, else kStridedSlice deep (B's slice of a column block,
 // kStridedSlice x 32 floats, then stays in L1 across the row tiles).
 static constexpr int kStridedSlice = 128;
-static constexpr int kStridedSliceFrom = 512;  // K at which slicing starts to pay
+static constexpr int kStridedSliceFrom = 256;  // K at which slicing starts to pay
 
 // One column block of C (ncols <= 16*NV columns from B and C): for each slice of K, tiles of MR
 // rows down all M rows, the last taking the rows that remain.
