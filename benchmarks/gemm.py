@@ -8,7 +8,8 @@ nnfast's GFLOP/s over NumPy's (above 1: nnfast is faster). Writes benchmarks/res
 
 A second table times the Linear kernels on inputs with zeros (a batch of genuine MNIST images,
 about 19% nonzero, when the data can be loaded; random inputs at set densities), where nnfast
-skips the zeros (cpp/src/linear.cpp): forward y = x @ W^T + b and backward dW = dy^T @ x, against
+skips the zeros (cpp/src/linear.cpp): forward y = x @ Wt + b and backward dWt = x^T @ dy (Wt the
+weight stored transposed, as nnfast's Linear keeps it), against
 numpy's dense products on the same arrays; "GF/s" there counts the dense product's FLOPs.
 """
 import argparse
@@ -126,16 +127,16 @@ def sparse_linear_table(rng, repeats):
             x = images
         else:
             x = np.where(rng.random((100, 784)) < density, rng.random((100, 784)), 0).astype(np.float32)
-        w = rng.standard_normal((out, 784)).astype(np.float32)
+        wt = rng.standard_normal((784, out)).astype(np.float32)   # the weight, transposed
         b = rng.standard_normal(out).astype(np.float32)
         dy = rng.standard_normal((100, out)).astype(np.float32)
-        dw = np.zeros_like(w)
-        fwd = best_time(lambda: _core.linear_forward(x, w, b), repeats)
-        fwd_np = best_time(lambda: x @ w.T + b, repeats)
-        bwd = best_time(lambda: _core.linear_backward(dy, x, w, dw=dw, need_dx=False,
-                                                              need_db=False, accumulate=False), repeats)
-        bwd_np = best_time(lambda: dy.T @ x, repeats)
-        np.testing.assert_allclose(_core.linear_forward(x, w, b), x @ w.T + b, rtol=1e-3, atol=1e-3)
+        dwt = np.zeros_like(wt)
+        fwd = best_time(lambda: _core.linear_forward(x, wt, b), repeats)
+        fwd_np = best_time(lambda: x @ wt + b, repeats)
+        bwd = best_time(lambda: _core.linear_backward(dy, x, wt, dwt=dwt, need_dx=False,
+                                                      need_db=False, accumulate=False), repeats)
+        bwd_np = best_time(lambda: x.T @ dy, repeats)
+        np.testing.assert_allclose(_core.linear_forward(x, wt, b), x @ wt + b, rtol=1e-3, atol=1e-3)
         flops = 2.0 * 100 * 784 * out
         row = {"input": "MNIST batch" if density == "mnist" else f"random {density:.0%}", "OUT": out,
                "nonzero": float(np.mean(x != 0)), "fwd_gflops": flops / fwd / 1e9,

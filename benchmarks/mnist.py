@@ -86,6 +86,8 @@ class NumpyEngine:
         self.layers, self.params, it = [], [], iter(weights)
         for kind, *args in spec["layers"]:
             p = [next(it).copy(), next(it).copy()] if kind in ("linear", "conv") else []
+            if kind == "linear":   # the reference's Linear takes the weight transposed (in, out)
+                p[0] = np.ascontiguousarray(p[0].T)
             self.layers.append((kind, args, p))
             self.params += p
         self.lr, self.momentum = spec["lr"], spec["momentum"]

@@ -224,22 +224,22 @@ py::tuple py_matmul_backward(py::object dc_, py::object a_, py::object b_, bool 
 }
 
 // ----------------------------------------------------------------------------------- Linear
-// x (B, IN), w (OUT, IN): returns (B, IN, OUT) after checking them.
-std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& w, const char* fn) {
-  check_rank(w, 2, fn, "w", "(out_features, in_features)");
+// x (B, IN), wt (IN, OUT) (the weight stored transposed): returns (B, IN, OUT) after checking them.
+std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, const char* fn) {
+  check_rank(wt, 2, fn, "wt", "(in_features, out_features)");
   check_rank(x, 2, fn, "x", "(batch, in_features)");
   check_nonempty(x, fn, "x");
-  if (x.shape(1) != w.shape(1))
-    value_error(fn, "x must have " + std::to_string(w.shape(1)) + " features to match w " +
-                        shape_str(shape_of(w)) + ", got shape " + shape_str(shape_of(x)));
-  return {as_int(x.shape(0), fn, "batch"), as_int(w.shape(1), fn, "in_features"),
-          as_int(w.shape(0), fn, "out_features")};
+  if (x.shape(1) != wt.shape(0))
+    value_error(fn, "x must have " + std::to_string(wt.shape(0)) + " features to match wt " +
+                        shape_str(shape_of(wt)) + ", got shape " + shape_str(shape_of(x)));
+  return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"),
+          as_int(wt.shape(1), fn, "out_features")};
 }
 
-FloatArray py_linear_forward(py::object x_, py::object w_, py::object b_) {
+FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_) {
   const char* fn = "linear_forward";
-  py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w");
-  auto [B, IN, OUT] = linear_dims(x, w, fn);
+  py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt");
+  auto [B, IN, OUT] = linear_dims(x, wt, fn);
   py::array b;
   if (!b_.is_none()) {
     b = f32(b_, fn, "b");
@@ -247,28 +247,28 @@ FloatArray py_linear_forward(py::object x_, py::object w_, py::object b_) {
   }
   FloatArray y = new_array<float>({B, OUT});
   py::gil_scoped_release release;
-  linear_forward(y.mutable_data(), fptr(x), fptr(w), b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
+  linear_forward(y.mutable_data(), fptr(x), fptr(wt), b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
   return y;
 }
 
-py::tuple py_linear_backward(py::object dy_, py::object x_, py::object w_, py::object dw_,
+py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::object dwt_,
                              py::object db_, bool need_dx, bool need_db, bool accumulate) {
   const char* fn = "linear_backward";
-  py::array x = f32(x_, fn, "x"), w = f32(w_, fn, "w"), dy = f32(dy_, fn, "dy");
-  auto [B, IN, OUT] = linear_dims(x, w, fn);
+  py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt"), dy = f32(dy_, fn, "dy");
+  auto [B, IN, OUT] = linear_dims(x, wt, fn);
   check_shape(dy, {B, OUT}, fn, "dy");
-  FloatArray dw = accumulator(dw_, {OUT, IN}, fn, "dw");
+  FloatArray dwt = accumulator(dwt_, {IN, OUT}, fn, "dwt");
   FloatArray db, dx;
   if (need_db) db = accumulator(db_, {OUT}, fn, "db");
   if (need_dx) dx = new_array<float>({B, IN});
   float* dxp = need_dx ? dx.mutable_data() : nullptr;
   float* dbp = need_db ? db.mutable_data() : nullptr;
-  const bool add = accumulates(accumulate, dw_, dw, db_, need_db ? &db : nullptr);
+  const bool add = accumulates(accumulate, dwt_, dwt, db_, need_db ? &db : nullptr);
   {
     py::gil_scoped_release release;
-    linear_backward(dxp, dw.mutable_data(), dbp, fptr(dy), fptr(x), fptr(w), B, IN, OUT, add);
+    linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), B, IN, OUT, add);
   }
-  return py::make_tuple(optional(dx, need_dx), dw, optional(db, need_db));
+  return py::make_tuple(optional(dx, need_dx), dwt, optional(db, need_db));
 }
 
 // ----------------------------------------------------------------------------------- Conv2d
@@ -802,12 +802,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("matmul_backward", &py_matmul_backward, arg("dc"), arg("a"), arg("b"),
         arg("trans_a") = false, arg("trans_b") = false, "(da, db) for c = op(a) @ op(b).");
 
-  m.def("linear_forward", &py_linear_forward, arg("x"), arg("w"), arg("b") = py::none(),
-        "y (B,OUT) = x (B,IN) @ w (OUT,IN)^T + b.");
-  m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("w"),
-        arg("dw") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
+  m.def("linear_forward", &py_linear_forward, arg("x"), arg("wt"), arg("b") = py::none(),
+        "y (B,OUT) = x (B,IN) @ wt (IN,OUT) + b; wt is the weight w (OUT,IN) transposed.");
+  m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("wt"),
+        arg("dwt") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
         arg("need_db") = true, arg("accumulate") = true,
-        "(dx, dw, db); dw / db accumulate in place when given (overwritten if not accumulate).");
+        "(dx, dwt, db); dwt (IN,OUT) / db accumulate in place when given (overwritten if not "
+        "accumulate).");
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");

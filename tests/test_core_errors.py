@@ -11,7 +11,7 @@ def f32(*shape):
 
 def test_wrong_dtype_is_a_type_error():
     with pytest.raises(TypeError, match="linear_forward: x must have dtype float32, got float64"):
-        core.linear_forward(np.ones((2, 3)), f32(4, 3))
+        core.linear_forward(np.ones((2, 3)), f32(3, 4))
     with pytest.raises(TypeError, match="labels must have dtype int64"):
         core.cross_entropy_forward(f32(2, 3), np.array([0, 1], dtype=np.int32))
     with pytest.raises(TypeError, match="x must be a numpy.float32 array, got list"):
@@ -22,13 +22,13 @@ def test_wrong_rank_and_shape_name_the_argument():
     with pytest.raises(ValueError, match=r"x must have 4 dimensions \(N, C, H, W\), got shape \(28, 28\)"):
         core.conv2d_forward(f32(28, 28), f32(4, 1, 3, 3))
     with pytest.raises(ValueError, match=r"x must have 784 features .* got shape \(32, 785\)"):
-        core.linear_forward(f32(32, 785), f32(10, 784))
+        core.linear_forward(f32(32, 785), f32(784, 10))
     with pytest.raises(ValueError, match=r"b must have shape \(10,\), got \(9,\)"):
-        core.linear_forward(f32(2, 784), f32(10, 784), f32(9))
+        core.linear_forward(f32(2, 784), f32(784, 10), f32(9))
     with pytest.raises(ValueError, match="x has 3 channels but w"):
         core.conv2d_forward(f32(1, 3, 8, 8), f32(4, 1, 3, 3))
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 4\), got \(2, 5\)"):
-        core.linear_backward(f32(2, 5), f32(2, 3), f32(4, 3))
+        core.linear_backward(f32(2, 5), f32(2, 3), f32(3, 4))
     with pytest.raises(ValueError, match="target must have shape"):
         core.mse_forward(f32(2, 3), f32(3, 2))
     with pytest.raises(ValueError, match="inner dimensions differ"):
@@ -43,7 +43,7 @@ def test_non_contiguous_is_rejected():
 
 def test_empty_batch_is_rejected():
     with pytest.raises(ValueError, match="x must not be empty"):
-        core.linear_forward(f32(0, 3), f32(4, 3))
+        core.linear_forward(f32(0, 3), f32(3, 4))
     with pytest.raises(ValueError, match="logits must not be empty"):
         core.cross_entropy_forward(f32(0, 3), np.zeros(0, dtype=np.int64))
     with pytest.raises(ValueError, match="input must not be empty"):
@@ -64,10 +64,10 @@ def test_read_only_outputs_are_rejected():
     p.setflags(write=False)
     with pytest.raises(ValueError, match="param must be writeable"):
         core.sgd_step(p, f32(5), lr=0.1)
-    dw = f32(4, 3)
-    dw.setflags(write=False)
-    with pytest.raises(ValueError, match="dw must be writeable"):
-        core.linear_backward(f32(2, 4), f32(2, 3), f32(4, 3), dw=dw)
+    dwt = f32(3, 4)
+    dwt.setflags(write=False)
+    with pytest.raises(ValueError, match="dwt must be writeable"):
+        core.linear_backward(f32(2, 4), f32(2, 3), f32(3, 4), dwt=dwt)
 
 
 def test_bad_geometry():

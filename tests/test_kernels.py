@@ -115,23 +115,23 @@ def test_matmul(seed, case):
 
 @given(seeds, st.integers(1, 64), st.integers(1, 200), st.integers(1, 40), st.booleans())
 def test_linear(seed, batch, n_in, n_out, bias):
-    x, w = f32(seed, batch, n_in), f32(seed + 1, n_out, n_in)
+    x, wt = f32(seed, batch, n_in), f32(seed + 1, n_in, n_out)   # wt: the weight transposed
     b = f32(seed + 2, n_out) if bias else None
-    assert_close(core.linear_forward(x, w, b), ref.linear_forward(x, w, b))
+    assert_close(core.linear_forward(x, wt, b), ref.linear_forward(x, wt, b))
     dy = f32(seed + 3, batch, n_out)
-    assert_all_close(core.linear_backward(dy, x, w), ref.linear_backward(dy, x, w))
+    assert_all_close(core.linear_backward(dy, x, wt), ref.linear_backward(dy, x, wt))
 
 
 def test_linear_backward_accumulates_and_skips():
-    x, w, dy = f32(1, 8, 5), f32(2, 3, 5), f32(3, 8, 3)
-    dw, db = f32(4, 3, 5), f32(5, 3)
-    dw0, db0 = dw.copy(), db.copy()
-    dx, dw_out, db_out = core.linear_backward(dy, x, w, dw=dw, db=db, need_dx=False)
-    assert dx is None and dw_out is dw and db_out is db
-    _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
-    assert_close(dw, dw0 + dw_ref)
+    x, wt, dy = f32(1, 8, 5), f32(2, 5, 3), f32(3, 8, 3)
+    dwt, db = f32(4, 5, 3), f32(5, 3)
+    dwt0, db0 = dwt.copy(), db.copy()
+    dx, dwt_out, db_out = core.linear_backward(dy, x, wt, dwt=dwt, db=db, need_dx=False)
+    assert dx is None and dwt_out is dwt and db_out is db
+    _, dwt_ref, db_ref = ref.linear_backward(dy, x, wt)
+    assert_close(dwt, dwt0 + dwt_ref)
     assert_close(db, db0 + db_ref)
-    assert core.linear_backward(dy, x, w, need_db=False)[2] is None
+    assert core.linear_backward(dy, x, wt, need_db=False)[2] is None
 
 
 def sparse_input(seed, batch, n_in, density):
@@ -153,22 +153,22 @@ def test_linear_on_mostly_zero_inputs_is_correct_and_thread_independent(
     """Inputs at most a quarter nonzero take the path that skips zeros (cpp/src/linear.cpp):
     the same values as the dense products, the same bits for any thread count."""
     x = sparse_input(1, batch, n_in, density)
-    w, b, dy = f32(2, n_out, n_in), f32(3, n_out), f32(4, batch, n_out)
-    dw0, db0 = f32(5, n_out, n_in), f32(6, n_out)
-    _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
+    wt, b, dy = f32(2, n_in, n_out), f32(3, n_out), f32(4, batch, n_out)
+    dwt0, db0 = f32(5, n_in, n_out), f32(6, n_out)
+    _, dwt_ref, db_ref = ref.linear_backward(dy, x, wt)
     runs = []
     for threads in (1, 2, 3):
         restore_threads.set_num_threads(threads)
-        y = core.linear_forward(x, w, b)
-        _, dw_new, _ = core.linear_backward(dy, x, w, dw=np.full_like(w, np.nan),
-                                            need_dx=False, need_db=False, accumulate=False)
-        _, dw_acc, db_acc = core.linear_backward(dy, x, w, dw=dw0.copy(), db=db0.copy(),
-                                                 need_dx=False)
-        runs.append((y, dw_new, dw_acc, db_acc))
-    y, dw_new, dw_acc, db_acc = runs[0]
-    assert_close(y, ref.linear_forward(x, w, b))
-    assert_close(dw_new, dw_ref)
-    assert_close(dw_acc, dw0 + dw_ref)
+        y = core.linear_forward(x, wt, b)
+        _, dwt_new, _ = core.linear_backward(dy, x, wt, dwt=np.full_like(wt, np.nan),
+                                             need_dx=False, need_db=False, accumulate=False)
+        _, dwt_acc, db_acc = core.linear_backward(dy, x, wt, dwt=dwt0.copy(), db=db0.copy(),
+                                                  need_dx=False)
+        runs.append((y, dwt_new, dwt_acc, db_acc))
+    y, dwt_new, dwt_acc, db_acc = runs[0]
+    assert_close(y, ref.linear_forward(x, wt, b))
+    assert_close(dwt_new, dwt_ref)
+    assert_close(dwt_acc, dwt0 + dwt_ref)
     assert_close(db_acc, db0 + db_ref)
     for other in runs[1:]:
         for mine, theirs in zip(runs[0], other):
@@ -182,27 +182,28 @@ def test_linear_skipping_zeros_keeps_ieee_results_for_inf_and_nan(bad):
     x = sparse_input(1, 50, 200, 0.1)
     x[:, 3] = 0.0                       # input 3 is zero in every row
     x[5, 7] = np.nan                    # a NaN input still propagates
-    w, dy = f32(2, 40, 200), f32(3, 50, 40)
-    expected_y = x.astype(np.float64) @ w.T
-    assert np.array_equal(np.isnan(core.linear_forward(x, w)), np.isnan(expected_y))
-    w[2, 3] = bad                       # only ever multiplied by zeros
-    y = core.linear_forward(x, w)
+    wt, dy = f32(2, 200, 40), f32(3, 50, 40)
+    expected_y = x.astype(np.float64) @ wt
+    assert np.array_equal(np.isnan(core.linear_forward(x, wt)), np.isnan(expected_y))
+    wt[3, 2] = bad                      # only ever multiplied by zeros
+    y = core.linear_forward(x, wt)
     assert np.isnan(y[:, 2]).all()
-    assert np.array_equal(np.isnan(y), np.isnan(x.astype(np.float64) @ w.T))
-    dy[4, 9] = bad                      # row 4 of x has zeros: dW[9, k] = bad * 0 there
-    _, dw, _ = core.linear_backward(dy, x, w, need_dx=False)
     with np.errstate(invalid="ignore"):
-        expected_dw = dy.T.astype(np.float64) @ x
-    assert np.array_equal(np.isnan(dw), np.isnan(expected_dw))
-    assert np.isnan(dw[9, x[4] == 0]).all()
+        assert np.array_equal(np.isnan(y), np.isnan(x.astype(np.float64) @ wt))
+    dy[4, 9] = bad                      # row 4 of x has zeros: dwt[k, 9] = bad * 0 there
+    _, dwt, _ = core.linear_backward(dy, x, wt, need_dx=False)
+    with np.errstate(invalid="ignore"):
+        expected_dwt = x.T.astype(np.float64) @ dy
+    assert np.array_equal(np.isnan(dwt), np.isnan(expected_dwt))
+    assert np.isnan(dwt[x[4] == 0, 9]).all()
 
 
 @pytest.mark.parametrize("kernel", ["linear", "conv2d"])
 def test_backward_overwrites_or_accumulates_parameter_gradients(kernel):
     if kernel == "linear":
-        x, w, dy = f32(1, 8, 5), f32(2, 3, 5), f32(3, 8, 3)
-        run = functools.partial(core.linear_backward, dy, x, w)
-        _, dw_ref, db_ref = ref.linear_backward(dy, x, w)
+        x, wt, dy = f32(1, 8, 5), f32(2, 5, 3), f32(3, 8, 3)
+        run = lambda dw=None, **kw: core.linear_backward(dy, x, wt, dwt=dw, **kw)  # noqa: E731
+        _, dw_ref, db_ref = ref.linear_backward(dy, x, wt)
     else:
         x, w, dy = f32(1, 2, 3, 6, 6), f32(2, 4, 3, 3, 3), f32(3, 2, 4, 4, 4)
         run = functools.partial(core.conv2d_backward, dy, x, w)
@@ -589,7 +590,7 @@ def _run_everything(seed):
     core.adam_step(p, g, m, v, lr=0.01)
     loss, probs = core.cross_entropy_forward(z, labels)
     return [y, *core.conv2d_backward(dy, x, w), core.sgemm(a, b), core.sgemm(b, a, True, True),
-            *core.linear_backward(f32(seed + 9, 256, 200), a, f32(seed + 10, 200, 300)),
+            *core.linear_backward(f32(seed + 9, 256, 200), a, f32(seed + 10, 300, 200)),
             pooled, core.maxpool2d_backward(pooled, argmax, y.shape, 2),
             core.avgpool2d_forward(y, 2), core.sigmoid_forward(z), core.softmax_forward(z),
             np.float64(loss), probs, core.cross_entropy_backward(probs, labels),

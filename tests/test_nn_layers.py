@@ -29,10 +29,12 @@ def test_linear_layer_matches_reference():
     x = x32(1, 5, 7)
     y = layer(x)
     w, b = layer.weight.data, layer.bias.data
-    np.testing.assert_allclose(y, ref.linear_forward(x, w, b), rtol=1e-5)
+    assert w.shape == (4, 7) and layer.weight.grad.shape == (4, 7)   # PyTorch's layout
+    np.testing.assert_allclose(y, ref.linear_forward(x, w.T, b), rtol=1e-5)
     g = x32(2, 5, 4)
     dx = layer.backward(g)
-    dx_ref, dw_ref, db_ref = ref.linear_backward(g, x, w)
+    dx_ref, dwt_ref, db_ref = ref.linear_backward(g, x, w.T)
+    dw_ref = dwt_ref.T
     np.testing.assert_allclose(dx, dx_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layer.weight.grad, dw_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(layer.bias.grad, db_ref, rtol=1e-5, atol=1e-6)

@@ -49,12 +49,12 @@ def test_matmul(seed, m, n, k, ta, tb):
 
 @given(seeds, st.integers(1, 4), st.integers(1, 5), st.integers(1, 4))
 def test_linear(seed, batch, n_in, n_out):
-    x, w, b = f64(seed, batch, n_in), f64(seed + 1, n_out, n_in), f64(seed + 2, n_out)
+    x, wt, b = f64(seed, batch, n_in), f64(seed + 1, n_in, n_out), f64(seed + 2, n_out)
     g = f64(seed + 3, batch, n_out)
-    dx, dw, db = ref.linear_backward(g, x, w)
-    assert_grad(dx, lambda x_: np.sum(g * ref.linear_forward(x_, w, b)), x)
-    assert_grad(dw, lambda w_: np.sum(g * ref.linear_forward(x, w_, b)), w)
-    assert_grad(db, lambda b_: np.sum(g * ref.linear_forward(x, w, b_)), b)
+    dx, dwt, db = ref.linear_backward(g, x, wt)
+    assert_grad(dx, lambda x_: np.sum(g * ref.linear_forward(x_, wt, b)), x)
+    assert_grad(dwt, lambda w_: np.sum(g * ref.linear_forward(x, w_, b)), wt)
+    assert_grad(db, lambda b_: np.sum(g * ref.linear_forward(x, wt, b_)), b)
 
 
 @st.composite

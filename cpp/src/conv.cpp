@@ -467,7 +467,8 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
             for (int oc = 0; oc < OC; oc++) {
               const float* row = dyn + (size_t)oc * P;
               float* out = pdw + oc * ldk;
-              sparse::sum_rows_all(out, out, ids, row, sparse::nonzero_indices(ids, row, P), colT, ldk);
+              sparse::sum_rows_all(out, out, ids, row, sparse::nonzero_indices(ids, row, P), colT, ldk,
+                                   ldk);
             }
           }
           if (dx) {
@@ -475,7 +476,7 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
             for (int p = 0; p < P; p++) {
               const float* row = dyT + (size_t)p * OC;
               sparse::sum_rows_all(dcolT + p * ldk, nullptr, ids, row,
-                                   sparse::nonzero_indices(ids, row, OC), wpad, ldk);
+                                   sparse::nonzero_indices(ids, row, OC), wpad, ldk, ldk);
             }
             row2im(dxn, dcolT, ldk, col, s);
           }

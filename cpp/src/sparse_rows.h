@@ -10,6 +10,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -57,19 +58,24 @@ inline int nonzero_indices(int* ids, const float* v, int n) {
   return count;
 }
 
-// out[0 : 16*NV) = init + sum over j of v[ids[j]] * rows[ids[j] * ld : +16*NV]. rows are 64-byte
-// aligned with ld a multiple of 16. Few vectors make short FMA chains, so with NV <= 4 the terms
-// are spread over U partial sums (term j into sum j mod U), added at the end in a fixed order.
+// out[0 : 16*NV) = init + sum over j of v[ids[j]] * rows[ids[j] * ld : +16*NV] (init null: 0),
+// of which the last vector's lanes outside `tail` are neither read (from rows and init) nor
+// written: rows may be any width, ld apart (no alignment needed). Few vectors make short FMA
+// chains, so with NV <= 4 the terms are spread over U partial sums (term j into sum j mod U),
+// added at the end in a fixed order.
 template <int NV>
-inline void sum_rows(float* out, const float* init, const int* ids, const float* v,
-                            int count, const float* rows, idx ld) {
+inline void sum_rows(float* out, const float* init, const int* ids, const float* v, int count,
+                     const float* rows, idx ld, __mmask16 tail) {
   constexpr int U = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
+  __mmask16 mask[NV];
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++) mask[q] = q == NV - 1 ? tail : (__mmask16)0xFFFF;
   __m512 acc[U][NV];
 #pragma GCC unroll 16
-  for (int v = 0; v < NV; v++) {
-    acc[0][v] = init ? _mm512_load_ps(init + 16 * v) : _mm512_setzero_ps();
+  for (int q = 0; q < NV; q++) {
+    acc[0][q] = init ? _mm512_maskz_loadu_ps(mask[q], init + 16 * q) : _mm512_setzero_ps();
 #pragma GCC unroll 4
-    for (int u = 1; u < U; u++) acc[u][v] = _mm512_setzero_ps();
+    for (int u = 1; u < U; u++) acc[u][q] = _mm512_setzero_ps();
   }
   int j = 0;
   for (; j + U <= count; j += U) {
@@ -78,42 +84,47 @@ inline void sum_rows(float* out, const float* init, const int* ids, const float*
       const __m512 a = _mm512_set1_ps(v[ids[j + u]]);
       const float* r = rows + (idx)ids[j + u] * ld;
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; v++) acc[u][v] = _mm512_fmadd_ps(a, _mm512_load_ps(r + 16 * v), acc[u][v]);
+      for (int q = 0; q < NV; q++)
+        acc[u][q] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mask[q], r + 16 * q), acc[u][q]);
     }
   }
   for (int u = 0; j < count; j++, u++) {
     const __m512 a = _mm512_set1_ps(v[ids[j]]);
     const float* r = rows + (idx)ids[j] * ld;
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; v++) acc[u][v] = _mm512_fmadd_ps(a, _mm512_load_ps(r + 16 * v), acc[u][v]);
+    for (int q = 0; q < NV; q++)
+      acc[u][q] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mask[q], r + 16 * q), acc[u][q]);
   }
 #pragma GCC unroll 16
-  for (int v = 0; v < NV; v++) {
-    __m512 s = acc[0][v];
+  for (int q = 0; q < NV; q++) {
+    __m512 s = acc[0][q];
     if constexpr (U == 4)
-      s = _mm512_add_ps(_mm512_add_ps(s, acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]));
+      s = _mm512_add_ps(_mm512_add_ps(s, acc[1][q]), _mm512_add_ps(acc[2][q], acc[3][q]));
     else if constexpr (U == 2)
-      s = _mm512_add_ps(s, acc[1][v]);
-    _mm512_store_ps(out + 16 * v, s);
+      s = _mm512_add_ps(s, acc[1][q]);
+    _mm512_mask_storeu_ps(out + 16 * q, mask[q], s);
   }
 }
 
-using SumRows = void (*)(float*, const float*, const int*, const float*, int, const float*, idx);
+using SumRows = void (*)(float*, const float*, const int*, const float*, int, const float*, idx,
+                         __mmask16);
 template <size_t... I>
 constexpr std::array<SumRows, sizeof...(I)> sum_rows_table(std::index_sequence<I...>) {
   return {&sum_rows<int(I) + 1>...};
 }
 inline constexpr auto SUM_ROWS = sum_rows_table(std::make_index_sequence<CHUNK_V>{});
 
-// out[0:ld) = init + sum over j of v[ids[j]] * rows[ids[j]], in chunks of 16*CHUNK_V columns.
-inline void sum_rows_all(float* out, const float* init, const int* ids, const float* v,
-                         int count, const float* rows, idx ld) {
-  for (idx c0 = 0; c0 < ld; c0 += 16 * CHUNK_V) {
-    const int nv = (int)std::min<idx>(CHUNK_V, (ld - c0) / 16);
-    SUM_ROWS[nv - 1](out + c0, init ? init + c0 : nullptr, ids, v, count, rows + c0, ld);
+// out[0:width) = init + sum over j of v[ids[j]] * rows[ids[j], 0:width), rows ld apart, in chunks
+// of 16*CHUNK_V columns.
+inline void sum_rows_all(float* out, const float* init, const int* ids, const float* v, int count,
+                         const float* rows, idx ld, idx width) {
+  for (idx c0 = 0; c0 < width; c0 += 16 * CHUNK_V) {
+    const idx cols = std::min<idx>(16 * CHUNK_V, width - c0);
+    const int nv = (int)((cols + 15) / 16);
+    const __mmask16 tail = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1);
+    SUM_ROWS[nv - 1](out + c0, init ? init + c0 : nullptr, ids, v, count, rows + c0, ld, tail);
   }
 }
-
 
 }  // namespace sparse
 }  // namespace nnfast

@@ -37,9 +37,10 @@ class Optimizer:
         raise AttributeError(name)
 
     def _state(self, name, i):
+        """Parameter i's state array `name`, in the parameter's storage layout."""
         arrays = self.state[name]
         if arrays[i] is None:
-            arrays[i] = np.zeros_like(self.params[i].data)
+            arrays[i] = np.zeros_like(self.params[i].storage)
         return arrays[i]
 
     def zero_grad(self):
@@ -60,7 +61,8 @@ class Optimizer:
     def state_dict(self):
         """{"type", "config", "steps", "state": {name: [array or None per parameter]}}."""
         return {"type": type(self).__name__, "config": self.get_config(), "steps": self.steps,
-                "state": {k: [None if a is None else a.copy() for a in v]
+                "state": {k: [None if a is None else p.public(a).copy()
+                              for a, p in zip(v, self.params)]
                           for k, v in self.state.items()}}
 
     def load_state_dict(self, state):
@@ -75,8 +77,8 @@ class Optimizer:
                 if a is not None and np.shape(a) != self.params[i].shape:
                     raise ValueError(f"state_dict '{name}' {i} has shape {np.shape(a)}, "
                                      f"expected {self.params[i].shape}")
-            self.state[name] = [None if a is None else np.array(a, dtype=np.float32)
-                                for a in arrays]
+            self.state[name] = [None if a is None else p.stored(a)
+                                for a, p in zip(arrays, self.params)]
         self.hyper.update(state["config"])
         self.steps = int(state["steps"])
 
@@ -98,9 +100,9 @@ class SGD(Optimizer):
         """All parameters in one kernel call."""
         h, n = self.hyper, len(self.params)
         bufs = [self._state("momentum_buffer", i) for i in range(n)] if h["momentum"] else None
-        _core.sgd_step([p.data for p in self.params], [p.grad for p in self.params], bufs,
-                       h["lr"], h["momentum"], h["dampening"], h["weight_decay"], self.nesterov,
-                       self.steps == 0)
+        _core.sgd_step([p.storage for p in self.params], [p.grad_storage for p in self.params],
+                       bufs, h["lr"], h["momentum"], h["dampening"], h["weight_decay"],
+                       self.nesterov, self.steps == 0)
         self.steps += 1
 
     def get_config(self):
@@ -126,8 +128,8 @@ class Adam(Optimizer):
 
     def _update(self, i, p):
         h = self.hyper
-        _core.adam_step(p.data, p.grad, self._state("m", i), self._state("v", i), h["lr"],
-                        h["beta1"], h["beta2"], h["eps"], h["weight_decay"], self.steps + 1,
+        _core.adam_step(p.storage, p.grad_storage, self._state("m", i), self._state("v", i),
+                        h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"], self.steps + 1,
                         self.decoupled)
 
     def get_config(self):

@@ -57,9 +57,10 @@ def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
     return _op(d_opa, trans_a), _op(d_opb, trans_b)
 
 
-def linear_forward(x, w, b=None):
-    """y (B, OUT) = x (B, IN) @ w (OUT, IN).T + b (OUT,)."""
-    y = x @ w.T
+def linear_forward(x, wt, b=None):
+    """y (B, OUT) = x (B, IN) @ wt (IN, OUT) + b (OUT,); wt is the weight w (OUT, IN) transposed,
+    the layout nnfast's Linear keeps in memory."""
+    y = x @ wt
     return y if b is None else y + b
 
 
@@ -71,11 +72,11 @@ def _accumulate(grad, into):
     return into
 
 
-def linear_backward(dy, x, w, dw=None, db=None, need_dx=True, need_db=True):
-    """(dx (B, IN), dw (OUT, IN), db (OUT,)) for y = x @ w.T + b; None where not needed."""
-    dx = dy @ w if need_dx else None
+def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True):
+    """(dx (B, IN), dwt (IN, OUT), db (OUT,)) for y = x @ wt + b; None where not needed."""
+    dx = dy @ wt.T if need_dx else None
     db = _accumulate(dy.sum(axis=0), db) if need_db else None
-    return dx, _accumulate(dy.T @ x, dw), db
+    return dx, _accumulate(x.T @ dy, dwt), db
 
 
 # ------------------------------------------------------------------------------------- conv

@@ -89,44 +89,45 @@ static void test_conv_and_linear() {
   expect_close("conv2d_backward db", db, rdb);
 
   const int B = 5, IN = 7, OUT = 3;
-  auto lx = randn(B * IN), lw = randn(OUT * IN), lb = randn(OUT);
+  auto lx = randn(B * IN), lwt = randn(IN * OUT), lb = randn(OUT);  // lwt: the weight transposed
   std::vector<float> ly(B * OUT), rly(B * OUT);
-  linear_forward(ly.data(), lx.data(), lw.data(), lb.data(), B, IN, OUT);
+  linear_forward(ly.data(), lx.data(), lwt.data(), lb.data(), B, IN, OUT);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = lb[o];
-      for (int k = 0; k < IN; k++) acc += lx[i * IN + k] * lw[o * IN + k];
+      for (int k = 0; k < IN; k++) acc += lx[i * IN + k] * lwt[k * OUT + o];
       rly[i * OUT + o] = acc;
     }
   expect_close("linear_forward", ly, rly);
 }
 
 // Inputs mostly zero take linear.cpp's path that skips them: ragged sizes (inputs past a vector,
-// outputs over two 256-column chunks) against plain loops, overwriting and accumulating dw.
+// outputs over two 256-column chunks, rows of 300 floats at no alignment) against plain loops,
+// overwriting and accumulating dwt.
 static void test_linear_sparse_inputs() {
   const int B = 37, IN = 130, OUT = 300;
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
-  auto x = randn((size_t)B * IN), w = randn((size_t)OUT * IN), b = randn(OUT);
-  auto dy = randn((size_t)B * OUT), dw0 = randn((size_t)OUT * IN);
+  auto x = randn((size_t)B * IN), wt = randn((size_t)IN * OUT), b = randn(OUT);
+  auto dy = randn((size_t)B * OUT), dwt0 = randn((size_t)IN * OUT);
   for (auto& v : x) v = u(rng) < 0.15f ? v : 0.0f;
-  std::vector<float> y((size_t)B * OUT), ry(y.size()), rdw((size_t)OUT * IN, 0.0f);
-  linear_forward(y.data(), x.data(), w.data(), b.data(), B, IN, OUT);
+  std::vector<float> y((size_t)B * OUT), ry(y.size()), rdwt((size_t)IN * OUT, 0.0f);
+  linear_forward(y.data(), x.data(), wt.data(), b.data(), B, IN, OUT);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = b[o];
-      for (int k = 0; k < IN; k++) acc += x[i * IN + k] * w[o * IN + k];
+      for (int k = 0; k < IN; k++) acc += x[i * IN + k] * wt[(size_t)k * OUT + o];
       ry[(size_t)i * OUT + o] = acc;
     }
   expect_close("linear_forward (sparse input)", y, ry);
-  for (int o = 0; o < OUT; o++)
-    for (int k = 0; k < IN; k++)
-      for (int i = 0; i < B; i++) rdw[(size_t)o * IN + k] += dy[(size_t)i * OUT + o] * x[i * IN + k];
-  std::vector<float> dw(rdw.size(), NAN), acc = dw0, racc = dw0;
-  linear_backward(nullptr, dw.data(), nullptr, dy.data(), x.data(), w.data(), B, IN, OUT, false);
-  expect_close("linear_backward dw (sparse input)", dw, rdw);
-  linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), w.data(), B, IN, OUT, true);
-  for (size_t j = 0; j < racc.size(); j++) racc[j] += rdw[j];
-  expect_close("linear_backward dw += (sparse input)", acc, racc);
+  for (int k = 0; k < IN; k++)
+    for (int o = 0; o < OUT; o++)
+      for (int i = 0; i < B; i++) rdwt[(size_t)k * OUT + o] += x[i * IN + k] * dy[(size_t)i * OUT + o];
+  std::vector<float> dwt(rdwt.size(), NAN), acc = dwt0, racc = dwt0;
+  linear_backward(nullptr, dwt.data(), nullptr, dy.data(), x.data(), wt.data(), B, IN, OUT, false);
+  expect_close("linear_backward dwt (sparse input)", dwt, rdwt);
+  linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), wt.data(), B, IN, OUT, true);
+  for (size_t j = 0; j < racc.size(); j++) racc[j] += rdwt[j];
+  expect_close("linear_backward dwt += (sparse input)", acc, racc);
 }
 
 // The fused Conv2d -> ReLU -> MaxPool2d kernels against the three kernels in turn (LeNet's

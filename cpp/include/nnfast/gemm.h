@@ -48,13 +48,15 @@ void matmul_forward(float* c, const float* a, const float* b, int M, int N, int 
 void matmul_backward(float* da, float* db, const float* dc, const float* a, const float* b, int M,
                      int N, int K, bool trans_a, bool trans_b);
 
-// Linear: y (B,OUT) = x (B,IN) @ w^T + bias, with w (OUT,IN) as PyTorch stores it; bias may be null.
-void linear_forward(float* y, const float* x, const float* w, const float* bias, int B, int IN,
+// Linear: y (B,OUT) = x (B,IN) @ wt + bias, with the weight stored transposed: wt (IN,OUT) is
+// w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory).
+// bias may be null.
+void linear_forward(float* y, const float* x, const float* wt, const float* bias, int B, int IN,
                     int OUT);
-// dx (B,IN) = dy @ w (overwritten); dw (OUT,IN) += dy^T @ x; dbias (OUT) += sum over the batch of dy.
-// accumulate == false: dw and dbias are overwritten instead (the first backward after zero_grad,
-// which then needs no pass that zeroes them).
-void linear_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
-                     const float* w, int B, int IN, int OUT, bool accumulate = true);
+// dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT) += x^T @ dy; dbias (OUT) += sum over the batch
+// of dy. accumulate == false: dwt and dbias are overwritten instead (the first backward after
+// zero_grad, which then needs no pass that zeroes them).
+void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
+                     const float* wt, int B, int IN, int OUT, bool accumulate = true);
 
 }  // namespace nnfast

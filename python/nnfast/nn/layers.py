@@ -35,7 +35,9 @@ class Linear(_WeightedLayer):
         if in_features < 1 or out_features < 1:
             raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
         self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
-        self.weight = Parameter(initialize(init, (self.out_features, self.in_features)))
+        # weight: (out, in) for users, stored as its transpose (in, out) for the kernels
+        self.weight = Parameter(initialize(init, (self.out_features, self.in_features)),
+                                transposed=True)
         self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
         self._x = None
 
@@ -45,14 +47,15 @@ class Linear(_WeightedLayer):
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
-        return _core.linear_forward(x, self.weight.data, self.bias.data if self.bias else None)
+        return _core.linear_forward(x, self.weight.storage,
+                                    self.bias.storage if self.bias else None)
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
         grad_out = as_float32(grad_out, "Linear.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
-            self.weight, self.bias, lambda dw, db, accumulate: _core.linear_backward(
-                grad_out, x, self.weight.data, dw=dw, db=db, need_dx=need_dx,
+            self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
+                grad_out, x, self.weight.storage, dwt=dwt, db=db, need_dx=need_dx,
                 need_db=db is not None, accumulate=accumulate))
         return dx
 

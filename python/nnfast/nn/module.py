@@ -9,28 +9,61 @@ from ..training import TrainingMixin
 
 
 class Parameter:
-    """A trainable float32 array ``data`` and its gradient ``grad`` (same shape, accumulated)."""
+    """A trainable float32 array ``data`` and its gradient ``grad`` (same shape, accumulated).
 
-    def __init__(self, data):
-        self.data = np.ascontiguousarray(data, dtype=np.float32)
-        self._grad = np.zeros_like(self.data)
+    ``transposed=True`` keeps the values in memory as ``data.T``, C-contiguous, in ``storage``
+    (and the gradient likewise): ``data`` and ``grad`` are then views of that memory with the
+    public shape. Linear stores its weight so (users see PyTorch's (out, in); the kernels read
+    (in, out) rows without transposing). Optimizers and kernels work on ``storage`` and
+    ``grad_storage``; everything else uses ``data`` and ``grad``."""
+
+    def __init__(self, data, transposed=False):
+        data = np.asarray(data, dtype=np.float32)
+        self.transposed = bool(transposed)
+        self.storage = np.ascontiguousarray(data.T if self.transposed else data)
+        self._grad = np.zeros_like(self.storage)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
+
+    def public(self, array):
+        """An array in the storage layout, seen in the public one (a view)."""
+        return array.T if self.transposed else array
+
+    def stored(self, array):
+        """A C-contiguous float32 array in the storage layout from one in the public layout."""
+        array = np.asarray(array, dtype=np.float32)
+        if array.shape != self.shape:
+            raise ValueError(f"expected an array of shape {self.shape}, got {array.shape}")
+        return np.ascontiguousarray(array.T if self.transposed else array)
+
+    @property
+    def data(self):
+        """The values (a view of ``storage``); assigning replaces them."""
+        return self.public(self.storage)
+
+    @data.setter
+    def data(self, value):
+        self.storage = self.stored(value)
 
     @property
     def grad(self):
         """The accumulated gradient (zeros after ``zero_grad``)."""
-        if self._grad_zeroed:
-            self._grad.fill(0.0)
-            self._grad_zeroed = False
-        return self._grad
+        return self.public(self.grad_storage)
 
     @grad.setter
     def grad(self, value):
         value = np.asarray(value, dtype=np.float32)
-        if value.shape != self.data.shape:
-            raise ValueError(f"grad must have shape {self.data.shape}, got {value.shape}")
-        self._grad = np.ascontiguousarray(value)
+        if value.shape != self.shape:
+            raise ValueError(f"grad must have shape {self.shape}, got {value.shape}")
+        self._grad = self.stored(value)
         self._grad_zeroed = False
+
+    @property
+    def grad_storage(self):
+        """The gradient in the storage layout (C-contiguous; zeros after ``zero_grad``)."""
+        if self._grad_zeroed:
+            self._grad.fill(0.0)
+            self._grad_zeroed = False
+        return self._grad
 
     def zero_grad(self):
         """Zero the gradient. Lazily: the next backward writes its gradient instead of adding it,
@@ -39,14 +72,14 @@ class Parameter:
 
     @property
     def shape(self):
-        return self.data.shape
+        return self.storage.shape[::-1] if self.transposed else self.storage.shape
 
     @property
     def size(self):
-        return self.data.size
+        return self.storage.size
 
     def __repr__(self):
-        return f"Parameter(shape={self.data.shape})"
+        return f"Parameter(shape={self.shape})"
 
 
 def add_parameter_gradients(weight, bias, kernel):
@@ -57,7 +90,7 @@ def add_parameter_gradients(weight, bias, kernel):
     params = [p for p in (weight, bias) if p is not None]
     accumulate = not all(p._grad_zeroed for p in params)
     if accumulate:
-        grads = [p.grad for p in params]          # materialises zeros for a lone zeroed one
+        grads = [p.grad_storage for p in params]  # materialises zeros for a lone zeroed one
     else:
         grads = [p._grad for p in params]
     result = kernel(grads[0], grads[1] if bias is not None else None, accumulate)
