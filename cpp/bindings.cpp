@@ -224,22 +224,30 @@ py::tuple py_matmul_backward(py::object dc_, py::object a_, py::object b_, bool 
 }
 
 // ----------------------------------------------------------------------------------- Linear
-// x (B, IN), wt (IN, OUT) (the weight stored transposed): returns (B, IN, OUT) after checking them.
-std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, const char* fn) {
+// x (B, IN), wt (IN, LD) (the weight stored transposed, rows padded to LD >= OUT): returns
+// (B, IN, OUT) after checking them; OUT is out_features, or LD when that is None.
+std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, py::object out,
+                                      const char* fn) {
   check_rank(wt, 2, fn, "wt", "(in_features, out_features)");
   check_rank(x, 2, fn, "x", "(batch, in_features)");
   check_nonempty(x, fn, "x");
   if (x.shape(1) != wt.shape(0))
     value_error(fn, "x must have " + std::to_string(wt.shape(0)) + " features to match wt " +
                         shape_str(shape_of(wt)) + ", got shape " + shape_str(shape_of(x)));
-  return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"),
-          as_int(wt.shape(1), fn, "out_features")};
+  if (!out.is_none() && !py::isinstance<py::int_>(out))
+    throw py::type_error(std::string(fn) + ": out_features must be an int or None");
+  const int OUT = out.is_none() ? as_int(wt.shape(1), fn, "out_features")
+                                : as_int(out.cast<long long>(), fn, "out_features");
+  if (OUT < 1 || OUT > wt.shape(1))
+    value_error(fn, "out_features must be between 1 and wt's " + std::to_string(wt.shape(1)) +
+                        " columns, got " + std::to_string(OUT));
+  return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"), OUT};
 }
 
-FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_) {
+FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_) {
   const char* fn = "linear_forward";
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt");
-  auto [B, IN, OUT] = linear_dims(x, wt, fn);
+  auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
   py::array b;
   if (!b_.is_none()) {
     b = f32(b_, fn, "b");
@@ -247,17 +255,19 @@ FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_) {
   }
   FloatArray y = new_array<float>({B, OUT});
   py::gil_scoped_release release;
-  linear_forward(y.mutable_data(), fptr(x), fptr(wt), b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
+  linear_forward(y.mutable_data(), fptr(x), fptr(wt), (int)wt.shape(1),
+                 b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
   return y;
 }
 
 py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::object dwt_,
-                             py::object db_, bool need_dx, bool need_db, bool accumulate) {
+                             py::object db_, bool need_dx, bool need_db, bool accumulate,
+                             py::object out_) {
   const char* fn = "linear_backward";
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt"), dy = f32(dy_, fn, "dy");
-  auto [B, IN, OUT] = linear_dims(x, wt, fn);
+  auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
   check_shape(dy, {B, OUT}, fn, "dy");
-  FloatArray dwt = accumulator(dwt_, {IN, OUT}, fn, "dwt");
+  FloatArray dwt = accumulator(dwt_, shape_of(wt), fn, "dwt");
   FloatArray db, dx;
   if (need_db) db = accumulator(db_, {OUT}, fn, "db");
   if (need_dx) dx = new_array<float>({B, IN});
@@ -266,7 +276,8 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::
   const bool add = accumulates(accumulate, dwt_, dwt, db_, need_db ? &db : nullptr);
   {
     py::gil_scoped_release release;
-    linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), B, IN, OUT, add);
+    linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), (int)wt.shape(1),
+                    B, IN, OUT, add);
   }
   return py::make_tuple(optional(dx, need_dx), dwt, optional(db, need_db));
 }
@@ -803,12 +814,14 @@ PYBIND11_MODULE(_core, m) {
         arg("trans_a") = false, arg("trans_b") = false, "(da, db) for c = op(a) @ op(b).");
 
   m.def("linear_forward", &py_linear_forward, arg("x"), arg("wt"), arg("b") = py::none(),
-        "y (B,OUT) = x (B,IN) @ wt (IN,OUT) + b; wt is the weight w (OUT,IN) transposed.");
+        arg("out_features") = py::none(),
+        "y (B,OUT) = x (B,IN) @ wt[:, :OUT] + b; wt (IN, LD) is the weight w (OUT,IN) "
+        "transposed, its rows maybe padded (OUT = out_features, default LD).");
   m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("wt"),
         arg("dwt") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
-        arg("need_db") = true, arg("accumulate") = true,
-        "(dx, dwt, db); dwt (IN,OUT) / db accumulate in place when given (overwritten if not "
-        "accumulate).");
+        arg("need_db") = true, arg("accumulate") = true, arg("out_features") = py::none(),
+        "(dx, dwt, db); dwt (IN,LD) / db accumulate in place when given (overwritten if not "
+        "accumulate); dwt's padding columns are never written.");
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");

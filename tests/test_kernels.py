@@ -122,6 +122,28 @@ def test_linear(seed, batch, n_in, n_out, bias):
     assert_all_close(core.linear_backward(dy, x, wt), ref.linear_backward(dy, x, wt))
 
 
+@pytest.mark.parametrize("density", [1.0, 0.15])
+def test_linear_with_padded_weight_rows(density):
+    """wt (IN, LD) with rows padded past out_features, as the Linear layer stores it: the padding
+    is read by no product and written by no gradient."""
+    x = sparse_input(1, 40, 300, density)
+    wt = f32(2, 300, 48)
+    wt[:, 37:] = np.nan                                  # padding: must never be used
+    b, dy = f32(3, 37), f32(4, 40, 37)
+    y = core.linear_forward(x, wt, b, out_features=37)
+    assert_close(y, ref.linear_forward(x, wt, b, out_features=37))
+    dwt0 = np.full_like(wt, 7.0)
+    dx, dwt, db = core.linear_backward(dy, x, wt, dwt=dwt0.copy(), out_features=37)
+    dx_ref, dwt_ref, db_ref = ref.linear_backward(dy, x, wt, dwt=dwt0.copy(), out_features=37)
+    assert_close(dx, dx_ref)
+    assert_close(dwt[:, :37], dwt_ref[:, :37])
+    assert (dwt[:, 37:] == 7.0).all()
+    with pytest.raises(ValueError, match="out_features must be between 1 and wt's 48 columns"):
+        core.linear_forward(x, wt, None, out_features=49)
+    with pytest.raises(TypeError, match="out_features must be an int"):
+        core.linear_forward(x, wt, None, out_features=3.5)
+
+
 def test_linear_backward_accumulates_and_skips():
     x, wt, dy = f32(1, 8, 5), f32(2, 5, 3), f32(3, 8, 3)
     dwt, db = f32(4, 5, 3), f32(5, 3)

@@ -44,6 +44,46 @@ def test_linear_layer_matches_reference():
     assert not layer.weight.grad.any()
 
 
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: nf.optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    lambda ps: nf.optim.Adam(ps, lr=0.01, weight_decay=0.01)])
+def test_linear_weight_is_pytorch_shaped_view_of_padded_transposed_memory(make_opt):
+    """Linear keeps w (out, in) in memory as w.T with rows padded to 16 floats, 64-byte aligned;
+    users see PyTorch's layout, the padding stays zero through training, and state_dict /
+    set_weights / assigning .data and .grad all speak the public layout."""
+    nf.seed(3)
+    layer = nn.Linear(7, 20)
+    w = layer.weight
+    assert w.shape == w.data.shape == w.grad.shape == (20, 7) and w.size == 140
+    assert w.storage.shape == (7, 32) and w.storage.flags.c_contiguous
+    assert w.storage.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(w.storage[:, :20], w.data.T)
+    opt = make_opt(layer.parameters())
+    x, g = x32(1, 5, 7), x32(2, 5, 20)
+    for _ in range(3):
+        layer(x)
+        layer.backward(g)
+        opt.step()
+        opt.zero_grad()
+    assert not w.storage[:, 20:].any() and not w.grad_storage[:, 20:].any()
+    state = opt.state_dict()
+    assert all(a.shape == (20, 7) for a in (arrays[0] for arrays in state["state"].values()))
+    opt.load_state_dict(state)
+    for arrays, saved in zip(opt.state.values(), state["state"].values()):
+        np.testing.assert_array_equal(w.public(arrays[0]), saved[0])
+    new = x32(3, 20, 7)
+    w.data = new                                          # assigning replaces the values
+    np.testing.assert_array_equal(w.data, new)
+    np.testing.assert_allclose(layer(x), x @ new.T + layer.bias.data, rtol=1e-5, atol=1e-6)
+    w.grad = new
+    np.testing.assert_array_equal(w.grad, new)
+    with pytest.raises(ValueError, match="shape"):
+        w.data = x32(4, 7, 20)
+    layer.set_weights([new * 2, layer.bias.data])
+    np.testing.assert_array_equal(layer.get_weights()[0], new * 2)
+    assert layer.get_weights()[0].flags.c_contiguous
+
+
 def test_conv2d_layer_matches_reference():
     nf.seed(1)
     layer = nn.Conv2d(3, 4, kernel_size=(3, 2), stride=2, padding=1)

@@ -56,8 +56,8 @@ static int sparse_threads(int B, int IN, int OUT) {
 // halves by memory too), so the weight does not cross between cores every step, which measured
 // as costly as the products themselves. False (y untouched) when wt is not all finite.
 static constexpr int kChunks = 2;
-static bool linear_forward_sparse(float* y, const float* x, const float* wt, const float* bias,
-                                  int B, int IN, int OUT) {
+static bool linear_forward_sparse(float* y, const float* x, const float* wt, int ldw,
+                                  const float* bias, int B, int IN, int OUT) {
   static thread_local PackBuffer partial_buf;
   float* partial = partial_buf.get((size_t)kChunks * B * OUT);  // p_1 .. p_{kChunks-1}; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
@@ -74,7 +74,7 @@ static bool linear_forward_sparse(float* y, const float* x, const float* wt, con
 #pragma omp for schedule(static) reduction(| : bad)
     for (int c = 0; c < kChunks; c++) {
       const auto [k0, k1] = rows_of(c);
-      bad |= !all_finite(wt + (idx)k0 * OUT, (size_t)(k1 - k0) * OUT);
+      for (int k = k0; k < k1 && !bad; k++) bad |= !all_finite(wt + (idx)k * ldw, OUT);
     }
     if (!bad) {
 #pragma omp for schedule(static)
@@ -85,7 +85,7 @@ static bool linear_forward_sparse(float* y, const float* x, const float* wt, con
           const float* xi = x + (idx)i * IN + k0;
           const int count = nonzero_indices(ids, xi, k1 - k0);
           sum_rows_all(out + (idx)i * OUT, c == 0 ? bias : nullptr, ids, xi, count,
-                       wt + (idx)k0 * OUT, OUT, OUT);
+                       wt + (idx)k0 * ldw, ldw, OUT);
         }
       }
       // y += p_1 + ...: rows shared out among the threads, chunks added in order
@@ -104,10 +104,13 @@ static bool linear_forward_sparse(float* y, const float* x, const float* wt, con
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
 // transposes its columns of x, so that each k's nonzeros are contiguous, and sums the dy rows
-// they pick into row k of dwt.
-static void linear_backward_dw_sparse(float* dwt, const float* dy, const float* x, int B, int IN,
-                                      int OUT, bool accumulate) {
-  const idx ldx = (B + 15) / 16 * 16;
+// they pick (copied to rows of 16-float multiples, whole cache lines) into row k of dwt.
+static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
+                                      int IN, int OUT, bool accumulate) {
+  static thread_local PackBuffer dy_buf;
+  const idx ldx = (B + 15) / 16 * 16, ldy = (OUT + 15) / 16 * 16;
+  float* dyp = dy_buf.get((size_t)B * ldy);
+  for (int i = 0; i < B; i++) std::memcpy(dyp + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
   const int nt = sparse_threads(B, IN, OUT);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
@@ -120,37 +123,37 @@ static void linear_backward_dw_sparse(float* dwt, const float* dy, const float* 
     transpose(xt, ldx, x + k0, IN, B, k1 - k0);  // xt (k1-k0, B)
     for (int k = k0; k < k1; k++) {
       const float* xk = xt + (idx)(k - k0) * ldx;
-      float* row = dwt + (idx)k * OUT;
-      sum_rows_all(row, accumulate ? row : nullptr, ids, xk, nonzero_indices(ids, xk, B), dy, OUT,
+      float* row = dwt + (idx)k * ldw;
+      sum_rows_all(row, accumulate ? row : nullptr, ids, xk, nonzero_indices(ids, xk, B), dyp, ldy,
                    OUT);
     }
   }
 }
 #endif
 
-void linear_forward(float* y, const float* x, const float* wt, const float* bias, int B, int IN,
-                    int OUT) {
+void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
+                    int IN, int OUT) {
 #if defined(__AVX512F__)
-  if (sparse_enough(x, B, IN) && linear_forward_sparse(y, x, wt, bias, B, IN, OUT)) return;
+  if (sparse_enough(x, B, IN) && linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT)) return;
 #endif
   if (bias) {
     for (int i = 0; i < B; i++) std::memcpy(y + (size_t)i * OUT, bias, OUT * sizeof(float));
-    sgemm(false, false, B, OUT, IN, 1.0f, x, IN, wt, OUT, 1.0f, y, OUT);
+    sgemm(false, false, B, OUT, IN, 1.0f, x, IN, wt, ldw, 1.0f, y, OUT);
   } else {
-    sgemm(false, false, B, OUT, IN, 1.0f, x, IN, wt, OUT, 0.0f, y, OUT);
+    sgemm(false, false, B, OUT, IN, 1.0f, x, IN, wt, ldw, 0.0f, y, OUT);
   }
 }
 
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int B, int IN, int OUT, bool accumulate) {
-  if (dx) sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, OUT, 0.0f, dx, IN);
+                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate) {
+  if (dx) sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
   if (dwt) {
 #if defined(__AVX512F__)
     if (OUT >= SPARSE_DW_MIN_OUT && sparse_enough(x, B, IN) && all_finite(dy, (size_t)B * OUT))
-      linear_backward_dw_sparse(dwt, dy, x, B, IN, OUT, accumulate);
+      linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate);
     else
 #endif
-      sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, OUT);
+      sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw);
   }
   if (dbias) {
     if (!accumulate) std::fill(dbias, dbias + OUT, 0.0f);

@@ -57,10 +57,11 @@ def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
     return _op(d_opa, trans_a), _op(d_opb, trans_b)
 
 
-def linear_forward(x, wt, b=None):
-    """y (B, OUT) = x (B, IN) @ wt (IN, OUT) + b (OUT,); wt is the weight w (OUT, IN) transposed,
-    the layout nnfast's Linear keeps in memory."""
-    y = x @ wt
+def linear_forward(x, wt, b=None, out_features=None):
+    """y (B, OUT) = x (B, IN) @ wt[:, :OUT] + b (OUT,); wt (IN, LD) is the weight w (OUT, IN)
+    transposed, its rows maybe padded past OUT = out_features (default LD): the layout nnfast's
+    Linear keeps in memory."""
+    y = x @ wt[:, :out_features]
     return y if b is None else y + b
 
 
@@ -72,11 +73,15 @@ def _accumulate(grad, into):
     return into
 
 
-def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True):
-    """(dx (B, IN), dwt (IN, OUT), db (OUT,)) for y = x @ wt + b; None where not needed."""
-    dx = dy @ wt.T if need_dx else None
+def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, out_features=None):
+    """(dx (B, IN), dwt (IN, LD), db (OUT,)) for y = x @ wt[:, :OUT] + b, dwt zero in the padding
+    columns; None where not needed."""
+    out = dy.shape[1]
+    dx = dy @ wt[:, :out].T if need_dx else None
     db = _accumulate(dy.sum(axis=0), db) if need_db else None
-    return dx, _accumulate(x.T @ dy, dwt), db
+    grad = np.zeros_like(wt)
+    grad[:, :out] = x.T @ dy
+    return dx, _accumulate(grad, dwt), db
 
 
 # ------------------------------------------------------------------------------------- conv

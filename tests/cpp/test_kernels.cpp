@@ -91,7 +91,7 @@ static void test_conv_and_linear() {
   const int B = 5, IN = 7, OUT = 3;
   auto lx = randn(B * IN), lwt = randn(IN * OUT), lb = randn(OUT);  // lwt: the weight transposed
   std::vector<float> ly(B * OUT), rly(B * OUT);
-  linear_forward(ly.data(), lx.data(), lwt.data(), lb.data(), B, IN, OUT);
+  linear_forward(ly.data(), lx.data(), lwt.data(), OUT, lb.data(), B, IN, OUT);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = lb[o];
@@ -111,7 +111,7 @@ static void test_linear_sparse_inputs() {
   auto dy = randn((size_t)B * OUT), dwt0 = randn((size_t)IN * OUT);
   for (auto& v : x) v = u(rng) < 0.15f ? v : 0.0f;
   std::vector<float> y((size_t)B * OUT), ry(y.size()), rdwt((size_t)IN * OUT, 0.0f);
-  linear_forward(y.data(), x.data(), wt.data(), b.data(), B, IN, OUT);
+  linear_forward(y.data(), x.data(), wt.data(), OUT, b.data(), B, IN, OUT);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = b[o];
@@ -123,9 +123,11 @@ static void test_linear_sparse_inputs() {
     for (int o = 0; o < OUT; o++)
       for (int i = 0; i < B; i++) rdwt[(size_t)k * OUT + o] += x[i * IN + k] * dy[(size_t)i * OUT + o];
   std::vector<float> dwt(rdwt.size(), NAN), acc = dwt0, racc = dwt0;
-  linear_backward(nullptr, dwt.data(), nullptr, dy.data(), x.data(), wt.data(), B, IN, OUT, false);
+  linear_backward(nullptr, dwt.data(), nullptr, dy.data(), x.data(), wt.data(), OUT, B, IN, OUT,
+                  false);
   expect_close("linear_backward dwt (sparse input)", dwt, rdwt);
-  linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), wt.data(), B, IN, OUT, true);
+  linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), wt.data(), OUT, B, IN, OUT,
+                  true);
   for (size_t j = 0; j < racc.size(); j++) racc[j] += rdwt[j];
   expect_close("linear_backward dwt += (sparse input)", acc, racc);
 }

@@ -49,14 +49,16 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
                      int N, int K, bool trans_a, bool trans_b);
 
 // Linear: y (B,OUT) = x (B,IN) @ wt + bias, with the weight stored transposed: wt (IN,OUT) is
-// w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory).
-// bias may be null.
-void linear_forward(float* y, const float* x, const float* wt, const float* bias, int B, int IN,
-                    int OUT);
-// dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT) += x^T @ dy; dbias (OUT) += sum over the batch
-// of dy. accumulate == false: dwt and dbias are overwritten instead (the first backward after
-// zero_grad, which then needs no pass that zeroes them).
+// w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory). Rows
+// of wt are ldw >= OUT floats apart (the Python layer pads them to 16 floats, 64-byte aligned:
+// whole cache lines per vector load). bias may be null.
+void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
+                    int IN, int OUT);
+// dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT, rows ldw apart; the padding is never
+// written) += x^T @ dy; dbias (OUT) += sum over the batch of dy. accumulate == false: dwt and
+// dbias are overwritten instead (the first backward after zero_grad, which then needs no pass
+// that zeroes them).
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int B, int IN, int OUT, bool accumulate = true);
+                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true);
 
 }  // namespace nnfast

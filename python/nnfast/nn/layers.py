@@ -48,7 +48,7 @@ class Linear(_WeightedLayer):
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
         return _core.linear_forward(x, self.weight.storage,
-                                    self.bias.storage if self.bias else None)
+                                    self.bias.storage if self.bias else None, self.out_features)
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
@@ -56,7 +56,7 @@ class Linear(_WeightedLayer):
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
                 grad_out, x, self.weight.storage, dwt=dwt, db=db, need_dx=need_dx,
-                need_db=db is not None, accumulate=accumulate))
+                need_db=db is not None, accumulate=accumulate, out_features=self.out_features))
         return dx
 
     def output_shape(self, input_shape):

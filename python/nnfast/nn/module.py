@@ -11,29 +11,41 @@ from ..training import TrainingMixin
 class Parameter:
     """A trainable float32 array ``data`` and its gradient ``grad`` (same shape, accumulated).
 
-    ``transposed=True`` keeps the values in memory as ``data.T``, C-contiguous, in ``storage``
-    (and the gradient likewise): ``data`` and ``grad`` are then views of that memory with the
-    public shape. Linear stores its weight so (users see PyTorch's (out, in); the kernels read
-    (in, out) rows without transposing). Optimizers and kernels work on ``storage`` and
-    ``grad_storage``; everything else uses ``data`` and ``grad``."""
+    ``transposed=True`` (a 2-D parameter) keeps the values in memory as ``data.T``, in ``storage``
+    (and the gradient likewise), C-contiguous, 64-byte aligned, with each row padded with zeros to
+    a multiple of 16 floats (whole cache lines for the kernels' vector loads): ``data`` and
+    ``grad`` are views of that memory with the public shape. Linear stores its weight so (users
+    see PyTorch's (out, in); the kernels read (in, out) rows without transposing). Optimizers and
+    kernels work on ``storage`` and ``grad_storage``, whose padding stays zero; everything else
+    uses ``data`` and ``grad``."""
 
     def __init__(self, data, transposed=False):
         data = np.asarray(data, dtype=np.float32)
+        if transposed and data.ndim != 2:
+            raise ValueError(f"a transposed Parameter must be 2-D, got shape {data.shape}")
         self.transposed = bool(transposed)
-        self.storage = np.ascontiguousarray(data.T if self.transposed else data)
+        self.shape = tuple(data.shape)
+        self.storage = self.stored(data)
         self._grad = np.zeros_like(self.storage)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
 
     def public(self, array):
         """An array in the storage layout, seen in the public one (a view)."""
-        return array.T if self.transposed else array
+        return array[:, :self.shape[0]].T if self.transposed else array
 
     def stored(self, array):
-        """A C-contiguous float32 array in the storage layout from one in the public layout."""
+        """A new C-contiguous float32 array in the storage layout from one in the public layout."""
         array = np.asarray(array, dtype=np.float32)
         if array.shape != self.shape:
             raise ValueError(f"expected an array of shape {self.shape}, got {array.shape}")
-        return np.ascontiguousarray(array.T if self.transposed else array)
+        if not self.transposed:
+            return np.array(array, order="C")
+        out, cols = self.shape[0], -(-self.shape[0] // 16) * 16
+        memory = np.zeros(self.shape[1] * cols + 16, np.float32)
+        start = (-memory.ctypes.data // 4) % 16          # first float on a 64-byte boundary
+        storage = memory[start:start + self.shape[1] * cols].reshape(self.shape[1], cols)
+        storage[:, :out] = array.T
+        return storage
 
     @property
     def data(self):
@@ -71,12 +83,8 @@ class Parameter:
         self._grad_zeroed = True
 
     @property
-    def shape(self):
-        return self.storage.shape[::-1] if self.transposed else self.storage.shape
-
-    @property
     def size(self):
-        return self.storage.size
+        return int(np.prod(self.shape))
 
     def __repr__(self):
         return f"Parameter(shape={self.shape})"
