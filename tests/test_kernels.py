@@ -165,7 +165,7 @@ def sparse_input(seed, batch, n_in, density):
 
 @pytest.mark.parametrize("batch,n_in,n_out", [
     (100, 784, 100),   # an MNIST MLP's first layer
-    (100, 784, 10),    # softmax regression (dW stays on the GEMM below 32 outputs)
+    (100, 784, 10),    # softmax regression (stays on the GEMM below 32 outputs)
     (7, 785, 300),     # ragged: inputs past a 16-lane vector, two column chunks of outputs
     (37, 130, 33),
 ])

@@ -31,10 +31,11 @@ using idx = std::ptrdiff_t;
 
 #if defined(__AVX512F__)
 // The sparse path pays the index lists (and, backward, a transpose of x); on 100 x 784 inputs
-// it beats the GEMM below about a quarter nonzeros, and for dwt only from 32 outputs up
-// (benchmarks/gemm.py, "sparse-input Linear" rows).
+// it beats the GEMM below about a quarter nonzeros, and only from 32 outputs up: with fewer, a
+// term is a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
+// "sparse-input Linear" rows).
 static constexpr double SPARSE_MAX_DENSITY = 0.25;
-static constexpr int SPARSE_DW_MIN_OUT = 32;
+static constexpr int SPARSE_MIN_OUT = 32;
 using sparse::all_finite;
 using sparse::count_nonzero;
 using sparse::nonzero_indices;
@@ -134,7 +135,9 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
 void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
                     int IN, int OUT) {
 #if defined(__AVX512F__)
-  if (sparse_enough(x, B, IN) && linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT)) return;
+  if (OUT >= SPARSE_MIN_OUT && sparse_enough(x, B, IN) &&
+      linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT))
+    return;
 #endif
   if (bias) {
     for (int i = 0; i < B; i++) std::memcpy(y + (size_t)i * OUT, bias, OUT * sizeof(float));
@@ -149,7 +152,7 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
   if (dx) sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
   if (dwt) {
 #if defined(__AVX512F__)
-    if (OUT >= SPARSE_DW_MIN_OUT && sparse_enough(x, B, IN) && all_finite(dy, (size_t)B * OUT))
+    if (OUT >= SPARSE_MIN_OUT && sparse_enough(x, B, IN) && all_finite(dy, (size_t)B * OUT))
       linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate);
     else
 #endif
