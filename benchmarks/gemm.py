@@ -26,15 +26,15 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 # (label, M, N, K, trans_a, trans_b): C (M, N) = op(A) op(B).
 SQUARE = [(f"square {n}", n, n, n, False, False) for n in (128, 256, 512, 1024)]
-NETWORK = [
-    ("MLP fwd x@W1^T b100", 100, 100, 784, False, True),
-    ("MLP fwd x@W1^T b32", 32, 100, 784, False, True),
-    ("MLP fwd h@W2^T b100", 100, 10, 100, False, True),
-    ("MLP bwd dW1=dy^T@x b100", 100, 784, 100, True, False),
-    ("MLP bwd dx=dy@W2 b100", 100, 100, 10, False, False),
-    ("MLP bwd dW2=dy^T@h b100", 10, 100, 100, True, False),
-    ("MLP 256 fwd b100", 100, 256, 784, False, True),
-    ("MLP 256 bwd dW b100", 256, 784, 100, True, False),
+NETWORK = [   # the products the layers run (Linear keeps its weight transposed: Wt (in, out))
+    ("MLP fwd x@Wt1 b100", 100, 100, 784, False, False),
+    ("MLP fwd x@Wt1 b32", 32, 100, 784, False, False),
+    ("MLP fwd h@Wt2 b100", 100, 10, 100, False, False),
+    ("MLP bwd dWt1=x^T@dy b100", 784, 100, 100, True, False),
+    ("MLP bwd dx=dy@Wt2^T b100", 100, 100, 10, False, True),
+    ("MLP bwd dWt2=h^T@dy b100", 100, 10, 100, True, False),
+    ("MLP 256 fwd b100", 100, 256, 784, False, False),
+    ("MLP 256 bwd dWt b100", 784, 256, 100, True, False),
     ("conv1 fwd W@col b100", 16, 57600, 25, False, False),
     ("conv1 bwd dW b100", 16, 25, 57600, False, True),
     ("conv2 fwd W@col b100", 32, 6400, 400, False, False),
