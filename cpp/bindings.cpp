@@ -765,10 +765,13 @@ void py_sgd_step(py::object p_, py::object g_, py::object buf_, float lr, float 
   } else {
     jobs.push_back(sgd_job(p_, g_, buf_, momentum, fn));
   }
-  py::gil_scoped_release release;
+  std::vector<SgdTensor> tensors;
   for (auto& job : jobs)
-    sgd_update(mptr(job.p), fptr(job.g), momentum != 0.0f ? mptr(job.buf) : nullptr,
-               (size_t)job.p.size(), lr, momentum, dampening, weight_decay, nesterov, first_step);
+    tensors.push_back({mptr(job.p), fptr(job.g), momentum != 0.0f ? mptr(job.buf) : nullptr,
+                       (size_t)job.p.size()});
+  py::gil_scoped_release release;
+  sgd_update_all(tensors.data(), tensors.size(), lr, momentum, dampening, weight_decay, nesterov,
+                 first_step);
 }
 
 void py_adam_step(py::object p_, py::object g_, py::object m_, py::object v_, float lr,

@@ -557,6 +557,27 @@ def test_sgd(seed, n, lr, momentum, nesterov, weight_decay, dampening):
     assert_close(buf, buf_ref)
 
 
+def test_sgd_over_a_list_equals_each_array_on_any_thread_count(restore_threads):
+    """sgd_step on a list splits the elements of all the arrays among the threads together: the
+    same bits as one array at a time, for 1, 2 and 3 threads (sizes around the 65,536 elements
+    from which it runs in parallel)."""
+    sizes = [5, 40000, 1, 30000, 777]
+    start = [f32(i, n) for i, n in enumerate(sizes)]
+    grads = [f32(10 + i, n) for i, n in enumerate(sizes)]
+    kw = dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-3, nesterov=False,
+              first_step=False)
+    expected = [a.copy() for a in start]
+    expected_bufs = [np.full_like(a, 0.5) for a in start]
+    for p, g, b in zip(expected, grads, expected_bufs):
+        core.sgd_step(p, g, b, **kw)
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        params, bufs = [a.copy() for a in start], [np.full_like(a, 0.5) for a in start]
+        core.sgd_step(params, grads, bufs, **kw)
+        for mine, theirs in zip(params + bufs, expected + expected_bufs):
+            np.testing.assert_array_equal(mine, theirs)
+
+
 @given(seeds, st.integers(1, 300), st.floats(1e-4, 0.1), st.sampled_from([0.0, 1e-2]),
        st.booleans())
 def test_adam(seed, n, lr, weight_decay, decoupled):

@@ -2,18 +2,21 @@
 // optim.h). Elementwise, so parallel loops give the same bits for any thread count.
 #include "nnfast/optim.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 
 namespace nnfast {
 
 static inline int threads_for(size_t n) { return n >= (size_t(1) << 16) ? get_num_threads() : 1; }
 
-// p -= lr * g, g = grad + wd p, with optional (nesterov) momentum buffer
-void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
-                float momentum, float dampening, float weight_decay, bool nesterov,
-                bool first_step) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) {
+// p -= lr * g, g = grad + wd p, with optional (nesterov) momentum buffer; elements [i0, i1)
+static inline void sgd_range(float* param, const float* grad, float* momentum_buf, size_t i0,
+                             size_t i1, float lr, float momentum, float dampening,
+                             float weight_decay, bool nesterov, bool first_step) {
+#pragma omp simd
+  for (size_t i = i0; i < i1; i++) {
     float g = grad[i] + weight_decay * param[i];
     if (momentum != 0.0f) {
       float b = first_step ? g : momentum * momentum_buf[i] + (1.0f - dampening) * g;
@@ -21,6 +24,34 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
       g = nesterov ? g + momentum * b : b;
     }
     param[i] -= lr * g;
+  }
+}
+
+void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, float lr,
+                float momentum, float dampening, float weight_decay, bool nesterov,
+                bool first_step) {
+  const SgdTensor one{param, grad, momentum_buf, n};
+  sgd_update_all(&one, 1, lr, momentum, dampening, weight_decay, nesterov, first_step);
+}
+
+// Thread t takes elements [total*t/T, total*(t+1)/T) of the tensors laid end to end (a single
+// large tensor is thus split in halves by memory, as the Linear kernels split their weight).
+void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
+                    float dampening, float weight_decay, bool nesterov, bool first_step) {
+  size_t total = 0;
+  for (size_t j = 0; j < count; j++) total += tensors[j].n;
+#pragma omp parallel num_threads(threads_for(total))
+  {
+    const size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    const size_t lo = total * t / T, hi = total * (t + 1) / T;
+    size_t start = 0;  // of tensor j in the whole
+    for (size_t j = 0; j < count && start < hi; start += tensors[j].n, j++) {
+      const size_t i0 = std::max(lo, start) - start, i1 = std::min(hi, start + tensors[j].n);
+      if (i1 <= start || i0 >= i1 - start) continue;
+      const SgdTensor& s = tensors[j];
+      sgd_range(s.param, s.grad, s.momentum_buf, i0, i1 - start, lr, momentum, dampening,
+                weight_decay, nesterov, first_step);
+    }
   }
 }
 

@@ -12,6 +12,17 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
                 float momentum, float dampening, float weight_decay, bool nesterov,
                 bool first_step);
 
+// The same update for a list of tensors (a model's parameters) in one parallel region: the
+// threads split the elements of all of them together, so many small tensors use every thread.
+struct SgdTensor {
+  float* param;
+  const float* grad;
+  float* momentum_buf;  // null when momentum == 0
+  size_t n;
+};
+void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
+                    float dampening, float weight_decay, bool nesterov, bool first_step);
+
 // Adam (step counts from 1): if decoupled (AdamW): p *= 1 - lr * weight_decay, else
 // g = grad + weight_decay * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps).
