@@ -3,8 +3,9 @@
 // Layout: row-major throughout. sgemm computes C = alpha * op(A) op(B) + beta * C.
 // Two paths, chosen by the shape alone:
 //  - unpacked (gemm_strided, AVX-512 builds): when op(B) fits in L2 or A has at most 64 rows,
-//    register tiles read op(A) and op(B) in place (op(B) transposed once when trans_b) and sum
-//    all of K at once; below that size packing costs as much as the product (see sgemm_strided).
+//    register tiles read op(A) and op(B) in place (with trans_b, each thread transposes its own
+//    columns of op(B) once) and sum all of K, a slice at a time for a long K, continued exactly;
+//    below that size packing costs as much as the product (see sgemm_strided).
 //  - packed, for the rest, following the GotoBLAS/BLIS scheme:
 //   for each NC-wide column block of B:
 //     for each KC-deep slice of K:
@@ -385,10 +386,10 @@ void gemm_strided(const StridedGemm& g) {
 // sgemm through gemm_strided when op(B) (K x N) fits in L2 (the Linear layers of small networks),
 // or when A has so few rows that packing B would cost as much as using it (M <= 64: a tile row
 // band reads each B panel from L2 at most 8 times). op(A) is read in place; op(B) is read in
-// place, or transposed once into a buffer when trans_b (up to 16 MB; beyond that, packing).
-// Threads take contiguous bands of rows (or of 32-column blocks, when that balances better):
-// every C element is still summed by one tile over all of K, so any thread count gives the
-// same bits.
+// place, or, when trans_b, each thread transposes the columns of op(B) it uses into its own
+// buffer (up to 16 MB; beyond that, packing). Threads take contiguous bands of rows (or of
+// column blocks, when that balances better, and always with trans_b): every C element is still
+// summed by one tile over all of K in order, so any thread count gives the same bits.
 static constexpr size_t STRIDED_MAX_B = size_t(1) << 18;  // floats of op(B) in L2: 1 MB
 static constexpr size_t STRIDED_MAX_BT = size_t(1) << 22;  // floats of a transposed op(B): 16 MB
 
