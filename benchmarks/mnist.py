@@ -258,6 +258,9 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
         layer.forward = timed((name, "forward"), layer.forward)
         layer.backward = timed((name, "backward"), layer.backward)
         layer.backward_parameters = timed((name, "backward"), layer.backward_parameters)
+        if hasattr(layer, "forward_activation"):     # Linear -> ReLU / Sigmoid, one kernel
+            layer.forward_activation = timed((name + "+activation", "forward"),
+                                             layer.forward_activation)
         if hasattr(layer, "forward_relu_maxpool"):   # Conv2d -> ReLU -> MaxPool2d, one kernel
             layer.forward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "forward"),
                                                layer.forward_relu_maxpool)

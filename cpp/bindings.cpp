@@ -244,8 +244,14 @@ std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, p
   return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"), OUT};
 }
 
-FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_) {
+FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_,
+                             const std::string& activation) {
   const char* fn = "linear_forward";
+  Activation act = Activation::none;
+  if (activation == "relu") act = Activation::relu;
+  else if (activation == "sigmoid") act = Activation::sigmoid;
+  else if (activation != "none")
+    value_error(fn, "activation must be 'none', 'relu' or 'sigmoid', got '" + activation + "'");
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt");
   auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
   py::array b;
@@ -256,7 +262,7 @@ FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::o
   FloatArray y = new_array<float>({B, OUT});
   py::gil_scoped_release release;
   linear_forward(y.mutable_data(), fptr(x), fptr(wt), (int)wt.shape(1),
-                 b_.is_none() ? nullptr : fptr(b), B, IN, OUT);
+                 b_.is_none() ? nullptr : fptr(b), B, IN, OUT, act);
   return y;
 }
 
@@ -817,9 +823,10 @@ PYBIND11_MODULE(_core, m) {
         arg("trans_a") = false, arg("trans_b") = false, "(da, db) for c = op(a) @ op(b).");
 
   m.def("linear_forward", &py_linear_forward, arg("x"), arg("wt"), arg("b") = py::none(),
-        arg("out_features") = py::none(),
-        "y (B,OUT) = x (B,IN) @ wt[:, :OUT] + b; wt (IN, LD) is the weight w (OUT,IN) "
-        "transposed, its rows maybe padded (OUT = out_features, default LD).");
+        arg("out_features") = py::none(), arg("activation") = "none",
+        "y (B,OUT) = act(x (B,IN) @ wt[:, :OUT] + b); wt (IN, LD) is the weight w (OUT,IN) "
+        "transposed, its rows maybe padded (OUT = out_features, default LD); act 'none', "
+        "'relu' or 'sigmoid'.");
   m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("wt"),
         arg("dwt") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
         arg("need_db") = true, arg("accumulate") = true, arg("out_features") = py::none(),

@@ -144,6 +144,20 @@ def test_linear_with_padded_weight_rows(density):
         core.linear_forward(x, wt, None, out_features=3.5)
 
 
+@pytest.mark.parametrize("density", [1.0, 0.15])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_linear_forward_with_activation_is_the_two_kernels_exactly(density, activation):
+    """The activation applied inside linear_forward (on the dense and the zero-skipping paths)
+    gives relu_forward / sigmoid_forward of the plain product, number for number."""
+    x = sparse_input(5, 60, 300, density)
+    wt, b = f32(6, 300, 48, scale=0.2), f32(7, 40)
+    plain = core.linear_forward(x, wt, b, out_features=40)
+    fused = core.linear_forward(x, wt, b, out_features=40, activation=activation)
+    np.testing.assert_array_equal(fused, getattr(core, activation + "_forward")(plain))
+    with pytest.raises(ValueError, match="activation must be 'none', 'relu' or 'sigmoid'"):
+        core.linear_forward(x, wt, b, out_features=40, activation="tanh")
+
+
 def test_linear_backward_accumulates_and_skips():
     x, wt, dy = f32(1, 8, 5), f32(2, 5, 3), f32(3, 8, 3)
     dwt, db = f32(4, 5, 3), f32(5, 3)

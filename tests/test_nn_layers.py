@@ -84,6 +84,28 @@ def test_linear_weight_is_pytorch_shaped_view_of_padded_transposed_memory(make_o
     assert layer.get_weights()[0].flags.c_contiguous
 
 
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid])
+def test_linear_activation_fused_in_sequential_equals_layer_by_layer(act):
+    """Sequential runs Linear -> ReLU / Sigmoid forward as one kernel: the layer-by-layer numbers,
+    forward and backward, and the activation still answers its own backward."""
+    nf.seed(5)
+    lin, a = nn.Linear(30, 20), act()
+    model = nn.Sequential(lin, a, nn.Linear(20, 3))
+    x = x32(31, 8, 30)
+    y = model(x)
+    g = x32(32, 8, 3)
+    dx = model.backward(g)
+    w_grad = lin.weight.grad.copy()
+    h = a(lin(x))                                     # layer by layer
+    np.testing.assert_array_equal(y, model[2](h))
+    lin.zero_grad()
+    model[2].zero_grad()
+    np.testing.assert_array_equal(dx, lin.backward(a.backward(model[2].backward(g))))
+    np.testing.assert_array_equal(lin.weight.grad, w_grad)
+    with nf.no_grad():
+        np.testing.assert_array_equal(model(x), y)
+
+
 def test_conv2d_layer_matches_reference():
     nf.seed(1)
     layer = nn.Conv2d(3, 4, kernel_size=(3, 2), stride=2, padding=1)

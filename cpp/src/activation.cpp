@@ -36,28 +36,37 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, f
 }
 
 // y = 1 / (1 + exp(-x)), through e = exp(-|x|) so it never overflows: y = 1/(1+e) for x >= 0,
-// e/(1+e) below.
-void sigmoid_forward(float* y, const float* x, size_t n) {
+// e/(1+e) below. sigmoid_block: elements [i, i + 16) of it, or fewer at the end.
+static inline void sigmoid_block(float* y, const float* x, size_t i, size_t n) {
 #if defined(__AVX512F__)
-  const size_t blocks = (n + 15) / 16;
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-  for (size_t b = 0; b < blocks; b++) {
-    const size_t i = b * 16;
-    const __mmask16 m = (__mmask16)((1u << std::min<size_t>(16, n - i)) - 1);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-    const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
-    const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-    _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mul_ps(s, neg, e, s));
-  }
+  const __mmask16 m = (__mmask16)((1u << std::min<size_t>(16, n - i)) - 1);
+  const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+  const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
+  const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+  const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+  _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mul_ps(s, neg, e, s));
 #else
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    float e = std::exp(-std::fabs(x[i]));
+  for (size_t j = i; j < std::min(n, i + 16); j++) {
+    float e = std::exp(-std::fabs(x[j]));
     float s = 1.0f / (1.0f + e);
-    y[i] = x[i] >= 0.0f ? s : e * s;
+    y[j] = x[j] >= 0.0f ? s : e * s;
   }
 #endif
+}
+
+void sigmoid_forward(float* y, const float* x, size_t n) {
+  const size_t blocks = (n + 15) / 16;
+#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
+  for (size_t b = 0; b < blocks; b++) sigmoid_block(y, x, b * 16, n);
+}
+
+void activation_span(Activation a, float* y, size_t n) {
+  if (a == Activation::relu) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;  // as relu_forward
+  } else if (a == Activation::sigmoid) {
+    for (size_t i = 0; i < n; i += 16) sigmoid_block(y, y, i, n);
+  }
 }
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {

@@ -58,7 +58,7 @@ static int sparse_threads(int B, int IN, int OUT) {
 // as costly as the products themselves. False (y untouched) when wt is not all finite.
 static constexpr int kChunks = 2;
 static bool linear_forward_sparse(float* y, const float* x, const float* wt, int ldw,
-                                  const float* bias, int B, int IN, int OUT) {
+                                  const float* bias, int B, int IN, int OUT, Activation act) {
   static thread_local PackBuffer partial_buf;
   float* partial = partial_buf.get((size_t)kChunks * B * OUT);  // p_1 .. p_{kChunks-1}; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
@@ -89,15 +89,18 @@ static bool linear_forward_sparse(float* y, const float* x, const float* wt, int
                        wt + (idx)k0 * ldw, ldw, OUT);
         }
       }
-      // y += p_1 + ...: rows shared out among the threads, chunks added in order
+      // y += p_1 + ...: rows shared out among the threads, chunks added in order; then the
+      // activation, while the row is in cache
 #pragma omp for schedule(static)
-      for (int i = 0; i < B; i++)
+      for (int i = 0; i < B; i++) {
+        float* yi = y + (idx)i * OUT;
         for (int c = 1; c < kChunks; c++) {
-          float* yi = y + (idx)i * OUT;
           const float* pi = partial + (size_t)(c - 1) * B * OUT + (idx)i * OUT;
 #pragma omp simd
           for (int o = 0; o < OUT; o++) yi[o] += pi[o];
         }
+        activation_span(act, yi, OUT);
+      }
     }
   }
   return bad == 0;
@@ -133,10 +136,10 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
 #endif
 
 void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
-                    int IN, int OUT) {
+                    int IN, int OUT, Activation act) {
 #if defined(__AVX512F__)
   if (OUT >= SPARSE_MIN_OUT && sparse_enough(x, B, IN) &&
-      linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT))
+      linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT, act))
     return;
 #endif
   if (bias) {
@@ -145,6 +148,9 @@ void linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
   } else {
     sgemm(false, false, B, OUT, IN, 1.0f, x, IN, wt, ldw, 0.0f, y, OUT);
   }
+  const size_t n = (size_t)B * OUT;
+  if (act == Activation::relu) relu_forward(y, y, n);
+  else if (act == Activation::sigmoid) sigmoid_forward(y, y, n);
 }
 
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,

@@ -15,6 +15,11 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, f
 
 // y = 1 / (1 + exp(-x)) (stable for any x); dx = dy * y * (1 - y), from the output y.
 void sigmoid_forward(float* y, const float* x, size_t n);
+
+// An activation applied in place on the calling thread, number for number as relu_forward /
+// sigmoid_forward: for kernels that finish a block of output while it is in cache (Linear).
+enum class Activation { none, relu, sigmoid };
+void activation_span(Activation a, float* y, size_t n);
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
 
 // y = tanh(x); dx = dy * (1 - y^2), from the output y.

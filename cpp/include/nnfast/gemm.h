@@ -1,5 +1,6 @@
 // Dense linear algebra: SGEMM, matmul and Linear (fully connected) layers.
 #pragma once
+#include "nnfast/activation.h"
 #include "nnfast/common.h"
 
 namespace nnfast {
@@ -51,9 +52,10 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
 // Linear: y (B,OUT) = x (B,IN) @ wt + bias, with the weight stored transposed: wt (IN,OUT) is
 // w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory). Rows
 // of wt are ldw >= OUT floats apart (the Python layer pads them to 16 floats, 64-byte aligned:
-// whole cache lines per vector load). bias may be null.
+// whole cache lines per vector load). bias may be null. act: an activation applied to y in the
+// same pass (number for number as relu_forward / sigmoid_forward after it).
 void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
-                    int IN, int OUT);
+                    int IN, int OUT, Activation act = Activation::none);
 // dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT, rows ldw apart; the padding is never
 // written) += x^T @ dy; dbias (OUT) += sum over the batch of dy. accumulate == false: dwt and
 // dbias are overwritten instead (the first backward after zero_grad, which then needs no pass

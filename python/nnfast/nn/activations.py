@@ -11,6 +11,7 @@ class _Activation(Module):
 
     uses_output = False   # backward needs the output y (sigmoid, tanh, softmax) or the input x
     elementwise = True    # y[i] depends on x[i] alone, so y may be written over x
+    fused_name = None     # the name Linear's kernel knows this activation by, if it does
 
     def __init__(self):
         self._saved = None
@@ -40,11 +41,18 @@ class _Activation(Module):
         return self._backward(as_float32(grad_out, f"{type(self).__name__}.backward", "gradient"),
                               saved)
 
+    def keep_output(self, y):
+        """Keep what backward needs after a forward computed elsewhere (Linear's fused kernel):
+        its output y. (For ReLU, y > 0 exactly where x > 0, so y serves as its input would.)"""
+        self._saved = saved_for_backward(y)
+
 
 _FUSED = object()   # ReLU._saved after a fused forward
 
 
 class ReLU(_Activation):
+    fused_name = "relu"
+
     def _forward(self, x, out=None):
         return _core.relu_forward(x, out=out)
 
@@ -86,6 +94,7 @@ class LeakyReLU(_Activation):
 
 class Sigmoid(_Activation):
     uses_output = True
+    fused_name = "sigmoid"
 
     def _forward(self, x, out=None):
         return _core.sigmoid_forward(x, out=out)

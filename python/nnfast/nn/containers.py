@@ -1,8 +1,8 @@
 """Sequential: a stack of modules applied in order (PyTorch's container, Keras's model)."""
 import numpy as np
 
-from .activations import ReLU
-from .layers import Conv2d, MaxPool2d
+from .activations import ReLU, Sigmoid
+from .layers import Conv2d, Linear, MaxPool2d
 from .module import Module
 
 
@@ -42,7 +42,8 @@ class Sequential(Module):
 
     def forward(self, x):
         """The layers in order. Conv2d -> ReLU -> MaxPool2d runs as one fused kernel
-        (Conv2d.forward_relu_maxpool): the same numbers without the full-size intermediates."""
+        (Conv2d.forward_relu_maxpool), and Linear -> ReLU / Sigmoid too (Linear.forward_activation):
+        the same numbers without the intermediate passes."""
         temporary = False   # x is an array made by nnfast's own layers in this loop
         layers, i = self.layers, 0
         while i < len(layers):
@@ -51,6 +52,10 @@ class Sequential(Module):
                     and type(layers[i + 2]) is MaxPool2d):
                 y = layer.forward_relu_maxpool(x, layers[i + 1], layers[i + 2])
                 x, temporary, i = y, True, i + 3
+                continue
+            if (type(layer) is Linear and i + 1 < len(layers)
+                    and type(layers[i + 1]) in (ReLU, Sigmoid)):
+                x, temporary, i = layer.forward_activation(x, layers[i + 1]), True, i + 2
                 continue
             i += 1
             y = layer.forward_overwriting(x) if temporary else layer(x)

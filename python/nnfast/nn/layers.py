@@ -42,13 +42,26 @@ class Linear(_WeightedLayer):
         self._x = None
 
     def forward(self, x):
+        return self._forward(x, "none")
+
+    def forward_activation(self, x, activation):
+        """``activation(self(x))`` in one kernel, the activation (a ReLU or Sigmoid, whose
+        ``fused_name`` names it) applied to each row of the output while it is in cache: the same
+        numbers. The activation keeps its output for its own backward. Sequential runs
+        Linear -> ReLU / Sigmoid this way."""
+        y = self._forward(x, activation.fused_name)
+        activation.keep_output(y)
+        return y
+
+    def _forward(self, x, activation):
         x = as_float32(x, "Linear")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
         return _core.linear_forward(x, self.weight.storage,
-                                    self.bias.storage if self.bias else None, self.out_features)
+                                    self.bias.storage if self.bias else None, self.out_features,
+                                    activation)
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
