@@ -30,6 +30,7 @@
 //   w with rows padded to CKKp                       (the zero-skipping path)
 #include "nnfast/conv.h"
 
+#include "nnfast/activation.h"
 #include "nnfast/gemm.h"
 
 #include "sparse_rows.h"
@@ -378,7 +379,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
 }
 
 // Per image: im2col, the GEMM into the slot's second buffer (P*OC floats, the dyT scratch of
-// backward), ReLU in place (the expression of relu_forward), then each channel's plane pooled.
+// backward), ReLU in place (activation_span), then each channel's plane pooled.
 void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
                                  const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
                                  float* workspace, int num_threads) {
@@ -393,9 +394,7 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
     for (int n = 0; n < s.N; n++) {
       im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
       gemm_strided({s.OC, P, CKK, w, CKK, 1, col, P, out, P, 1.0f, 0.0f, bias});
-      const size_t total = (size_t)s.OC * P;
-#pragma omp simd
-      for (size_t i = 0; i < total; i++) out[i] = out[i] > 0.0f ? out[i] : 0.0f;
+      activation_span(Activation::relu, out, (size_t)s.OC * P);
       for (int oc = 0; oc < s.OC; oc++) {
         const size_t plane = (size_t)n * s.OC + oc;
         maxpool2d_plane(y + plane * pooled, argmax + plane * pooled, out + (size_t)oc * P, pool);

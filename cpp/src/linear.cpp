@@ -60,7 +60,7 @@ static constexpr int kChunks = 2;
 static bool linear_forward_sparse(float* y, const float* x, const float* wt, int ldw,
                                   const float* bias, int B, int IN, int OUT, Activation act) {
   static thread_local PackBuffer partial_buf;
-  float* partial = partial_buf.get((size_t)kChunks * B * OUT);  // p_1 .. p_{kChunks-1}; p_0 is y
+  float* partial = partial_buf.get((size_t)(kChunks - 1) * B * OUT);  // p_1 ..; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
   auto rows_of = [&](int c) {
     return std::make_pair((int)((long)IN * c / kChunks), (int)((long)IN * (c + 1) / kChunks));

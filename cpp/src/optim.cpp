@@ -46,11 +46,11 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
     const size_t lo = total * t / T, hi = total * (t + 1) / T;
     size_t start = 0;  // of tensor j in the whole
     for (size_t j = 0; j < count && start < hi; start += tensors[j].n, j++) {
-      const size_t i0 = std::max(lo, start) - start, i1 = std::min(hi, start + tensors[j].n);
-      if (i1 <= start || i0 >= i1 - start) continue;
       const SgdTensor& s = tensors[j];
-      sgd_range(s.param, s.grad, s.momentum_buf, i0, i1 - start, lr, momentum, dampening,
-                weight_decay, nesterov, first_step);
+      const size_t a = std::max(lo, start), b = std::min(hi, start + s.n);  // ours of tensor j
+      if (a < b)
+        sgd_range(s.param, s.grad, s.momentum_buf, a - start, b - start, lr, momentum, dampening,
+                  weight_decay, nesterov, first_step);
     }
   }
 }

@@ -115,8 +115,8 @@ class Conv2d(_WeightedLayer):
     def forward_relu_maxpool(self, x, relu, pool):
         """``pool(relu(self(x)))`` in one kernel (_core.conv2d_relu_maxpool_forward), number for
         number, without writing the full-size convolution output to memory; (N, OC, PH, PW).
-        Sequential runs Conv2d -> ReLU -> MaxPool2d this way; its backward then takes the ReLU
-        with the pooling layer (MaxPool2d.backward_through_relu), then this layer's backward."""
+        Sequential runs Conv2d -> ReLU -> MaxPool2d this way, and its backward through
+        ``backward_relu_maxpool``."""
         x = self._input(x)
         y, argmax = _core.conv2d_relu_maxpool_forward(
             x, self.weight.data, self.bias.data if self.bias else None, self.stride,
@@ -131,11 +131,8 @@ class Conv2d(_WeightedLayer):
         (_core.conv2d_relu_maxpool_backward), the same numbers without the full-size gradient.
         Returns the input gradient, or None when ``need_dx`` is false."""
         x = require_forward(self, self._x)
-        y, argmax = pool.saved_output()
-        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
-        if grad_out.shape != y.shape:
-            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
-                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
+        grad_out, y = pool.pooled_gradient(grad_out)
+        argmax = require_forward(pool, pool._argmax)
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dw, db, accumulate: _core.conv2d_relu_maxpool_backward(
                 grad_out, y, argmax, x, self.weight.data, self.stride, self.padding,
@@ -200,9 +197,14 @@ class MaxPool2d(_Pool2d):
         self._y = saved_for_backward(y)
         return y
 
-    def saved_output(self):
-        """(y, argmax) of the last forward, for a fused backward."""
-        return require_forward(self, self._y), require_forward(self, self._argmax)
+    def pooled_gradient(self, grad_out):
+        """(gradient as float32, y): a gradient checked against the last forward's output y."""
+        y = require_forward(self, self._y)
+        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
+        if grad_out.shape != y.shape:
+            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
+                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
+        return grad_out, y
 
     def remember(self, input_shape, y, argmax):
         """Keep what backward needs from a forward computed elsewhere (a fused kernel)."""
@@ -222,11 +224,7 @@ class MaxPool2d(_Pool2d):
         are equal number for number (each window's maximum is the ReLU output at the element
         its gradient goes to, positive exactly where the ReLU passes gradients), and the mask
         then costs a pass over the pooled array instead of two over the full-size one."""
-        y = require_forward(self, self._y)
-        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
-        if grad_out.shape != y.shape:
-            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
-                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
+        grad_out, y = self.pooled_gradient(grad_out)
         return self.backward(_core.relu_backward(grad_out, y))
 
 

@@ -25,7 +25,7 @@ class Parameter:
             raise ValueError(f"a transposed Parameter must be 2-D, got shape {data.shape}")
         self.transposed = bool(transposed)
         self.shape = tuple(data.shape)
-        self.storage = self.stored(data)
+        self.storage = self.stored(data, "data")
         self._grad = np.zeros_like(self.storage)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
 
@@ -33,11 +33,12 @@ class Parameter:
         """An array in the storage layout, seen in the public one (a view)."""
         return array[:, :self.shape[0]].T if self.transposed else array
 
-    def stored(self, array):
-        """A new C-contiguous float32 array in the storage layout from one in the public layout."""
+    def stored(self, array, name="array"):
+        """A new C-contiguous float32 array in the storage layout from one in the public layout
+        (ValueError naming it ``name`` when its shape is not the parameter's)."""
         array = np.asarray(array, dtype=np.float32)
         if array.shape != self.shape:
-            raise ValueError(f"expected an array of shape {self.shape}, got {array.shape}")
+            raise ValueError(f"{name} must have shape {self.shape}, got {array.shape}")
         if not self.transposed:
             return np.array(array, order="C")
         out, cols = self.shape[0], -(-self.shape[0] // 16) * 16
@@ -54,7 +55,7 @@ class Parameter:
 
     @data.setter
     def data(self, value):
-        self.storage = self.stored(value)
+        self.storage = self.stored(value, "data")
 
     @property
     def grad(self):
@@ -63,10 +64,7 @@ class Parameter:
 
     @grad.setter
     def grad(self, value):
-        value = np.asarray(value, dtype=np.float32)
-        if value.shape != self.shape:
-            raise ValueError(f"grad must have shape {self.shape}, got {value.shape}")
-        self._grad = self.stored(value)
+        self._grad = self.stored(value, "grad")
         self._grad_zeroed = False
 
     @property
