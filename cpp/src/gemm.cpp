@@ -406,7 +406,13 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
   // own buffer, so no transposed data crosses between cores.
   const int row_units = (M + 7) / 8, col_units = trans_b ? (N + 15) / 16 : (N + 31) / 32;
   auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
-  const bool split_rows = !trans_b && waste(row_units) <= waste(col_units);
+  // Split rows, and every thread reads all of op(B); split columns, and every thread reads all of
+  // op(A). Rows only when op(A) is the larger of the two, or columns would balance worse (a
+  // 32 x 6400 x 400 convolution product split by rows read its 10 MB op(B) from L3 twice).
+  const bool b_larger = (size_t)N > (size_t)M;
+  const bool split_rows =
+      !trans_b && (b_larger ? waste(row_units) < waste(col_units) * 0.9
+                            : waste(row_units) <= waste(col_units));
   const int units = split_rows ? row_units : col_units, width = trans_b ? 16 : 32;
   const int nt = std::max(1, std::min(nthreads, units));
 #pragma omp parallel num_threads(nt) if (nt > 1)
