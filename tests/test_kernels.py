@@ -81,6 +81,7 @@ def _op(x, trans):
     (8, 300, 50),      # unpacked path, threads split 32-column blocks (a single row band)
     (40, 700, 1000),   # unpacked path for few rows although op(B) is past 1 MB
     (130, 700, 600),   # packed (GotoBLAS) path
+    (100, 10, 100),    # with trans_a, taken as (op(B)^T A)^T (an output layer's dW)
 ])
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_sgemm_paths_are_correct_and_thread_independent(restore_threads, m, n, k, ta, tb):
@@ -97,10 +98,11 @@ def test_sgemm_paths_are_correct_and_thread_independent(restore_threads, m, n, k
         np.testing.assert_array_equal(outputs[0], other)
 
 
-def test_sgemm_beta_zero_ignores_garbage():
-    a, b = f32(1, 5, 4), f32(2, 4, 6)
-    c = np.full((5, 6), np.nan, dtype=np.float32)
-    assert_close(core.sgemm(a, b, beta=0.0, c=c), a @ b)
+@pytest.mark.parametrize("m,n,k,ta", [(5, 6, 4, False), (40, 10, 30, True)])
+def test_sgemm_beta_zero_ignores_garbage(m, n, k, ta):
+    a, b = f32(1, *((k, m) if ta else (m, k))), f32(2, k, n)
+    c = np.full((m, n), np.nan, dtype=np.float32)
+    assert_close(core.sgemm(a, b, ta, beta=0.0, c=c), _op(a, ta) @ b)
 
 
 @given(seeds, gemm_cases())

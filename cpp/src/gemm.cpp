@@ -444,6 +444,21 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
     gemm_strided(g);
   }
 }
+
+// C = alpha * A^T op(B) + beta * C with at most 16 columns (a Linear layer's dW = x^T dy with few
+// outputs): one vector of C's columns per tile would take a broadcast per FMA, so the product is
+// taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide, in vectors),
+// T = alpha * T + beta * C^T in C's transposed form, and C = T^T. Each element is still one
+// tile's sum over k in order.
+static void sgemm_transposed_product(bool trans_b, int M, int N, int K, float alpha,
+                                     const float* A, int lda, const float* B, int ldb, float beta,
+                                     float* C, int ldc, int nthreads) {
+  static thread_local PackBuffer t_buf;
+  float* T = t_buf.get((size_t)N * M);
+  if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
+  sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
+  transpose(C, ldc, T, M, N, M);
+}
 #endif
 
 static void scale_c(int M, int N, float beta, float* C, int ldc) {
@@ -506,6 +521,10 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
   const double flops = 2.0 * M * N * (double)K;
   const int nthreads = flops < 5e5 ? 1 : get_num_threads();  // below: the fork costs more
 #if defined(__AVX512F__)
+  if (trans_a && N <= 16 && M >= 32 && use_strided(trans_b, M, N, K)) {
+    sgemm_transposed_product(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+    return;
+  }
   if (use_strided(trans_b, M, N, K)) {
     sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
     return;
