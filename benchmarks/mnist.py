@@ -6,7 +6,8 @@ prediction time, peak memory and the ratios between engines.
 
     python benchmarks/mnist.py             # full run (the epoch counts below)
     python benchmarks/mnist.py --quick     # about a minute on 2 cores: a subset, 1 epoch
-    python benchmarks/mnist.py --profile   # also where nnfast's time goes, layer by layer
+    python benchmarks/mnist.py --profile   # also where nnfast's time goes, layer by layer, and
+                                           # a step on a just-gathered batch against a reused one
 
 Writes benchmarks/results/mnist.json (and mnist.png with matplotlib). Peak memory is the highest
 resident set size during an engine's training run (the kernel's high-water mark, reset before
@@ -276,6 +277,26 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
     return total, {f"{k[0]} {k[1]}": v for k, v in timings.items()}
 
 
+def fresh_versus_reused_batch(spec, weights, x, y, batches, threads):
+    """Mean seconds of an nnfast training step (the gather itself not timed) on a batch that
+    `x[idx]` has just written, and on one batch reused step after step. The difference is what
+    reading just-written data costs the kernels (on 2 cores: the other core's cache)."""
+    engine = NnfastEngine(spec, weights, threads)
+    for idx in batches[:20]:
+        engine.train_step(x[idx], y[idx])
+    fresh = 0.0
+    for idx in batches:
+        xb, yb = x[idx], y[idx]
+        start = time.perf_counter()
+        engine.train_step(xb, yb)
+        fresh += time.perf_counter() - start
+    xb, yb = x[batches[0]], y[batches[0]]
+    start = time.perf_counter()
+    for _ in batches:
+        engine.train_step(xb, yb)
+    return fresh / len(batches), (time.perf_counter() - start) / len(batches)
+
+
 # ---------------------------------------------------------------------------------- main
 def machine_description(threads):
     cpu = platform.processor() or platform.machine()
@@ -381,6 +402,10 @@ def main(argv=None):
             for name, seconds in sorted(parts.items(), key=lambda kv: -kv[1]):
                 print(f"  {name:<28} {seconds:8.4f} s  {100 * seconds / total:5.1f} %")
             print(f"  {'Python and glue':<28} {total - sum(parts.values()):8.4f} s")
+            fresh, reused = fresh_versus_reused_batch(spec, weights, x, y_train, batches,
+                                                      args.threads)
+            print(f"  one step, gather not timed: {1e6 * fresh:.0f} us on a batch x[idx] just "
+                  f"wrote, {1e6 * reused:.0f} us on a batch reused from the step before")
 
     print_table(results)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
