@@ -401,13 +401,27 @@ static bool use_strided(bool trans_b, int M, int N, int K) {
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
                           int ldc, int nthreads) {
+  // C = alpha * A^T op(B) + beta * C with at most 16 columns (a Linear layer's dW = x^T dy with
+  // few outputs): one vector of C's columns per tile would take a broadcast per FMA, so the
+  // product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
+  // in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
+  // still one tile's sum over k in order. (The inner call has M >= 32 columns: no recursion.)
+  if (trans_a && N <= 16 && M >= 32) {
+    static thread_local PackBuffer t_buf;
+    float* T = t_buf.get((size_t)N * M);
+    if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
+    sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
+    transpose(C, ldc, T, M, N, M);
+    return;
+  }
   // Balance: bands of 8-row tiles or of 32-column blocks, whichever splits more evenly. With
   // trans_b, always columns (in 16s): each thread transposes just its own rows of B, into its
   // own buffer, so no transposed data crosses between cores.
   const int row_units = (M + 7) / 8, col_units = trans_b ? (N + 15) / 16 : (N + 31) / 32;
   auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
   // Split rows, and every thread reads all of op(B); split columns, and every thread reads all of
-  // op(A). Rows only when op(A) is the larger of the two, or columns would balance worse (a
+  // op(A) (they share K, so N > M means op(B) is the larger). Rows when op(A) is the larger and
+  // they balance no worse; when op(B) is, only if columns would balance more than 10 % worse (a
   // 32 x 6400 x 400 convolution product split by rows read its 10 MB op(B) from L3 twice).
   const bool b_larger = (size_t)N > (size_t)M;
   const bool split_rows =
@@ -445,20 +459,6 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
   }
 }
 
-// C = alpha * A^T op(B) + beta * C with at most 16 columns (a Linear layer's dW = x^T dy with few
-// outputs): one vector of C's columns per tile would take a broadcast per FMA, so the product is
-// taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide, in vectors),
-// T = alpha * T + beta * C^T in C's transposed form, and C = T^T. Each element is still one
-// tile's sum over k in order.
-static void sgemm_transposed_product(bool trans_b, int M, int N, int K, float alpha,
-                                     const float* A, int lda, const float* B, int ldb, float beta,
-                                     float* C, int ldc, int nthreads) {
-  static thread_local PackBuffer t_buf;
-  float* T = t_buf.get((size_t)N * M);
-  if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
-  sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
-  transpose(C, ldc, T, M, N, M);
-}
 #endif
 
 static void scale_c(int M, int N, float beta, float* C, int ldc) {
@@ -521,10 +521,6 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
   const double flops = 2.0 * M * N * (double)K;
   const int nthreads = flops < 5e5 ? 1 : get_num_threads();  // below: the fork costs more
 #if defined(__AVX512F__)
-  if (trans_a && N <= 16 && M >= 32 && use_strided(trans_b, M, N, K)) {
-    sgemm_transposed_product(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
-    return;
-  }
   if (use_strided(trans_b, M, N, K)) {
     sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
     return;
