@@ -244,8 +244,8 @@ std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, p
   return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"), OUT};
 }
 
-FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_,
-                             const std::string& activation) {
+py::object py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_,
+                             const std::string& activation, bool return_nonzeros) {
   const char* fn = "linear_forward";
   Activation act = Activation::none;
   if (activation == "relu") act = Activation::relu;
@@ -260,18 +260,26 @@ FloatArray py_linear_forward(py::object x_, py::object wt_, py::object b_, py::o
     check_shape(b, {OUT}, fn, "b");
   }
   FloatArray y = new_array<float>({B, OUT});
-  py::gil_scoped_release release;
-  linear_forward(y.mutable_data(), fptr(x), fptr(wt), (int)wt.shape(1),
-                 b_.is_none() ? nullptr : fptr(b), B, IN, OUT, act);
-  return y;
+  long nonzeros;
+  {
+    py::gil_scoped_release release;
+    nonzeros = linear_forward(y.mutable_data(), fptr(x), fptr(wt), (int)wt.shape(1),
+                              b_.is_none() ? nullptr : fptr(b), B, IN, OUT, act);
+  }
+  if (return_nonzeros) return py::make_tuple(y, nonzeros);
+  return std::move(y);
 }
 
 py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::object dwt_,
                              py::object db_, bool need_dx, bool need_db, bool accumulate,
-                             py::object out_) {
+                             py::object out_, long long x_nonzeros) {
   const char* fn = "linear_backward";
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt"), dy = f32(dy_, fn, "dy");
   auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
+  if (x_nonzeros < -1 || x_nonzeros > (long long)B * IN)
+    value_error(fn, "x_nonzeros must be -1 (count them) or between 0 and x's " +
+                        std::to_string((long long)B * IN) + " entries, got " +
+                        std::to_string(x_nonzeros));
   check_shape(dy, {B, OUT}, fn, "dy");
   FloatArray dwt = accumulator(dwt_, shape_of(wt), fn, "dwt");
   FloatArray db, dx;
@@ -283,7 +291,7 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::
   {
     py::gil_scoped_release release;
     linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), (int)wt.shape(1),
-                    B, IN, OUT, add);
+                    B, IN, OUT, add, (long)x_nonzeros);
   }
   return py::make_tuple(optional(dx, need_dx), dwt, optional(db, need_db));
 }
@@ -824,14 +832,20 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("linear_forward", &py_linear_forward, arg("x"), arg("wt"), arg("b") = py::none(),
         arg("out_features") = py::none(), arg("activation") = "none",
+        arg("return_nonzeros") = false,
         "y (B,OUT) = act(x (B,IN) @ wt[:, :OUT] + b); wt (IN, LD) is the weight w (OUT,IN) "
         "transposed, its rows maybe padded (OUT = out_features, default LD); act 'none', "
-        "'relu' or 'sigmoid'.");
+        "'relu' or 'sigmoid'. return_nonzeros: (y, n) with n x's nonzero count when the "
+        "kernel counted it (to choose its zero-skipping path), else -1; linear_backward takes "
+        "it as x_nonzeros.");
   m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("wt"),
         arg("dwt") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
         arg("need_db") = true, arg("accumulate") = true, arg("out_features") = py::none(),
+        arg("x_nonzeros") = -1,
         "(dx, dwt, db); dwt (IN,LD) / db accumulate in place when given (overwritten if not "
-        "accumulate); dwt's padding columns are never written.");
+        "accumulate); dwt's padding columns are never written. x_nonzeros: x's nonzero count "
+        "from linear_forward (saves counting again; it only picks between two paths that "
+        "compute the same sums), -1 to count.");
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");

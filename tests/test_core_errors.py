@@ -29,6 +29,9 @@ def test_wrong_rank_and_shape_name_the_argument():
         core.conv2d_forward(f32(1, 3, 8, 8), f32(4, 1, 3, 3))
     with pytest.raises(ValueError, match=r"dy must have shape \(2, 4\), got \(2, 5\)"):
         core.linear_backward(f32(2, 5), f32(2, 3), f32(3, 4))
+    for count in (-2, 7):
+        with pytest.raises(ValueError, match=f"x_nonzeros must be -1 .* x's 6 entries, got {count}"):
+            core.linear_backward(f32(2, 4), f32(2, 3), f32(3, 4), x_nonzeros=count)
     with pytest.raises(ValueError, match="target must have shape"):
         core.mse_forward(f32(2, 3), f32(3, 2))
     with pytest.raises(ValueError, match="inner dimensions differ"):

@@ -205,6 +205,20 @@ def test_linear_on_mostly_zero_inputs_is_correct_and_thread_independent(
         runs.append((y, dwt_new, dwt_acc, db_acc))
     y, dwt_new, dwt_acc, db_acc = runs[0]
     assert_close(y, ref.linear_forward(x, wt, b))
+    # The forward's count of x's nonzeros (when it counted them to choose its path), handed to
+    # the backward, gives the same bits as the backward counting; a wrong count only picks the
+    # other path, never a wrong result.
+    y_counted, nonzeros = core.linear_forward(x, wt, b, return_nonzeros=True)
+    np.testing.assert_array_equal(y_counted, y)
+    counts = core.isa() == "avx512" and n_out >= 32 and x.size >= 4096
+    assert nonzeros == (np.count_nonzero(x) if counts else -1)
+    hinted = core.linear_backward(dy, x, wt, dwt=dwt0.copy(), db=db0.copy(), need_dx=False,
+                                  x_nonzeros=nonzeros)
+    np.testing.assert_array_equal(hinted[1], dwt_acc)
+    np.testing.assert_array_equal(hinted[2], db_acc)
+    for wrong in (0, x.size):
+        _, dwt_wrong, _ = core.linear_backward(dy, x, wt, need_dx=False, x_nonzeros=wrong)
+        assert_close(dwt_wrong, dwt_ref)
     assert_close(dwt_new, dwt_ref)
     assert_close(dwt_acc, dwt0 + dwt_ref)
     assert_close(db_acc, db0 + db_ref)

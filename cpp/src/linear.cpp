@@ -41,9 +41,9 @@ using sparse::count_nonzero;
 using sparse::nonzero_indices;
 using sparse::sum_rows_all;
 
-static bool sparse_enough(const float* x, int B, int IN) {
-  const size_t n = (size_t)B * IN;
-  return n >= 4096 && (double)count_nonzero(x, n) <= SPARSE_MAX_DENSITY * (double)n;
+// Few enough nonzeros (nnz of the n = B * IN entries of x) for the sparse path.
+static bool sparse_enough(size_t nnz, size_t n) {
+  return n >= 4096 && (double)nnz <= SPARSE_MAX_DENSITY * (double)n;
 }
 
 static int sparse_threads(int B, int IN, int OUT) {
@@ -55,29 +55,35 @@ static int sparse_threads(int B, int IN, int OUT) {
 // then y = bias + p_0 + p_1, added in that order. Thread t takes chunk t: the rows of wt it
 // reads are the rows the optimizer step updated on the same core (it splits a parameter into
 // halves by memory too), so the weight does not cross between cores every step, which measured
-// as costly as the products themselves. False (y untouched) when wt is not all finite.
+// as costly as the products themselves. Each thread first counts the nonzeros of its columns of
+// x (which brings them into its own cache for the sums) and checks its rows of wt; y is written
+// only when the total count is low enough (sparse_enough) and wt is all finite: *summed says
+// whether it was. Returns x's nonzero count.
 static constexpr int kChunks = 2;
-static bool linear_forward_sparse(float* y, const float* x, const float* wt, int ldw,
-                                  const float* bias, int B, int IN, int OUT, Activation act) {
+static size_t linear_forward_sparse(bool* summed, float* y, const float* x, const float* wt,
+                                    int ldw, const float* bias, int B, int IN, int OUT,
+                                    Activation act) {
   static thread_local PackBuffer partial_buf;
   float* partial = partial_buf.get((size_t)(kChunks - 1) * B * OUT);  // p_1 ..; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
   auto rows_of = [&](int c) {
     return std::make_pair((int)((long)IN * c / kChunks), (int)((long)IN * (c + 1) / kChunks));
   };
+  size_t nnz = 0;
   int bad = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     static thread_local PackBuffer ids_buf;
     int* ids = reinterpret_cast<int*>(ids_buf.get(IN + 16));
-    // Each chunk's rows of wt checked by the thread that will use them (a serial check of the
-    // whole of wt, half of it in the other core's cache, cost more than the products).
-#pragma omp for schedule(static) reduction(| : bad)
+    // The count and the check of each chunk by the thread that will sum it (a serial pass over
+    // x, or over wt with half of it in the other core's cache, cost more than the products).
+#pragma omp for schedule(static) reduction(+ : nnz) reduction(| : bad)
     for (int c = 0; c < kChunks; c++) {
       const auto [k0, k1] = rows_of(c);
+      for (int i = 0; i < B; i++) nnz += count_nonzero(x + (idx)i * IN + k0, k1 - k0);
       for (int k = k0; k < k1 && !bad; k++) bad |= !all_finite(wt + (idx)k * ldw, OUT);
     }
-    if (!bad) {
+    if (!bad && sparse_enough(nnz, (size_t)B * IN)) {
 #pragma omp for schedule(static)
       for (int c = 0; c < kChunks; c++) {
         const auto [k0, k1] = rows_of(c);
@@ -103,7 +109,8 @@ static bool linear_forward_sparse(float* y, const float* x, const float* wt, int
       }
     }
   }
-  return bad == 0;
+  *summed = !bad && sparse_enough(nnz, (size_t)B * IN);
+  return nnz;
 }
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
@@ -135,12 +142,15 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
 }
 #endif
 
-void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
+long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
                     int IN, int OUT, Activation act) {
+  long nonzeros = -1;
 #if defined(__AVX512F__)
-  if (OUT >= SPARSE_MIN_OUT && sparse_enough(x, B, IN) &&
-      linear_forward_sparse(y, x, wt, ldw, bias, B, IN, OUT, act))
-    return;
+  if (OUT >= SPARSE_MIN_OUT && (size_t)B * IN >= 4096) {
+    bool summed = false;
+    nonzeros = (long)linear_forward_sparse(&summed, y, x, wt, ldw, bias, B, IN, OUT, act);
+    if (summed) return nonzeros;
+  }
 #endif
   if (bias) {
     for (int i = 0; i < B; i++) std::memcpy(y + (size_t)i * OUT, bias, OUT * sizeof(float));
@@ -151,14 +161,20 @@ void linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
   const size_t n = (size_t)B * OUT;
   if (act == Activation::relu) relu_forward(y, y, n);
   else if (act == Activation::sigmoid) sigmoid_forward(y, y, n);
+  return nonzeros;
 }
 
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate) {
+                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate,
+                     long x_nonzeros) {
+  (void)x_nonzeros;  // only the sparse path (AVX-512 builds) uses it
   if (dx) sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
   if (dwt) {
 #if defined(__AVX512F__)
-    if (OUT >= SPARSE_MIN_OUT && sparse_enough(x, B, IN) && all_finite(dy, (size_t)B * OUT))
+    const size_t n = (size_t)B * IN;
+    if (OUT >= SPARSE_MIN_OUT && n >= 4096 &&
+        sparse_enough(x_nonzeros >= 0 ? (size_t)x_nonzeros : count_nonzero(x, n), n) &&
+        all_finite(dy, (size_t)B * OUT))
       linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate);
     else
 #endif

@@ -53,14 +53,19 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
 // w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory). Rows
 // of wt are ldw >= OUT floats apart (the Python layer pads them to 16 floats, 64-byte aligned:
 // whole cache lines per vector load). bias may be null. act: an activation applied to y in the
-// same pass (number for number as relu_forward / sigmoid_forward after it).
-void linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
+// same pass (number for number as relu_forward / sigmoid_forward after it). Returns the number
+// of nonzero entries of x (NaN counted as nonzero) when it counted them to choose the
+// zero-skipping path, -1 when it did not; linear_backward can take it instead of counting again.
+long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
                     int IN, int OUT, Activation act = Activation::none);
 // dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT, rows ldw apart; the padding is never
 // written) += x^T @ dy; dbias (OUT) += sum over the batch of dy. accumulate == false: dwt and
 // dbias are overwritten instead (the first backward after zero_grad, which then needs no pass
-// that zeroes them).
+// that zeroes them). x_nonzeros: x's nonzero count when the caller has it (linear_forward's
+// return value for this x), -1 to count here; it only chooses between two paths that compute
+// the same sums (in different orders), so a stale count never makes the result wrong.
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true);
+                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true,
+                     long x_nonzeros = -1);
 
 }  // namespace nnfast

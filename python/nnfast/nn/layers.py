@@ -40,6 +40,7 @@ class Linear(_WeightedLayer):
                                 transposed=True)
         self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
         self._x = None
+        self._x_nonzeros = -1   # x's nonzero count from the forward kernel (-1: not counted)
 
     def forward(self, x):
         return self._forward(x, "none")
@@ -59,9 +60,10 @@ class Linear(_WeightedLayer):
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
-        return _core.linear_forward(x, self.weight.storage,
-                                    self.bias.storage if self.bias else None, self.out_features,
-                                    activation)
+        y, self._x_nonzeros = _core.linear_forward(
+            x, self.weight.storage, self.bias.storage if self.bias else None, self.out_features,
+            activation, return_nonzeros=True)
+        return y
 
     def _backward(self, grad_out, need_dx):
         x = require_forward(self, self._x)
@@ -69,7 +71,8 @@ class Linear(_WeightedLayer):
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
                 grad_out, x, self.weight.storage, dwt=dwt, db=db, need_dx=need_dx,
-                need_db=db is not None, accumulate=accumulate, out_features=self.out_features))
+                need_db=db is not None, accumulate=accumulate, out_features=self.out_features,
+                x_nonzeros=self._x_nonzeros))
         return dx
 
     def output_shape(self, input_shape):
