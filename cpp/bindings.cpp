@@ -244,14 +244,19 @@ std::tuple<int, int, int> linear_dims(const py::array& x, const py::array& wt, p
   return {as_int(x.shape(0), fn, "batch"), as_int(wt.shape(0), fn, "in_features"), OUT};
 }
 
+// The activations Linear's kernels fuse, by name.
+Activation activation_named(const std::string& name, const char* fn, const char* arg) {
+  if (name == "relu") return Activation::relu;
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name != "none")
+    value_error(fn, std::string(arg) + " must be 'none', 'relu' or 'sigmoid', got '" + name + "'");
+  return Activation::none;
+}
+
 py::object py_linear_forward(py::object x_, py::object wt_, py::object b_, py::object out_,
                              const std::string& activation, bool return_nonzeros) {
   const char* fn = "linear_forward";
-  Activation act = Activation::none;
-  if (activation == "relu") act = Activation::relu;
-  else if (activation == "sigmoid") act = Activation::sigmoid;
-  else if (activation != "none")
-    value_error(fn, "activation must be 'none', 'relu' or 'sigmoid', got '" + activation + "'");
+  const Activation act = activation_named(activation, fn, "activation");
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt");
   auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
   py::array b;
@@ -272,8 +277,10 @@ py::object py_linear_forward(py::object x_, py::object wt_, py::object b_, py::o
 
 py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::object dwt_,
                              py::object db_, bool need_dx, bool need_db, bool accumulate,
-                             py::object out_, long long x_nonzeros) {
+                             py::object out_, long long x_nonzeros,
+                             const std::string& dx_activation) {
   const char* fn = "linear_backward";
+  const Activation act = activation_named(dx_activation, fn, "dx_activation");
   py::array x = f32(x_, fn, "x"), wt = f32(wt_, fn, "wt"), dy = f32(dy_, fn, "dy");
   auto [B, IN, OUT] = linear_dims(x, wt, out_, fn);
   if (x_nonzeros < -1 || x_nonzeros > (long long)B * IN)
@@ -282,6 +289,11 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::
                         std::to_string(x_nonzeros));
   check_shape(dy, {B, OUT}, fn, "dy");
   FloatArray dwt = accumulator(dwt_, shape_of(wt), fn, "dwt");
+  if (dwt_.is_none() && OUT < wt.shape(1)) {  // a new dwt: its padding columns zero, not garbage
+    const size_t ld = (size_t)wt.shape(1);
+    for (size_t k = 0; k < (size_t)IN; k++)
+      std::fill(dwt.mutable_data() + k * ld + OUT, dwt.mutable_data() + (k + 1) * ld, 0.0f);
+  }
   FloatArray db, dx;
   if (need_db) db = accumulator(db_, {OUT}, fn, "db");
   if (need_dx) dx = new_array<float>({B, IN});
@@ -291,7 +303,7 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::
   {
     py::gil_scoped_release release;
     linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), (int)wt.shape(1),
-                    B, IN, OUT, add, (long)x_nonzeros);
+                    B, IN, OUT, add, (long)x_nonzeros, act);
   }
   return py::make_tuple(optional(dx, need_dx), dwt, optional(db, need_db));
 }
@@ -841,11 +853,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("linear_backward", &py_linear_backward, arg("dy"), arg("x"), arg("wt"),
         arg("dwt") = py::none(), arg("db") = py::none(), arg("need_dx") = true,
         arg("need_db") = true, arg("accumulate") = true, arg("out_features") = py::none(),
-        arg("x_nonzeros") = -1,
+        arg("x_nonzeros") = -1, arg("dx_activation") = "none",
         "(dx, dwt, db); dwt (IN,LD) / db accumulate in place when given (overwritten if not "
-        "accumulate); dwt's padding columns are never written. x_nonzeros: x's nonzero count "
+        "accumulate); dwt's padding columns are never written (zeros in a new one). x_nonzeros: x's nonzero count "
         "from linear_forward (saves counting again; it only picks between two paths that "
-        "compute the same sums), -1 to count.");
+        "compute the same sums), -1 to count. dx_activation 'relu' or 'sigmoid': x is that "
+        "activation's output and dx the gradient at its input (relu_backward / "
+        "sigmoid_backward of dy @ wt^T with x).");
 
   m.def("conv2d_forward", &py_conv2d_forward, arg("x"), arg("w"), arg("b") = py::none(),
         arg("stride") = 1, arg("padding") = 0, "y (N,OC,OH,OW) = conv2d(x (N,C,H,W), w) + b.");

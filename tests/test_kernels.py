@@ -160,6 +160,22 @@ def test_linear_forward_with_activation_is_the_two_kernels_exactly(density, acti
         core.linear_forward(x, wt, b, out_features=40, activation="tanh")
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_linear_backward_through_activation_is_the_two_kernels_exactly(activation):
+    """dx_activation: x is that activation's output and dx the gradient at its input, number
+    for number relu_backward / sigmoid_backward of the plain dx; dwt and db unchanged."""
+    x = getattr(core, activation + "_forward")(f32(8, 70, 300))
+    wt, dy = f32(9, 300, 48, scale=0.2), f32(10, 70, 40)
+    plain = core.linear_backward(dy, x, wt, out_features=40)
+    fused = core.linear_backward(dy, x, wt, out_features=40, dx_activation=activation)
+    np.testing.assert_array_equal(fused[0], getattr(core, activation + "_backward")(plain[0], x))
+    np.testing.assert_array_equal(fused[1], plain[1])
+    np.testing.assert_array_equal(fused[2], plain[2])
+    assert not fused[1][:, 40:].any()   # a new dwt's padding columns are zero
+    with pytest.raises(ValueError, match="dx_activation must be 'none', 'relu' or 'sigmoid'"):
+        core.linear_backward(dy, x, wt, out_features=40, dx_activation="tanh")
+
+
 def test_linear_backward_accumulates_and_skips():
     x, wt, dy = f32(1, 8, 5), f32(2, 5, 3), f32(3, 8, 3)
     dwt, db = f32(4, 5, 3), f32(5, 3)

@@ -86,8 +86,10 @@ def test_linear_weight_is_pytorch_shaped_view_of_padded_transposed_memory(make_o
 
 @pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid])
 def test_linear_activation_fused_in_sequential_equals_layer_by_layer(act):
-    """Sequential runs Linear -> ReLU / Sigmoid forward as one kernel: the layer-by-layer numbers,
-    forward and backward, and the activation still answers its own backward."""
+    """Sequential runs Linear -> ReLU / Sigmoid forward as one kernel, and backward the second
+    Linear with the activation before it (Linear.backward_through_activation): the
+    layer-by-layer numbers, forward and backward, and the activation still answers its own
+    backward."""
     nf.seed(5)
     lin, a = nn.Linear(30, 20), act()
     model = nn.Sequential(lin, a, nn.Linear(20, 3))

@@ -74,6 +74,12 @@ void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
   for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
 }
 
+void activation_backward(Activation a, float* dx, const float* dy, const float* y, size_t n) {
+  if (a == Activation::relu) relu_backward(dx, dy, y, n);
+  else if (a == Activation::sigmoid) sigmoid_backward(dx, dy, y, n);
+  else if (dx != dy) std::copy(dy, dy + n, dx);
+}
+
 // y = tanh(x)
 void tanh_forward(float* y, const float* x, size_t n) {
 #pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)

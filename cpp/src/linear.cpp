@@ -81,7 +81,9 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
     for (int c = 0; c < kChunks; c++) {
       const auto [k0, k1] = rows_of(c);
       for (int i = 0; i < B; i++) nnz += count_nonzero(x + (idx)i * IN + k0, k1 - k0);
-      for (int k = k0; k < k1 && !bad; k++) bad |= !all_finite(wt + (idx)k * ldw, OUT);
+      // rows k0..k1 of wt as one span, their padding columns too (a non-finite value there
+      // only sends the product to the GEMM)
+      bad |= !all_finite(wt + (idx)k0 * ldw, (size_t)(k1 - k0) * ldw);
     }
     if (!bad && sparse_enough(nnz, (size_t)B * IN)) {
 #pragma omp for schedule(static)
@@ -166,9 +168,12 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
 
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
                      const float* wt, int ldw, int B, int IN, int OUT, bool accumulate,
-                     long x_nonzeros) {
+                     long x_nonzeros, Activation dx_act) {
   (void)x_nonzeros;  // only the sparse path (AVX-512 builds) uses it
-  if (dx) sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
+  if (dx) {
+    sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
+    if (dx_act != Activation::none) activation_backward(dx_act, dx, dx, x, (size_t)B * IN);
+  }
   if (dwt) {
 #if defined(__AVX512F__)
     const size_t n = (size_t)B * IN;

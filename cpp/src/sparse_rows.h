@@ -43,16 +43,24 @@ inline bool all_finite(const float* p, size_t n) {
 
 // The indices of the nonzero entries of v[0:n], in order; returns their count. Compresses into a
 // register and stores all 16 lanes (Zen's vpcompressd to memory is slow), so ids needs 16 ints
-// of slack.
+// of slack. The main loop over whole vectors is kept lean (it runs for every row of every
+// sparse input): an unmasked load, the compare, the compress of a running index vector.
 inline int nonzero_indices(int* ids, const float* v, int n) {
-  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  int count = 0;
-  for (int k0 = 0; k0 < n; k0 += 16) {
-    const __mmask16 lanes = n - k0 >= 16 ? 0xFFFF : (__mmask16)((1u << (n - k0)) - 1);
-    const __mmask16 m = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, v + k0),
-                                                _mm512_setzero_ps(), _CMP_NEQ_UQ);
-    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(
-                                         m, _mm512_add_epi32(iota, _mm512_set1_epi32(k0))));
+  __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(16);
+  const __m512 zero = _mm512_setzero_ps();
+  int count = 0, k0 = 0;
+  for (; k0 + 16 <= n; k0 += 16) {
+    const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(v + k0), zero, _CMP_NEQ_UQ);
+    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(m, iota));
+    count += __builtin_popcount(m);
+    iota = _mm512_add_epi32(iota, step);
+  }
+  if (k0 < n) {
+    const __mmask16 lanes = (__mmask16)((1u << (n - k0)) - 1);
+    const __mmask16 m =
+        _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, v + k0), zero, _CMP_NEQ_UQ);
+    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(m, iota));
     count += __builtin_popcount(m);
   }
   return count;

@@ -21,6 +21,9 @@ void sigmoid_forward(float* y, const float* x, size_t n);
 enum class Activation { none, relu, sigmoid };
 void activation_span(Activation a, float* y, size_t n);
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
+// dx = dy * a'(x) from the activation's output y = a(x): relu_backward (y > 0 exactly where
+// x > 0) or sigmoid_backward; a copy for Activation::none. dx may alias dy.
+void activation_backward(Activation a, float* dx, const float* dy, const float* y, size_t n);
 
 // y = tanh(x); dx = dy * (1 - y^2), from the output y.
 void tanh_forward(float* y, const float* x, size_t n);

@@ -64,8 +64,11 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
 // that zeroes them). x_nonzeros: x's nonzero count when the caller has it (linear_forward's
 // return value for this x), -1 to count here; it only chooses between two paths that compute
 // the same sums (in different orders), so a stale count never makes the result wrong.
+// dx_act: the activation (ReLU or Sigmoid) whose output x is: dx is then the gradient at that
+// activation's input, activation_backward(dx_act, dx, dy @ wt^T, x) (the same numbers as the
+// two steps, without handing the intermediate gradient back and forth).
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
                      const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true,
-                     long x_nonzeros = -1);
+                     long x_nonzeros = -1, Activation dx_act = Activation::none);
 
 }  // namespace nnfast

@@ -82,7 +82,8 @@ class Sequential(Module):
         forward goes back in one kernel too (Conv2d.backward_relu_maxpool); any other ReLU feeding
         a MaxPool2d is taken with it in one step (MaxPool2d.backward_through_relu: the same
         numbers, with the ReLU's mask applied to the pooled gradient instead of the full-size
-        one)."""
+        one); a Linear fed by a ReLU / Sigmoid is taken with it in one kernel
+        (Linear.backward_through_activation)."""
         layers, i = self.layers, len(self.layers) - 1
         while i >= 0:
             layer = layers[i]
@@ -94,6 +95,10 @@ class Sequential(Module):
                 i -= 3
             elif i > 0 and type(layer) is MaxPool2d and type(layers[i - 1]) is ReLU:
                 grad_out = layer.backward_through_relu(grad_out)
+                i -= 2
+            elif (i > 0 and type(layer) is Linear and type(layers[i - 1]) in (ReLU, Sigmoid)
+                  and (need_input_grad or i > 1)):
+                grad_out = layer.backward_through_activation(grad_out, layers[i - 1])
                 i -= 2
             elif i == 0 and not need_input_grad:
                 layer.backward_parameters(grad_out)

@@ -65,14 +65,22 @@ class Linear(_WeightedLayer):
             activation, return_nonzeros=True)
         return y
 
-    def _backward(self, grad_out, need_dx):
+    def backward_through_activation(self, grad_out, activation):
+        """``activation.backward(self.backward(grad_out))`` in one kernel, for the ReLU or
+        Sigmoid (``fused_name``) whose output was this layer's input: the gradient at the
+        activation's input, the same numbers. Sequential's backward runs Linear -> ReLU / Sigmoid
+        this way."""
+        require_forward(activation, activation._saved)
+        return self._backward(grad_out, True, activation.fused_name)
+
+    def _backward(self, grad_out, need_dx, dx_activation="none"):
         x = require_forward(self, self._x)
         grad_out = as_float32(grad_out, "Linear.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
                 grad_out, x, self.weight.storage, dwt=dwt, db=db, need_dx=need_dx,
                 need_db=db is not None, accumulate=accumulate, out_features=self.out_features,
-                x_nonzeros=self._x_nonzeros))
+                x_nonzeros=self._x_nonzeros, dx_activation=dx_activation))
         return dx
 
     def output_shape(self, input_shape):
