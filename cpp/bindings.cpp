@@ -855,9 +855,9 @@ PYBIND11_MODULE(_core, m) {
         arg("need_db") = true, arg("accumulate") = true, arg("out_features") = py::none(),
         arg("x_nonzeros") = -1, arg("dx_activation") = "none",
         "(dx, dwt, db); dwt (IN,LD) / db accumulate in place when given (overwritten if not "
-        "accumulate); dwt's padding columns are never written (zeros in a new one). x_nonzeros: x's nonzero count "
-        "from linear_forward (saves counting again; it only picks between two paths that "
-        "compute the same sums), -1 to count. dx_activation 'relu' or 'sigmoid': x is that "
+        "accumulate); dwt's padding columns are never written (zeros in a new one). "
+        "x_nonzeros: x's nonzero count from linear_forward (saves counting again; it only picks "
+        "between two paths that compute the same sums), -1 to count. dx_activation 'relu' or 'sigmoid': x is that "
         "activation's output and dx the gradient at its input (relu_backward / "
         "sigmoid_backward of dy @ wt^T with x).");
 
