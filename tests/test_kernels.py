@@ -604,10 +604,11 @@ def test_sgd(seed, n, lr, momentum, nesterov, weight_decay, dampening):
 
 
 def test_sgd_over_a_list_equals_each_array_on_any_thread_count(restore_threads):
-    """sgd_step on a list splits the elements of all the arrays among the threads together: the
-    same bits as one array at a time, for 1, 2 and 3 threads (sizes around the 65,536 elements
-    from which it runs in parallel)."""
-    sizes = [5, 40000, 1, 30000, 777]
+    """sgd_step on a list gives each thread its share of every array (sizes that split at and
+    off 16-float boundaries, and arrays too small to split): the same bits as one array at a
+    time, for 1, 2 and 3 threads (sizes around the 65,536 elements from which it runs in
+    parallel)."""
+    sizes = [5, 40000, 1, 30000, 777, 33, 65536]
     start = [f32(i, n) for i, n in enumerate(sizes)]
     grads = [f32(10 + i, n) for i, n in enumerate(sizes)]
     kw = dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-3, nesterov=False,

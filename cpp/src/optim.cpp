@@ -34,8 +34,12 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
   sgd_update_all(&one, 1, lr, momentum, dampening, weight_decay, nesterov, first_step);
 }
 
-// Thread t takes elements [total*t/T, total*(t+1)/T) of the tensors laid end to end (a single
-// large tensor is thus split in halves by memory, as the Linear kernels split their weight).
+// Thread t takes the t-th of T equal parts of every tensor (cut at 16-float boundaries, whole
+// cache lines): the half of a weight that thread t updates is the half the Linear kernels'
+// thread t reads and writes (they split its rows in halves), wherever it sits in the list, so the
+// weights do not cross between cores from one step to the next. (Splitting the tensors laid end
+// to end instead put up to a third of a weight's rows on the other core: measured on
+// MLP 784-256-128-10, whose first weight is 85% of its parameters.)
 void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
                     float dampening, float weight_decay, bool nesterov, bool first_step) {
   size_t total = 0;
@@ -43,14 +47,12 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
 #pragma omp parallel num_threads(threads_for(total))
   {
     const size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
-    const size_t lo = total * t / T, hi = total * (t + 1) / T;
-    size_t start = 0;  // of tensor j in the whole
-    for (size_t j = 0; j < count && start < hi; start += tensors[j].n, j++) {
+    for (size_t j = 0; j < count; j++) {
       const SgdTensor& s = tensors[j];
-      const size_t a = std::max(lo, start), b = std::min(hi, start + s.n);  // ours of tensor j
+      const size_t a = s.n * t / T / 16 * 16, b = t + 1 == T ? s.n : s.n * (t + 1) / T / 16 * 16;
       if (a < b)
-        sgd_range(s.param, s.grad, s.momentum_buf, a - start, b - start, lr, momentum, dampening,
-                  weight_decay, nesterov, first_step);
+        sgd_range(s.param, s.grad, s.momentum_buf, a, b, lr, momentum, dampening, weight_decay,
+                  nesterov, first_step);
     }
   }
 }

@@ -12,8 +12,8 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
                 float momentum, float dampening, float weight_decay, bool nesterov,
                 bool first_step);
 
-// The same update for a list of tensors (a model's parameters) in one parallel region: the
-// threads split the elements of all of them together, so many small tensors use every thread.
+// The same update for a list of tensors (a model's parameters) in one parallel region: each
+// thread takes its share of every tensor.
 struct SgdTensor {
   float* param;
   const float* grad;
