@@ -82,6 +82,7 @@ def _op(x, trans):
     (40, 700, 1000),   # unpacked path for few rows although op(B) is past 1 MB
     (130, 700, 600),   # packed (GotoBLAS) path
     (100, 10, 100),    # with trans_a, taken as (op(B)^T A)^T (an output layer's dW)
+    (200, 256, 100),   # op(B)'s rows 256 floats apart: copied into a panel first (an L1 alias)
 ])
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_sgemm_paths_are_correct_and_thread_independent(restore_threads, m, n, k, ta, tb):

@@ -264,10 +264,11 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++)
       acc[r][v] = ks.first ? _mm512_setzero_ps() : _mm512_load_ps(ks.part + r * LDP + 16 * v);
-  for (int k = ks.k0; k < ks.k1; k++) {
+  const float* bk = B;  // row k of the slice of B
+  for (int k = ks.k0; k < ks.k1; k++, bk += ldb) {
     __m512 b[NV];
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], B + k * ldb + 16 * v);
+    for (int v = 0; v < NV; v++) b[v] = _mm512_maskz_loadu_ps(mask[v], bk + 16 * v);
     const float* ak = A + k * aks;
 #pragma GCC unroll 32
     for (int r = 0; r < MR; r++) {
@@ -300,7 +301,7 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
   for (int r = 0; r < MR; r++)
     for (int j = 0; j < 16 * NV; j++) acc[r][j] = ks.first ? 0.0f : ks.part[r * LDP + j];
   for (int k = ks.k0; k < ks.k1; k++) {
-    const float* bk = B + k * ldb;
+    const float* bk = B + (k - ks.k0) * ldb;
     const float* ak = A + k * aks;
     for (int r = 0; r < MR; r++) {
       const float a = ak[r * ars];
@@ -344,15 +345,29 @@ static constexpr int kStridedSliceFrom = 256;  // K at which slicing starts to p
 template <int MR, int NV>
 static void strided_column_block(const StridedGemm& g, const float* B, float* C, int ncols) {
   const bool sliced = g.K >= kStridedSliceFrom;
-  static thread_local PackBuffer part_buf;
+  static thread_local PackBuffer part_buf, panel_buf;
   float* part = sliced ? part_buf.get((size_t)(g.M + MR) * 16 * NV) : nullptr;
   const int step = sliced ? kStridedSlice : std::max(g.K, 1);
+  // B's rows a multiple of 512 bytes apart fall on at most 8 of L1's 64 sets per line of the
+  // block, so a slice of them (up to 128 rows) cannot stay in L1 (784 x 256 x 100 with B's 256
+  // columns: 0.93x NumPy): the slice is copied into a panel first, rows 16*NV floats apart,
+  // when there are rows enough (4 tiles) to pay for the copy.
+  const bool panel = !sliced && g.ldb % 128 == 0 && g.M >= 4 * MR;
+  StridedGemm gs = g;
+  if (panel) gs.ldb = 16 * NV;
   for (int k0 = 0; k0 < std::max(g.K, 1); k0 += step) {
     const int k1 = std::min(g.K, k0 + step);
+    const float* bs = B + (size_t)k0 * g.ldb;  // the slice's rows of B
+    if (panel) {
+      float* p = panel_buf.get((size_t)step * 16 * NV);
+      for (int k = k0; k < k1; k++)
+        std::memcpy(p + (size_t)(k - k0) * 16 * NV, B + (size_t)k * g.ldb, ncols * sizeof(float));
+      bs = p;
+    }
     for (int i0 = 0; i0 < g.M; i0 += MR) {
       const KSlice ks{k0, k1, k0 == 0, k1 >= g.K, part ? part + (size_t)i0 * 16 * NV : nullptr};
       pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
-          g, g.A + i0 * g.ars, B, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols, ks);
+          gs, g.A + i0 * g.ars, bs, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols, ks);
     }
   }
 }
