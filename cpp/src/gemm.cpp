@@ -407,6 +407,7 @@ void gemm_strided(const StridedGemm& g) {
 // summed by one tile over all of K in order, so any thread count gives the same bits.
 static constexpr size_t STRIDED_MAX_B = size_t(1) << 18;  // floats of op(B) in L2: 1 MB
 static constexpr size_t STRIDED_MAX_BT = size_t(1) << 22;  // floats of a transposed op(B): 16 MB
+static constexpr int kTransposedChunk = 512;  // K of a chunk of op(B) past STRIDED_MAX_B
 
 static bool use_strided(bool trans_b, int M, int N, int K) {
   const size_t nk = (size_t)N * K;
@@ -460,12 +461,25 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
       g.N = std::max(0, j1 - j0);
       g.C += j0;
       if (trans_b) {  // op(B)[:, j0:j1] (K, n) = B[j0:j1, :]^T, rows ldt apart
+        // An op(B) past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in
+        // chunks of K, each transposed into the same buffer and multiplied into C (the first
+        // with beta, the others adding to it): the transposed copy then never goes out to
+        // memory and back. The chunks follow from the shape alone (any thread count sums alike).
         static thread_local PackBuffer bt_buf;
         const idx ldt = (g.N + 15) / 16 * 16;
-        float* bt = bt_buf.get((size_t)K * ldt + 16);
-        transpose(bt, ldt, B + (size_t)j0 * ldb, ldb, g.N, K);
-        g.B = bt;
-        g.ldb = ldt;
+        const int kc = (size_t)K * N > STRIDED_MAX_B ? kTransposedChunk : K;  // shape alone
+        float* bt = bt_buf.get((size_t)kc * ldt + 16);
+        for (int k0 = 0; k0 < K; k0 += kc) {
+          StridedGemm part = g;
+          part.K = std::min(kc, K - k0);
+          part.A += (size_t)k0 * g.aks;
+          part.beta = k0 == 0 ? beta : 1.0f;
+          transpose(bt, ldt, B + (size_t)j0 * ldb + k0, ldb, g.N, part.K);
+          part.B = bt;
+          part.ldb = ldt;
+          gemm_strided(part);
+        }
+        g.M = 0;  // done
       } else {
         g.B += j0;
       }
