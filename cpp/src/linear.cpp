@@ -117,17 +117,19 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
 // transposes its columns of x, so that each k's nonzeros are contiguous, and sums the dy rows
-// they pick (copied to rows of 16-float multiples, whole cache lines) into row k of dwt.
+// they pick into row k of dwt, from its own copy of dy with rows of 16-float multiples (whole
+// cache lines; each thread copies for itself rather than the first thread for both, a serial
+// pass that left the second core waiting).
 static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
                                       int IN, int OUT, bool accumulate) {
-  static thread_local PackBuffer dy_buf;
   const idx ldx = (B + 15) / 16 * 16, ldy = (OUT + 15) / 16 * 16;
-  float* dyp = dy_buf.get((size_t)B * ldy);
-  for (int i = 0; i < B; i++) std::memcpy(dyp + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
   const int nt = sparse_threads(B, IN, OUT);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    static thread_local PackBuffer xt_buf, ids_buf;
+    static thread_local PackBuffer dy_buf, xt_buf, ids_buf;
+    float* dyp = dy_buf.get((size_t)B * ldy);
+    for (int i = 0; i < B; i++)
+      std::memcpy(dyp + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
     int* ids = reinterpret_cast<int*>(ids_buf.get(B + 16));
     // rows of dwt in halves by memory, as the optimizer step splits the parameter
     const int t = omp_get_thread_num(), T = omp_get_num_threads();
