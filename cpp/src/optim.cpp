@@ -39,7 +39,10 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
 // thread t reads and writes (they split its rows in halves), wherever it sits in the list, so the
 // weights do not cross between cores from one step to the next. (Splitting the tensors laid end
 // to end instead put up to a third of a weight's rows on the other core: measured on
-// MLP 784-256-128-10, whose first weight is 85% of its parameters.)
+// MLP 784-256-128-10, whose first weight is 85% of its parameters.) A tensor below kSmallTensor
+// elements (a bias, a small output layer) goes whole to the first thread, the calling one, which
+// runs the single-threaded kernels that use it.
+static constexpr size_t kSmallTensor = 16384;
 void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
                     float dampening, float weight_decay, bool nesterov, bool first_step) {
   size_t total = 0;
@@ -49,7 +52,8 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
     const size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
     for (size_t j = 0; j < count; j++) {
       const SgdTensor& s = tensors[j];
-      const size_t a = s.n * t / T / 16 * 16, b = t + 1 == T ? s.n : s.n * (t + 1) / T / 16 * 16;
+      size_t a = s.n * t / T / 16 * 16, b = t + 1 == T ? s.n : s.n * (t + 1) / T / 16 * 16;
+      if (s.n < kSmallTensor) a = 0, b = t == 0 ? s.n : 0;
       if (a < b)
         sgd_range(s.param, s.grad, s.momentum_buf, a, b, lr, momentum, dampening, weight_decay,
                   nesterov, first_step);
