@@ -262,6 +262,10 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
         if hasattr(layer, "forward_activation"):     # Linear -> ReLU / Sigmoid, one kernel
             layer.forward_activation = timed((name + "+activation", "forward"),
                                              layer.forward_activation)
+        if hasattr(layer, "backward_through_activation") and i > 0:   # and back, with the
+            before = f"{i - 1}:{type(engine.model[i - 1]).__name__}"  # activation before it
+            layer.backward_through_activation = timed((f"{name}+{before}", "backward"),
+                                                      layer.backward_through_activation)
         if hasattr(layer, "forward_relu_maxpool"):   # Conv2d -> ReLU -> MaxPool2d, one kernel
             layer.forward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "forward"),
                                                layer.forward_relu_maxpool)
