@@ -13,10 +13,10 @@ core = pytest.importorskip("nnfast._core")
 
 # Argument templates of each binding: f float32 array, f? float array or None, l int64 labels,
 # m uint8 mask, a int32 argmax, s a shape tuple, p int-or-pair, p? pair or None, x float,
-# n int, b bool.
+# n int, b bool, t a name (an activation).
 SIGNATURES = {
     "sgemm": "f f b b x x f?", "matmul_forward": "f f b b", "matmul_backward": "f f f b b",
-    "linear_forward": "f f f?", "linear_backward": "f f f f? f? b b b",
+    "linear_forward": "f f f? n t b", "linear_backward": "f f f f? f? b b b n n t",
     "conv2d_forward": "f f f? p p", "conv2d_backward": "f f f p p f? f? b b b",
     "conv2d_relu_maxpool_forward": "f f f? p p p p? p",
     "conv2d_relu_maxpool_backward": "f f a f f p p p p? p f? f? b b b",
@@ -100,6 +100,9 @@ def argument(kind):
         return st.one_of(floats, st.none(), st.just("0.1"))
     if kind == "n":
         return st.one_of(ints, floats, st.none())
+    if kind == "t":
+        return st.one_of(st.sampled_from(["none", "relu", "sigmoid", "tanh", ""]), st.none(),
+                         ints)
     return st.one_of(st.booleans(), st.none(), ints)
 
 
