@@ -456,6 +456,7 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
       g.M = std::max(0, i1 - i0);
       g.A += (size_t)i0 * g.ars;
       g.C += (size_t)i0 * ldc;
+      gemm_strided(g);
     } else {
       const int j0 = u0 * width, j1 = std::min(N, u1 * width);
       g.N = std::max(0, j1 - j0);
@@ -479,12 +480,11 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
           part.ldb = ldt;
           gemm_strided(part);
         }
-        g.M = 0;  // done
       } else {
         g.B += j0;
+        gemm_strided(g);
       }
     }
-    gemm_strided(g);
   }
 }
 

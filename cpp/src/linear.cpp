@@ -174,7 +174,7 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
   (void)x_nonzeros;  // only the sparse path (AVX-512 builds) uses it
   if (dx) {
     sgemm(false, true, B, IN, OUT, 1.0f, dy, OUT, wt, ldw, 0.0f, dx, IN);
-    if (dx_act != Activation::none) activation_backward(dx_act, dx, dx, x, (size_t)B * IN);
+    activation_backward(dx_act, dx, dx, x, (size_t)B * IN);  // in place: nothing for none
   }
   if (dwt) {
 #if defined(__AVX512F__)
