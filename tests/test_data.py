@@ -83,6 +83,69 @@ def test_batches_are_seeded_and_cover_everything():
     assert len(list(data.batches(x, None, 3, shuffle=False, drop_last=True))) == 3
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_take_rows_is_numpy_indexing(threads):
+    """The kernel's gather gives x[idx] exactly: any rank, repeated and negative indices, batches
+    large enough for the threads to share out (and small ones), any thread count."""
+    rng = np.random.default_rng(threads)
+    before = nf.get_num_threads()
+    nf.set_num_threads(threads)
+    try:
+        for shape, n in [((60, 784), 100), ((50, 1, 28, 28), 37), ((7, 3), 5), ((9,), 4),
+                         ((5, 4), 0)]:
+            x = rng.standard_normal(shape).astype(np.float32)
+            idx = rng.integers(-len(x), len(x), n)
+            got = data.take_rows(x, idx)
+            np.testing.assert_array_equal(got, x[idx])
+            assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape == x[idx].shape
+            np.testing.assert_array_equal(data.take_rows(x, list(idx)), x[idx])
+            np.testing.assert_array_equal(data.take_rows(x, idx.astype(np.uint8) % len(x)),
+                                          x[idx.astype(np.uint8) % len(x)])
+    finally:
+        nf.set_num_threads(before)
+
+
+def test_take_rows_other_inputs_and_errors():
+    x = np.arange(24, dtype=np.float32).reshape(6, 4)
+    for other in (x.astype(np.int64), x.astype(np.float64), x[:, ::2], np.asfortranarray(x)):
+        got = data.take_rows(other, [5, 0, 5])
+        np.testing.assert_array_equal(got, other[[5, 0, 5]])
+        assert got.dtype == other.dtype and got.flags.c_contiguous
+    mask = np.array([True, False, True, False, False, True])
+    np.testing.assert_array_equal(data.take_rows(x, mask), x[mask])   # NumPy's boolean indexing
+    assert np.shares_memory(data.take_rows(x, slice(1, 3)), x)
+    for bad in ([6], [-7], np.array([0, 2**40])):
+        with pytest.raises(IndexError):
+            data.take_rows(x, bad)
+    with pytest.raises(IndexError):
+        data.take_rows(x.astype(np.float64), [6])
+    with pytest.raises(IndexError):
+        data.take_rows(np.zeros((0, 3), np.float32), [0])
+
+
+def test_gather_rows_checks_its_arguments():
+    core, x = nf._core, np.arange(12, dtype=np.float32).reshape(4, 3)
+    rows = np.array([3, 1], np.int64)
+    out = np.empty((2, 3), np.float32)
+    assert core.gather_rows(x, rows, out) is out
+    np.testing.assert_array_equal(out, x[[3, 1]])
+    with pytest.raises(TypeError, match="int64"):
+        core.gather_rows(x, rows.astype(np.int32))
+    with pytest.raises(TypeError, match="float32"):
+        core.gather_rows(x.astype(np.float64), rows)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        core.gather_rows(x[:, ::2], rows)
+    with pytest.raises(ValueError, match="dimensions"):
+        core.gather_rows(x, rows.reshape(1, 2))
+    with pytest.raises(ValueError, match="shape"):
+        core.gather_rows(x, rows, np.empty((3, 3), np.float32))
+    out.setflags(write=False)
+    with pytest.raises(ValueError, match="writeable"):
+        core.gather_rows(x, rows, out)
+    with pytest.raises(IndexError, match=r"rows\[1\] = 4 is out of range for 4 rows"):
+        core.gather_rows(x, np.array([0, 4]))
+
+
 def test_shifts_and_augmentation():
     img = np.zeros((1, 5, 5), np.float32)
     img[0, 2, 2] = 1

@@ -33,7 +33,7 @@ SIGNATURES = {
     "mse_forward": "f f", "mse_backward": "f f x", "l1_forward": "f f", "l1_backward": "f f x",
     "bce_forward": "f f", "bce_backward": "f f x", "bce_with_logits_forward": "f f",
     "bce_with_logits_backward": "f f x", "dropout_forward": "f x n", "dropout_backward": "f m x",
-    "sgd_step": "f f f? x x x x b b", "adam_step": "f f f f x x x x x n b",
+    "gather_rows": "f l f?", "sgd_step": "f f f? x x x x b b", "adam_step": "f f f f x x x x x n b",
     "set_num_threads": "n",
 }
 

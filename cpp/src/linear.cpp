@@ -66,8 +66,9 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
   static thread_local PackBuffer partial_buf;
   float* partial = partial_buf.get((size_t)(kChunks - 1) * B * OUT);  // p_1 ..; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
-  auto rows_of = [&](int c) {
-    return std::make_pair((int)((long)IN * c / kChunks), (int)((long)IN * (c + 1) / kChunks));
+  auto rows_of = [&](int c) {  // chunk c: rows k0..k1 of wt, columns k0..k1 of x
+    const auto [k0, k1] = part_of(IN, c, kChunks);
+    return std::make_pair((int)k0, (int)k1);
   };
   size_t nnz = 0;
   int bad = 0;
@@ -132,8 +133,8 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
       std::memcpy(dyp + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
     int* ids = reinterpret_cast<int*>(ids_buf.get(B + 16));
     // rows of dwt in halves by memory, as the optimizer step splits the parameter
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int k0 = (int)((long)IN * t / T), k1 = (int)((long)IN * (t + 1) / T);
+    const auto [c0, c1] = part_of(IN, omp_get_thread_num(), omp_get_num_threads());
+    const int k0 = (int)c0, k1 = (int)c1;
     float* xt = xt_buf.get((size_t)std::max(1, k1 - k0) * ldx);
     transpose(xt, ldx, x + k0, IN, B, k1 - k0);  // xt (k1-k0, B)
     for (int k = k0; k < k1; k++) {

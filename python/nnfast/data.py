@@ -13,7 +13,7 @@ import urllib.request
 
 import numpy as np
 
-from . import _rng
+from . import _core, _rng
 
 # IDX type codes -> big-endian NumPy dtypes.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -191,15 +191,34 @@ class Standardizer:
         return self.fit(x).transform(x)
 
 
+def take_rows(x, indices):
+    """``x[indices]`` for a 1-D integer array of row indices: shape ``(len(indices),) + x.shape[1:]``,
+    x's dtype, a new C-contiguous array. Where x is a C-contiguous float32 array (a data set ready
+    for training) the kernels' threads copy the rows; otherwise it is NumPy's indexing. As in
+    NumPy, negative indices count from the end and out-of-range ones raise IndexError; a slice
+    gives NumPy's ``x[indices]`` (a view)."""
+    if isinstance(indices, slice):
+        return x[indices]
+    idx = np.asarray(indices)
+    if idx.size == 0:
+        idx = idx.astype(np.int64)   # [] is a float array to NumPy, but no rows to x[[]]
+    fast = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim >= 1
+            and x.flags.c_contiguous and idx.ndim == 1
+            and (idx.dtype.kind == "i" or (idx.dtype.kind == "u" and idx.dtype.itemsize < 8)))
+    if fast:
+        return _core.gather_rows(x, np.ascontiguousarray(idx, dtype=np.int64))
+    return np.ascontiguousarray(x[idx])
+
+
 def batches(x, y=None, batch_size=32, shuffle=True, rng=None, drop_last=False):
     """Mini-batches (x_batch, y_batch) (or x_batch alone when y is None); shuffled with ``rng``
-    (default: nnfast's seeded generator)."""
+    (default: nnfast's seeded generator). The rows are gathered with take_rows."""
     n = len(x)
     order = (rng or _rng.generator()).permutation(n) if shuffle else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         idx = order[start:start + batch_size]
-        yield (x[idx], y[idx]) if y is not None else x[idx]
+        yield (take_rows(x, idx), take_rows(y, idx)) if y is not None else take_rows(x, idx)
 
 
 def shift(images, dy, dx):

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _rng
+from .data import take_rows
 from ._grad import no_grad
 
 
@@ -292,7 +293,7 @@ class TrainingMixin:
             order = rng.permutation(n) if shuffle else None
             total_loss, total_correct, seen = 0.0, 0, 0
             for step, idx in enumerate(batch_slices(n, batch_size, order), 1):
-                xb, yb = _as_batch(x[idx]), y[idx]
+                xb, yb = _as_batch(take_rows(x, idx)), y[idx]
                 loss, correct = self.train_on_batch(xb, yb)
                 total_loss += loss * len(xb)
                 total_correct += correct

@@ -8,6 +8,7 @@
 
 #include "nnfast/activation.h"
 #include "nnfast/conv.h"
+#include "nnfast/data.h"
 #include "nnfast/dropout.h"
 #include "nnfast/gemm.h"
 #include "nnfast/loss.h"
@@ -213,6 +214,20 @@ static void test_pool_activation_loss_dropout_optim() {
               0.0f, 1, false);
 }
 
+// gather_rows against a plain copy, on a batch big enough for the threads to share out.
+static void test_gather_rows() {
+  const int rows = 50, n = 120;
+  const size_t width = 300;
+  auto src = randn((size_t)rows * width);
+  std::vector<int64_t> idx(n);
+  for (int i = 0; i < n; i++) idx[i] = (int64_t)((i * 37 + 11) % rows);
+  std::vector<float> out(n * width), want(n * width);
+  for (int i = 0; i < n; i++)
+    for (size_t j = 0; j < width; j++) want[i * width + j] = src[idx[i] * width + j];
+  gather_rows(out.data(), src.data(), idx.data(), n, width);
+  expect_close("gather_rows", out, want, 0.0f);
+}
+
 int main() {
   for (int threads : {1, 2}) {
     set_num_threads(threads);
@@ -221,6 +236,7 @@ int main() {
     test_linear_sparse_inputs();
     test_conv_relu_maxpool_fused();
     test_pool_activation_loss_dropout_optim();
+    test_gather_rows();
   }
   std::printf(failures ? "kernel tests: %d FAILED\n" : "kernel tests: all passed\n", failures);
   return failures ? 1 : 0;

@@ -15,6 +15,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace nnfast {
 
@@ -22,6 +23,12 @@ namespace nnfast {
 // which honours OMP_NUM_THREADS). n < 1 is clamped to 1.
 void set_num_threads(int n);
 int get_num_threads();
+
+// Part `part` of `parts` equal parts of [0, n): [n part / parts, n (part+1) / parts), the share of
+// rows or columns a thread takes where a kernel splits them evenly.
+inline std::pair<long, long> part_of(long n, int part, int parts) {
+  return {n * part / parts, n * (part + 1) / parts};
+}
 
 // Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
 const char* isa_name();
