@@ -259,7 +259,8 @@ class TrainingMixin:
 
         ``validation_split`` holds out the last fraction of the samples (before shuffling, as
         Keras does); ``validation_data`` is an (x_val, y_val) pair. Images are used as given:
-        divide uint8 pixels by 255 yourself."""
+        divide uint8 pixels by 255 yourself. A float32 C-contiguous x has its batches gathered by
+        the kernels' threads (data.take_rows); other dtypes are converted batch by batch."""
         self._require_compiled("fit")
         x, y = _check_inputs(x, y, "fit")
         if batch_size < 1 or epochs < 0:
