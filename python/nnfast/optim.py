@@ -45,7 +45,7 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            p.zero_grad()
+            p._grad_zeroed = True   # Parameter.zero_grad, without a call per parameter
 
     def step(self):
         for i, p in enumerate(self.params):

@@ -60,9 +60,11 @@ class Linear(_WeightedLayer):
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
         self._x = saved_for_backward(x)
+        # positional arguments (x, wt, b, out_features, activation, return_nonzeros): pybind11
+        # parses keywords slowly enough to show in a training step
         y, self._x_nonzeros = _core.linear_forward(
             x, self.weight.storage, self.bias.storage if self.bias else None, self.out_features,
-            activation, return_nonzeros=True)
+            activation, True)
         return y
 
     def backward_through_activation(self, grad_out, activation):
@@ -77,10 +79,11 @@ class Linear(_WeightedLayer):
         x = require_forward(self, self._x)
         grad_out = as_float32(grad_out, "Linear.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
+            # positional: (dy, x, wt, dwt, db, need_dx, need_db, accumulate, out_features,
+            # x_nonzeros, dx_activation), as in _forward
             self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
-                grad_out, x, self.weight.storage, dwt=dwt, db=db, need_dx=need_dx,
-                need_db=db is not None, accumulate=accumulate, out_features=self.out_features,
-                x_nonzeros=self._x_nonzeros, dx_activation=dx_activation))
+                grad_out, x, self.weight.storage, dwt, db, need_dx, db is not None, accumulate,
+                self.out_features, self._x_nonzeros, dx_activation))
         return dx
 
     def output_shape(self, input_shape):

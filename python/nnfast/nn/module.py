@@ -93,15 +93,15 @@ def add_parameter_gradients(weight, bias, kernel):
     bias gradients (bias may be None), and return its result. accumulate is False when both were
     zeroed by ``zero_grad``: the kernel overwrites them, and no pass zeroes them first (a lone
     zeroed one is zeroed for real). The zeroed marks are cleared only once the kernel succeeded."""
-    params = [p for p in (weight, bias) if p is not None]
-    accumulate = not all(p._grad_zeroed for p in params)
-    if accumulate:
-        grads = [p.grad_storage for p in params]  # materialises zeros for a lone zeroed one
-    else:
-        grads = [p._grad for p in params]
-    result = kernel(grads[0], grads[1] if bias is not None else None, accumulate)
-    for p in params:
-        p._grad_zeroed = False
+    # Written out for the two parameters, without comprehensions: this runs for every layer of
+    # every training step, where Python's per-call costs show next to the kernels.
+    if weight._grad_zeroed and (bias is None or bias._grad_zeroed):
+        result = kernel(weight._grad, None if bias is None else bias._grad, False)
+    else:   # grad_storage materialises zeros for a lone zeroed one
+        result = kernel(weight.grad_storage, None if bias is None else bias.grad_storage, True)
+    weight._grad_zeroed = False
+    if bias is not None:
+        bias._grad_zeroed = False
     return result
 
 
