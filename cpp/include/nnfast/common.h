@@ -25,9 +25,12 @@ void set_num_threads(int n);
 int get_num_threads();
 
 // Part `part` of `parts` equal parts of [0, n): [n part / parts, n (part+1) / parts), the share of
-// rows or columns a thread takes where a kernel splits them evenly.
-inline std::pair<long, long> part_of(long n, int part, int parts) {
-  return {n * part / parts, n * (part + 1) / parts};
+// rows or columns a thread takes where a kernel splits them evenly; with `align`, every cut is
+// rounded down to a multiple of it (the last part ends at n).
+inline std::pair<long, long> part_of(long n, int part, int parts, long align = 1) {
+  const long cut0 = n * part / parts / align * align;
+  const long cut1 = part + 1 == parts ? n : n * (part + 1) / parts / align * align;
+  return {cut0, cut1};
 }
 
 // Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
