@@ -66,6 +66,10 @@ def test_linear_weight_is_pytorch_shaped_view_of_padded_transposed_memory(make_o
         opt.step()
         opt.zero_grad()
     assert not w.storage[:, 20:].any() and not w.grad_storage[:, 20:].any()
+    for p in layer.parameters():   # values, gradients and optimizer state on whole cache lines
+        arrays = [p.storage, p.grad_storage] + [a[layer.parameters().index(p)]
+                                                for a in opt.state.values()]
+        assert all(a.ctypes.data % 64 == 0 for a in arrays)
     state = opt.state_dict()
     assert all(a.shape == (20, 7) for a in (arrays[0] for arrays in state["state"].values()))
     opt.load_state_dict(state)

@@ -3,6 +3,7 @@ semantics): SGD (momentum, dampening, nesterov, weight decay), Adam and AdamW.""
 import numpy as np
 
 from . import _core
+from .nn._arrays import aligned_zeros
 
 
 class Optimizer:
@@ -40,7 +41,7 @@ class Optimizer:
         """Parameter i's state array `name`, in the parameter's storage layout."""
         arrays = self.state[name]
         if arrays[i] is None:
-            arrays[i] = np.zeros_like(self.params[i].storage)
+            arrays[i] = aligned_zeros(self.params[i].storage.shape)
         return arrays[i]
 
     def zero_grad(self):

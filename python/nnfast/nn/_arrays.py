@@ -18,5 +18,14 @@ def as_float32(x, who, name="input"):
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def aligned_zeros(shape):
+    """A C-contiguous float32 array of zeros whose first element is on a 64-byte boundary (whole
+    cache lines for the kernels' vector loads and stores; NumPy aligns to 16 bytes only)."""
+    n = int(np.prod(shape))
+    memory = np.zeros(n + 16, np.float32)
+    start = (-memory.ctypes.data // 4) % 16
+    return memory[start:start + n].reshape(shape)
+
+
 def shape_str(shape):
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"

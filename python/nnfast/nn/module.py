@@ -6,6 +6,7 @@ each ``Parameter.grad`` and returns the gradient with respect to the input.
 import numpy as np
 
 from ..training import TrainingMixin
+from ._arrays import aligned_zeros
 
 
 class Parameter:
@@ -17,7 +18,8 @@ class Parameter:
     ``grad`` are views of that memory with the public shape. Linear stores its weight so (users
     see PyTorch's (out, in); the kernels read (in, out) rows without transposing). Optimizers and
     kernels work on ``storage`` and ``grad_storage``, whose padding stays zero; everything else
-    uses ``data`` and ``grad``."""
+    uses ``data`` and ``grad``. Every parameter's storage and gradient (and the optimizers' state
+    arrays) start on a 64-byte boundary."""
 
     def __init__(self, data, transposed=False):
         data = np.asarray(data, dtype=np.float32)
@@ -26,7 +28,7 @@ class Parameter:
         self.transposed = bool(transposed)
         self.shape = tuple(data.shape)
         self.storage = self.stored(data, "data")
-        self._grad = np.zeros_like(self.storage)   # in the storage layout
+        self._grad = aligned_zeros(self.storage.shape)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
 
     def public(self, array):
@@ -40,11 +42,11 @@ class Parameter:
         if array.shape != self.shape:
             raise ValueError(f"{name} must have shape {self.shape}, got {array.shape}")
         if not self.transposed:
-            return np.array(array, order="C")
+            storage = aligned_zeros(self.shape)
+            storage[...] = array
+            return storage
         out, cols = self.shape[0], -(-self.shape[0] // 16) * 16
-        memory = np.zeros(self.shape[1] * cols + 16, np.float32)
-        start = (-memory.ctypes.data // 4) % 16          # first float on a 64-byte boundary
-        storage = memory[start:start + self.shape[1] * cols].reshape(self.shape[1], cols)
+        storage = aligned_zeros((self.shape[1], cols))
         storage[:, :out] = array.T
         return storage
 
