@@ -1027,7 +1027,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("gather_rows", &py_gather_rows, arg("src"), arg("rows"), arg("out") = py::none(),
         "src[rows] (rows of a float32 array picked by an int64 index array) as a new array, or "
-        "into out; copied by the kernels' threads, each the columns its Linear kernels read.");
+        "into out; the kernels' threads share out the rows.");
   m.def("dropout_forward", &py_dropout_forward, arg("x"), arg("p"), arg("seed"),
         "(y, mask uint8): inverted dropout, mask a pure function of (seed, flat index).");
   m.def("dropout_backward", &py_dropout_backward, arg("dy"), arg("mask"), arg("p"));

@@ -27,4 +27,4 @@ class no_grad:
 
 def saved_for_backward(value):
     """``value`` when gradients are tracked, else None (nothing is kept under ``no_grad``)."""
-    return value if getattr(_state, "enabled", True) else None   # grad_enabled(), inlined
+    return value if grad_enabled() else None

@@ -46,7 +46,7 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            p._grad_zeroed = True   # Parameter.zero_grad, without a call per parameter
+            p.zero_grad()
 
     def step(self):
         for i, p in enumerate(self.params):

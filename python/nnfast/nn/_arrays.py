@@ -10,8 +10,8 @@ def is_float32_array(x):
 
 def as_float32(x, who, name="input"):
     """``x`` as a C-contiguous float32 array; TypeError for data that is not numeric."""
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous:
-        return x  # the common case (a layer's output): is_float32_array, without the call
+    if is_float32_array(x):
+        return x  # the common case (a layer's output), checked without building a new array
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{who} expected a numeric {name}, got dtype {arr.dtype}")
