@@ -56,7 +56,15 @@ py::array checked(const py::handle& obj, const char* fn, const char* name, const
     throw py::type_error(std::string(fn) + ": " + name + " must be a numpy." + dtype_name +
                          " array, got " + std::string(py::str(py::type::of(obj).attr("__name__"))));
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(dtype))
+  // The common case, the same type number in native byte order, is read off the descriptors
+  // without building a dtype object (this runs for every array argument of every kernel call);
+  // anything else gets NumPy's own equivalence test.
+  const auto* descr = py::detail::array_descriptor_proxy(py::detail::array_proxy(a.ptr())->descr);
+  const auto* want = py::detail::array_descriptor_proxy(dtype.ptr());
+  const bool same = descr->type_num == want->type_num &&
+                    (descr->byteorder == '=' || descr->byteorder == '|' ||
+                     descr->byteorder == want->byteorder);
+  if (!same && !a.dtype().is(dtype))
     throw py::type_error(std::string(fn) + ": " + name + " must have dtype " + dtype_name +
                          ", got " + std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))

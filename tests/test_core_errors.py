@@ -16,6 +16,11 @@ def test_wrong_dtype_is_a_type_error():
         core.cross_entropy_forward(f32(2, 3), np.array([0, 1], dtype=np.int32))
     with pytest.raises(TypeError, match="x must be a numpy.float32 array, got list"):
         core.relu_forward([1.0, 2.0])
+    swapped = np.ones(3, dtype=np.float32).astype(np.dtype(np.float32).newbyteorder())
+    with pytest.raises(TypeError, match="x must have dtype float32"):   # float32, other byte order
+        core.relu_forward(swapped)
+    explicit = np.ones(3, dtype=np.dtype(np.float32).newbyteorder("="))
+    np.testing.assert_array_equal(core.relu_forward(explicit), explicit)   # native, spelt out
 
 
 def test_wrong_rank_and_shape_name_the_argument():
