@@ -1,4 +1,6 @@
 """Each binding turns a bad input into a clear Python exception that names the argument."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,10 @@ def test_wrong_dtype_is_a_type_error():
         core.relu_forward(swapped)
     explicit = np.ones(3, dtype=np.dtype(np.float32).newbyteorder("="))
     np.testing.assert_array_equal(core.relu_forward(explicit), explicit)   # native, spelt out
+    # an unpickled array carries its own float32 dtype object, not NumPy's canonical one (the
+    # check once compared the objects and refused it: "must have dtype float32, got float32")
+    unpickled = pickle.loads(pickle.dumps(np.ones(3, dtype=np.float32)))
+    np.testing.assert_array_equal(core.relu_forward(unpickled), unpickled)
 
 
 def test_wrong_rank_and_shape_name_the_argument():
