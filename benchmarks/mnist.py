@@ -252,10 +252,15 @@ def train_and_time(engine, x, y, x_test, y_test, orders, max_steps):
         samples = sum(len(b) for b in batches)
         losses.append(total / len(batches))
         accs.append(float(np.mean(engine.predict(x_test).argmax(axis=1) == y_test)))
-    start = time.perf_counter()
-    engine.predict(x_test)
+    # Best of 3: one pass over the test set takes milliseconds, where a stall of the shared VM
+    # showed as a tenfold predict time in one run.
+    predict_times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        engine.predict(x_test)
+        predict_times.append(time.perf_counter() - start)
     return {"epoch_times": epoch_times, "loss": losses, "test_accuracy": accs,
-            "samples_per_epoch": samples, "predict_time": time.perf_counter() - start}
+            "samples_per_epoch": samples, "predict_time": min(predict_times)}
 
 
 def profile_nnfast(spec, weights, x, y, batches, threads):
@@ -485,7 +490,7 @@ def print_table(results):
               f"{r['predict_time']:>9.3f} {peak:>8} "
               f"{ratios[0]:>9} {ratios[1]:>9} {ratios[2]:>16}")
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
-          "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000.")
+          "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000, best of 3.")
 
 
 def plot(results, path):
