@@ -458,8 +458,9 @@ def main(argv=None):
             print(f"  one step, gather not timed: {1e6 * fresh:.0f} us on a batch just "
                   f"gathered, {1e6 * reused:.0f} us on a batch reused from the step before")
             gathers = gather_times(x, y_train, batches, args.threads)
-            print("  gathering a batch (best of 3 passes over the batches above): " + ", ".join(
-                f"{name} {us:.1f} us" for name, us in sorted(gathers.items(), key=lambda kv: kv[1])))
+            ranked = sorted(gathers.items(), key=lambda kv: kv[1])
+            print("  gathering a batch (best of 3 passes over the batches above): "
+                  + ", ".join(f"{name} {us:.1f} us" for name, us in ranked))
 
     print_table(results)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
@@ -490,7 +491,8 @@ def print_table(results):
               f"{r['predict_time']:>9.3f} {peak:>8} "
               f"{ratios[0]:>9} {ratios[1]:>9} {ratios[2]:>16}")
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
-          "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000, best of 3.")
+          "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000, "
+          "best of 3.")
 
 
 def plot(results, path):

@@ -192,8 +192,8 @@ class Standardizer:
 
 
 def take_rows(x, indices):
-    """``x[indices]`` for a 1-D integer array of row indices: shape ``(len(indices),) + x.shape[1:]``,
-    x's dtype, a new C-contiguous array. Where x is a C-contiguous float32 array (a data set ready
+    """``x[indices]`` for a 1-D integer array of row indices: shape
+    ``(len(indices),) + x.shape[1:]``, x's dtype, a new C-contiguous array. Where x is a C-contiguous float32 array (a data set ready
     for training) the kernels' threads copy the rows; otherwise it is NumPy's indexing. As in
     NumPy, negative indices count from the end and out-of-range ones raise IndexError; a slice
     gives NumPy's ``x[indices]`` (a view)."""
