@@ -5,6 +5,8 @@ sizes and on the shapes small networks actually multiply (forward and backward).
 
 Each case is timed as the best of several repeats; GFLOP/s = 2*M*N*K / seconds. The ratio is
 nnfast's GFLOP/s over NumPy's (above 1: nnfast is faster). Writes benchmarks/results/gemm.json.
+A line after the table gives the cost of one call of each (a 1 x 1 x 1 product), which is most of
+the time of the smallest network shapes.
 
 A second table times the Linear kernels on inputs with zeros (a batch of genuine MNIST images,
 about 19% nonzero, when the data can be loaded; random inputs at set densities), where nnfast
@@ -105,11 +107,22 @@ def main(argv=None):
         rows.append(row)
         print(f"{label:<26} {m:>6} {n:>6} {k:>6} {row['nnfast_gflops']:>12.1f} "
               f"{row['numpy_gflops']:>11.1f} {row['ratio']:>6.2f}")
+    call_cost = fixed_call_cost(repeats)
+    print(f"cost of one call (1 x 1 x 1, new output): nnfast {call_cost['nnfast_us']:.2f} us, "
+          f"numpy.matmul {call_cost['numpy_us']:.2f} us")
     sparse_rows = sparse_linear_table(rng, repeats)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"threads": args.threads, "isa": _core.isa(), "results": rows,
-                   "sparse_linear": sparse_rows}, f, indent=1)
+                   "call_cost": call_cost, "sparse_linear": sparse_rows}, f, indent=1)
+
+
+def fixed_call_cost(repeats):
+    """Microseconds of a 1 x 1 x 1 product through each library: what a call costs besides its
+    arithmetic (argument checks, the output array), which decides the smallest network shapes."""
+    a = np.ones((1, 1), np.float32)
+    return {"nnfast_us": 1e6 * best_time(lambda: _core.sgemm(a, a, False, False), repeats),
+            "numpy_us": 1e6 * best_time(lambda: np.matmul(a, a), repeats)}
 
 
 def mnist_batch(rng):
