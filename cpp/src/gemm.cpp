@@ -447,8 +447,8 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
   const int nt = std::max(1, std::min(nthreads, units));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
-    const int t = omp_get_thread_num(), T = omp_get_num_threads();
-    const int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+    const auto [part0, part1] = part_of(units, omp_get_thread_num(), omp_get_num_threads());
+    const int u0 = (int)part0, u1 = (int)part1;
     StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
                   nullptr};
     if (split_rows) {
@@ -583,8 +583,7 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
         for (int t = 0; t < ntiles; t++) {
           const int mb = t / ngroups, g = t % ngroups;
           const int i0 = mb * MC, mc = std::min(MC, M - i0);
-          const int q_begin = (int)((long)npanels * g / ngroups);
-          const int q_end = (int)((long)npanels * (g + 1) / ngroups);
+          const auto [q_begin, q_end] = part_of(npanels, g, ngroups);
           pack_a(ap, trans_a, A, lda, i0, mc, k0, kc);
           for (int q = q_begin; q < q_end; q++) {
             const int nr = std::min(NR, nc - q * NR);

@@ -35,9 +35,10 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
 }
 
 // Thread t takes the t-th of T equal parts of every tensor (cut at 16-float boundaries, whole
-// cache lines): the half of a weight that thread t updates is the half the Linear kernels'
-// thread t reads and writes (they split its rows in halves), wherever it sits in the list, so the
-// weights do not cross between cores from one step to the next. (Splitting the tensors laid end
+// cache lines): the half of a weight that thread t updates is, but for a few rows, the half the
+// Linear kernels' thread t reads and writes (they cut its rows at a multiple of 16 rows: row 384
+// of 784 where this cuts at 392; aligning the two measured no different), wherever it sits in the
+// list, so the weights do not cross between cores from one step to the next. (Splitting the tensors laid end
 // to end instead put up to a third of a weight's rows on the other core: measured on
 // MLP 784-256-128-10, whose first weight is 85% of its parameters.) A tensor below kSmallTensor
 // elements (a bias, a small output layer) goes whole to the first thread, the calling one, which
@@ -49,14 +50,14 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
   for (size_t j = 0; j < count; j++) total += tensors[j].n;
 #pragma omp parallel num_threads(threads_for(total))
   {
-    const size_t T = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+    const int T = omp_get_num_threads(), t = omp_get_thread_num();
     for (size_t j = 0; j < count; j++) {
       const SgdTensor& s = tensors[j];
-      size_t a = s.n * t / T / 16 * 16, b = t + 1 == T ? s.n : s.n * (t + 1) / T / 16 * 16;
-      if (s.n < kSmallTensor) a = 0, b = t == 0 ? s.n : 0;
+      auto [a, b] = part_of((long)s.n, t, T, 16);
+      if (s.n < kSmallTensor) a = 0, b = t == 0 ? (long)s.n : 0;
       if (a < b)
-        sgd_range(s.param, s.grad, s.momentum_buf, a, b, lr, momentum, dampening, weight_decay,
-                  nesterov, first_step);
+        sgd_range(s.param, s.grad, s.momentum_buf, (size_t)a, (size_t)b, lr, momentum, dampening,
+                  weight_decay, nesterov, first_step);
     }
   }
 }
