@@ -161,6 +161,48 @@ def test_linear_forward_with_activation_is_the_two_kernels_exactly(density, acti
         core.linear_forward(x, wt, b, out_features=40, activation="tanh")
 
 
+@pytest.mark.parametrize("batch,n_in,n_out", [
+    (60, 300, 40),     # read in place by the GEMM's tiles, finished in their epilogue
+    (90, 1100, 260),   # the weight past L2: packed GEMM, then a pass over the output
+])
+@pytest.mark.parametrize("activation", ["none", "relu", "sigmoid"])
+def test_dense_linear_finishes_each_tile_as_the_separate_kernels(
+        restore_threads, batch, n_in, n_out, activation):
+    """A dense input's bias and activation (forward) and the gradient through the activation
+    before the layer (backward dx) are applied to the GEMM's output tiles: the same bits as the
+    activation kernel after the plain layer, or after the product for dx, for any thread count."""
+    x, wt, b = f32(11, batch, n_in), f32(12, n_in, n_out, scale=0.1), f32(13, n_out)
+    dy = f32(14, batch, n_out)
+    h = core.relu_forward(x) if activation == "none" else getattr(core, activation + "_forward")(x)
+    plain = core.linear_forward(x, wt, b)
+    assert_close(plain, ref.linear_forward(x, wt, b))
+    expected_y = plain if activation == "none" else getattr(core, activation + "_forward")(plain)
+    grad_h = core.matmul_forward(dy, wt, trans_b=True)
+    expected_dx = grad_h if activation == "none" else getattr(core, activation + "_backward")(
+        grad_h, h)
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        y = core.linear_forward(x, wt, b, activation=activation)
+        dx, _, _ = core.linear_backward(dy, h, wt, dx_activation=activation)
+        np.testing.assert_array_equal(y, expected_y)
+        np.testing.assert_array_equal(dx, expected_dx)
+
+
+def test_linear_input_with_dense_first_rows_takes_the_gemm():
+    """The zero-skipping path is chosen by x's zeros: a glance at its first 8 rows (over 37.5 %
+    nonzero: the GEMM, without counting the rest), then the count (at most 25 %). Either path
+    gives the product's values."""
+    x = sparse_input(15, 100, 784, 0.1)
+    wt, b, dy = f32(16, 784, 64), f32(17, 64), f32(18, 100, 64)
+    _, counted = core.linear_forward(x, wt, b, return_nonzeros=True)
+    assert counted == np.count_nonzero(x) if core.isa() == "avx512" else counted == -1
+    x[:8] = f32(19, 8, 784)          # 8 dense rows: 17 % of x nonzero, but not at a glance
+    y, nonzeros = core.linear_forward(x, wt, b, return_nonzeros=True)
+    assert nonzeros == -1
+    assert_close(y, ref.linear_forward(x, wt, b))
+    assert_all_close(core.linear_backward(dy, x, wt), ref.linear_backward(dy, x, wt))
+
+
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_linear_backward_through_activation_is_the_two_kernels_exactly(activation):
     """dx_activation: x is that activation's output and dx the gradient at its input, number

@@ -68,6 +68,15 @@ void activation_span(Activation a, float* y, size_t n) {
     for (size_t i = 0; i < n; i += 16) sigmoid_block(y, y, i, n);
   }
 }
+void activation_backward_span(Activation a, float* dx, const float* y, size_t n) {
+  if (a == Activation::relu) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;  // as relu_backward
+  } else if (a == Activation::sigmoid) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] = dx[i] * y[i] * (1.0f - y[i]);  // as sigmoid_backward
+  }
+}
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
 #pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)

@@ -237,6 +237,17 @@ void transpose(float* dst, idx ldd, const float* src, idx lds, int rows, int col
     }
 }
 
+// The activation act (forward) or the gradient through it (backward, from its output act_out,
+// rows ld_act apart) on rows of C (ldc apart): a finished tile's, while they are in L1.
+static void finish_rows(Activation act, float* C, idx ldc, const float* act_out, idx ld_act,
+                        int rows, int ncols) {
+  if (act == Activation::none) return;
+  for (int r = 0; r < rows; r++) {
+    if (act_out) activation_backward_span(act, C + r * ldc, act_out + r * ld_act, ncols);
+    else activation_span(act, C + r * ldc, ncols);
+  }
+}
+
 // A slice [k0, k1) of K for one tile: with a long K, each column block is multiplied one slice
 // at a time (all row tiles per slice, so the slice of B stays in L1), the tile's running sums
 // kept between slices in `part` (rows 16*NV floats apart), continued exactly where they stopped:
@@ -247,11 +258,11 @@ struct KSlice {
   float* part;
 };
 
-// One tile: rows [0, MR) of A and C (pointers already offset), ncols <= 16*NV columns of B / C,
-// over the k of slice ks.
+// One tile: rows [0, MR) of A and C (pointers already offset, act_out too, g.col_bias to the
+// tile's columns), ncols <= 16*NV columns of B / C, over the k of slice ks.
 template <int MR, int NV>
 static void strided_tile(const StridedGemm& g, const float* A, const float* B, float* C,
-                         const float* bias, int ncols, const KSlice& ks) {
+                         const float* bias, const float* act_out, int ncols, const KSlice& ks) {
   const idx ars = g.ars, aks = g.aks, ldb = g.ldb, ldc = g.ldc;
 #if defined(__AVX512F__)
   constexpr int LDP = 16 * NV;  // row stride of the partial sums
@@ -293,8 +304,10 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       __m512 out = _mm512_mul_ps(va, acc[r][v]);
       if (g.beta != 0.0f) out = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], c), out);
       if (bias) out = _mm512_add_ps(out, _mm512_set1_ps(bias[r]));
+      if (g.col_bias) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], g.col_bias + 16 * v));
       _mm512_mask_storeu_ps(c, mask[v], out);
     }
+  finish_rows(g.act, C, ldc, act_out, g.ld_act_output, MR, ncols);
 #else
   constexpr int LDP = 16 * NV;
   float acc[MR][16 * NV];
@@ -320,14 +333,16 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       float out = g.alpha * acc[r][j];
       if (g.beta != 0.0f) out = std::fma(g.beta, c[j], out);
       if (bias) out += bias[r];
+      if (g.col_bias) out += g.col_bias[j];
       c[j] = out;
     }
   }
+  finish_rows(g.act, C, ldc, act_out, g.ld_act_output, MR, ncols);
 #endif
 }
 
 using StridedTileFn = void (*)(const StridedGemm&, const float*, const float*, float*, const float*,
-                               int, const KSlice&);
+                               const float*, int, const KSlice&);
 // The tile of MR = mr rows (1 <= mr <= sizeof...(R)) and NV vectors of columns.
 template <int NV, int... R>
 static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>) {
@@ -367,7 +382,8 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
     for (int i0 = 0; i0 < g.M; i0 += MR) {
       const KSlice ks{k0, k1, k0 == 0, k1 >= g.K, part ? part + (size_t)i0 * 16 * NV : nullptr};
       pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
-          gs, g.A + i0 * g.ars, bs, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr, ncols, ks);
+          gs, g.A + i0 * g.ars, bs, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr,
+          g.act_output ? g.act_output + i0 * g.ld_act_output : nullptr, ncols, ks);
     }
   }
 }
@@ -387,11 +403,14 @@ void gemm_strided(const StridedGemm& g) {
     int nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
     if (nv == 4 && g.M <= 16 && g.M % 6 != 0) nv = 3;
     const int ncols = std::min(16 * nv, left);
+    StridedGemm gj = g;  // the epilogue's operands at the block's columns
+    if (gj.col_bias) gj.col_bias += j0;
+    if (gj.act_output) gj.act_output += j0;
     switch (nv) {
-      case 4: strided_column_block<6, 4>(g, g.B + j0, g.C + j0, ncols); break;
-      case 3: strided_column_block<8, 3>(g, g.B + j0, g.C + j0, ncols); break;
-      case 2: strided_column_block<8, 2>(g, g.B + j0, g.C + j0, ncols); break;
-      default: strided_column_block<16, 1>(g, g.B + j0, g.C + j0, ncols); break;
+      case 4: strided_column_block<6, 4>(gj, g.B + j0, g.C + j0, ncols); break;
+      case 3: strided_column_block<8, 3>(gj, g.B + j0, g.C + j0, ncols); break;
+      case 2: strided_column_block<8, 2>(gj, g.B + j0, g.C + j0, ncols); break;
+      default: strided_column_block<16, 1>(gj, g.B + j0, g.C + j0, ncols); break;
     }
     j0 += ncols;
   }
@@ -416,13 +435,13 @@ static bool use_strided(bool trans_b, int M, int N, int K) {
 
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                          int ldc, int nthreads) {
+                          int ldc, int nthreads, const GemmEpilogue* ep = nullptr) {
   // C = alpha * A^T op(B) + beta * C with at most 16 columns (a Linear layer's dW = x^T dy with
   // few outputs): one vector of C's columns per tile would take a broadcast per FMA, so the
   // product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
   // in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
   // still one tile's sum over k in order. (The inner call has M >= 32 columns: no recursion.)
-  if (trans_a && N <= 16 && M >= 32) {
+  if (trans_a && N <= 16 && M >= 32 && !ep) {
     static thread_local PackBuffer t_buf;
     float* T = t_buf.get((size_t)N * M);
     if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
@@ -451,16 +470,25 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
     const int u0 = (int)part0, u1 = (int)part1;
     StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
                   nullptr};
+    if (ep) {
+      g.col_bias = ep->col_bias;
+      g.act = ep->act;
+      g.act_output = ep->act_output;
+      g.ld_act_output = ep->ld_act_output;
+    }
     if (split_rows) {
       const int i0 = u0 * 8, i1 = std::min(M, u1 * 8);
       g.M = std::max(0, i1 - i0);
       g.A += (size_t)i0 * g.ars;
       g.C += (size_t)i0 * ldc;
+      if (g.act_output) g.act_output += (size_t)i0 * g.ld_act_output;
       gemm_strided(g);
     } else {
       const int j0 = u0 * width, j1 = std::min(N, u1 * width);
       g.N = std::max(0, j1 - j0);
       g.C += j0;
+      if (g.col_bias) g.col_bias += j0;
+      if (g.act_output) g.act_output += j0;
       if (trans_b) {  // op(B)[:, j0:j1] (K, n) = B[j0:j1, :]^T, rows ldt apart
         // An op(B) past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in
         // chunks of K, each transposed into the same buffer and multiplied into C (the first
@@ -536,6 +564,11 @@ static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float
   }
 }
 
+// Threads for a product of this size: below about 5e5 flops the fork costs more than it saves.
+static int gemm_threads(int M, int N, int K) {
+  return 2.0 * M * N * (double)K < 5e5 ? 1 : get_num_threads();
+}
+
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -547,8 +580,7 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     sgemm_k_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  const double flops = 2.0 * M * N * (double)K;
-  const int nthreads = flops < 5e5 ? 1 : get_num_threads();  // below: the fork costs more
+  const int nthreads = gemm_threads(M, N, K);
 #if defined(__AVX512F__)
   if (use_strided(trans_b, M, N, K)) {
     sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
@@ -599,6 +631,24 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
       }
     }
   }
+}
+
+// The strided path finishes each tile in its epilogue; other shapes (and builds without AVX-512)
+// run sgemm (onto the bias rows, when there is a bias) and finish C's rows afterwards.
+void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                 const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e) {
+  if (M <= 0 || N <= 0) return;
+#if defined(__AVX512F__)
+  if (K > 0 && !use_k_split(M, N, K) && use_strided(trans_b, M, N, K)) {
+    sgemm_strided(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc,
+                  gemm_threads(M, N, K), &e);
+    return;
+  }
+#endif
+  if (e.col_bias)
+    for (int i = 0; i < M; i++) std::memcpy(C + (size_t)i * ldc, e.col_bias, N * sizeof(float));
+  sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, e.col_bias ? 1.0f : 0.0f, C, ldc);
+  finish_rows(e.act, C, ldc, e.act_output, e.ld_act_output, M, N);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ void sigmoid_forward(float* y, const float* x, size_t n);
 // sigmoid_forward: for kernels that finish a block of output while it is in cache (Linear).
 enum class Activation { none, relu, sigmoid };
 void activation_span(Activation a, float* y, size_t n);
+// dx = dx * a'(x) in place on the calling thread, from the activation's output y = a(x), number
+// for number as activation_backward (for kernels that finish a block of a gradient in cache).
+void activation_backward_span(Activation a, float* dx, const float* y, size_t n);
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
 // dx = dy * a'(x) from the activation's output y = a(x): relu_backward (y > 0 exactly where
 // x > 0) or sigmoid_backward; a copy for Activation::none. dx may alias dy.
