@@ -6,8 +6,8 @@
 // third of a LeNet step on a 2-core machine (measured: 7.4 ms -> 5.0 ms with glibc's trimming
 // turned off). BlockCache keeps recently freed blocks of at least kMinBytes, up to kMaxCachedBytes
 // in all (least recently freed evicted first), and hands one back for a request of exactly its
-// size. Smaller arrays, and blocks over kMaxBlockBytes (a large inference batch), go straight to
-// malloc / free. A request that finds no block of its size frees the least recently freed block:
+// size. Smaller arrays are NumPy's own (new_array); scratch blocks below kMinBytes, and blocks
+// over kMaxBlockBytes (a large inference batch), go straight to malloc / free. A request that finds no block of its size frees the least recently freed block:
 // when the sizes in use change (training, then predicting in other batch sizes) the blocks
 // nobody asks for any more drain away instead of adding to the peak memory.
 #pragma once
@@ -85,12 +85,16 @@ class BlockCache {
   size_t cached_ = 0;
 };
 
-// An uninitialised C-contiguous array of `shape` whose memory comes from the BlockCache and goes
-// back to it when NumPy frees the array.
+// An uninitialised C-contiguous array of `shape`. Memory of at least kMinBytes comes from the
+// BlockCache and goes back to it when NumPy frees the array; a smaller array is NumPy's own
+// (which keeps small blocks for reuse itself): a capsule to own the memory costs more than the
+// allocation, 0.13 us of a 1 x 1 product's 0.95 us call (benchmarks/gemm.py's call cost), a third
+// of what the call costs beyond numpy.matmul.
 template <typename T>
 pybind11::array_t<T, pybind11::array::c_style> new_array(const std::vector<pybind11::ssize_t>& shape) {
   size_t n = 1;
   for (auto d : shape) n *= (size_t)d;
+  if (n * sizeof(T) < BlockCache::kMinBytes) return pybind11::array_t<T, pybind11::array::c_style>(shape);
   void* data = BlockCache::instance().take(n * sizeof(T));
   pybind11::capsule owner(data, [](void* p) { BlockCache::instance().give(p); });
   return pybind11::array_t<T, pybind11::array::c_style>(shape, static_cast<T*>(data), owner);
