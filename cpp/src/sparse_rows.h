@@ -134,6 +134,84 @@ inline void sum_rows_all(float* out, const float* init, const int* ids, const fl
   }
 }
 
+// Two sums over the same rows, for two vectors v0 and v1 (two columns of a transposed input):
+// the indices where either is nonzero (nonzero_indices_either), then each row they pick loaded
+// once for both sums (sum_rows_pair_all). Neighbouring pixels are mostly nonzero together (an
+// MNIST batch: 1.17 times the rows of one pixel for the pair), so this loads 40 % fewer rows. A
+// pair's list holds some zero terms of one vector or the other: they change a sum only in the
+// sign of a zero result (-0 + 0 = +0), never in value.
+inline int nonzero_indices_either(int* ids, const float* v0, const float* v1, int n) {
+  __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(16);
+  const __m512 zero = _mm512_setzero_ps();
+  int count = 0;
+  for (int k0 = 0; k0 < n; k0 += 16) {
+    const __mmask16 lanes = (__mmask16)(n - k0 >= 16 ? 0xFFFF : (1u << (n - k0)) - 1);
+    const __mmask16 m =
+        _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, v0 + k0), zero, _CMP_NEQ_UQ) |
+        _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, v1 + k0), zero, _CMP_NEQ_UQ);
+    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(m, iota));
+    count += __builtin_popcount(m);
+    iota = _mm512_add_epi32(iota, step);
+  }
+  return count;
+}
+
+// out0[0 : 16*NV) = init0 + sum over j of v0[ids[j]] * rows[ids[j] * ld : +16*NV], and out1 the
+// same with v1 and init1 (inits may be null: 0); lanes outside `tail` in the last vector neither
+// read nor written. One accumulator per vector of each output, terms in order.
+template <int NV>
+inline void sum_rows_pair(float* out0, float* out1, const float* init0, const float* init1,
+                          const int* ids, const float* v0, const float* v1, int count,
+                          const float* rows, idx ld, __mmask16 tail) {
+  __mmask16 mask[NV];
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; q++) mask[q] = q == NV - 1 ? tail : (__mmask16)0xFFFF;
+  __m512 acc0[NV], acc1[NV];
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; q++) {
+    acc0[q] = init0 ? _mm512_maskz_loadu_ps(mask[q], init0 + 16 * q) : _mm512_setzero_ps();
+    acc1[q] = init1 ? _mm512_maskz_loadu_ps(mask[q], init1 + 16 * q) : _mm512_setzero_ps();
+  }
+  for (int j = 0; j < count; j++) {
+    const __m512 a0 = _mm512_set1_ps(v0[ids[j]]), a1 = _mm512_set1_ps(v1[ids[j]]);
+    const float* r = rows + (idx)ids[j] * ld;
+#pragma GCC unroll 8
+    for (int q = 0; q < NV; q++) {
+      const __m512 row = _mm512_maskz_loadu_ps(mask[q], r + 16 * q);
+      acc0[q] = _mm512_fmadd_ps(a0, row, acc0[q]);
+      acc1[q] = _mm512_fmadd_ps(a1, row, acc1[q]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < NV; q++) {
+    _mm512_mask_storeu_ps(out0 + 16 * q, mask[q], acc0[q]);
+    _mm512_mask_storeu_ps(out1 + 16 * q, mask[q], acc1[q]);
+  }
+}
+
+using SumRowsPair = void (*)(float*, float*, const float*, const float*, const int*, const float*,
+                             const float*, int, const float*, idx, __mmask16);
+static constexpr int PAIR_CHUNK_V = 8;  // 2 x 8 accumulators
+template <size_t... I>
+constexpr std::array<SumRowsPair, sizeof...(I)> sum_rows_pair_table(std::index_sequence<I...>) {
+  return {&sum_rows_pair<int(I) + 1>...};
+}
+inline constexpr auto SUM_ROWS_PAIR = sum_rows_pair_table(std::make_index_sequence<PAIR_CHUNK_V>{});
+
+// sum_rows_pair over out0 / out1 [0:width), in chunks of 16*PAIR_CHUNK_V columns.
+inline void sum_rows_pair_all(float* out0, float* out1, const float* init0, const float* init1,
+                              const int* ids, const float* v0, const float* v1, int count,
+                              const float* rows, idx ld, idx width) {
+  for (idx c0 = 0; c0 < width; c0 += 16 * PAIR_CHUNK_V) {
+    const idx cols = std::min<idx>(16 * PAIR_CHUNK_V, width - c0);
+    const int nv = (int)((cols + 15) / 16);
+    const __mmask16 tail = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1);
+    SUM_ROWS_PAIR[nv - 1](out0 + c0, out1 + c0, init0 ? init0 + c0 : nullptr,
+                          init1 ? init1 + c0 : nullptr, ids, v0, v1, count, rows + c0, ld, tail);
+  }
+}
+
 }  // namespace sparse
 }  // namespace nnfast
 #endif
