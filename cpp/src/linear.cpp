@@ -23,6 +23,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -134,43 +135,54 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 }
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
-// transposes its columns of x, so that each k's nonzeros are contiguous, and sums the dy rows
-// they pick into row k of dwt, two neighbouring k at a time over the rows either picks (each dy
-// row loaded once for both: sparse_rows.h; MLP 784-256-128-10's first layer 61-64 against
-// 80-81 us a step, hot), from its own copy of dy with rows of 16-float multiples (whole
-// cache lines; each thread copies for itself rather than the first thread for both, a serial
-// pass that left the second core waiting).
+// transposes its columns of x 16 at a time (a block of 16 k, B floats each, stays in L1), so
+// that each k's nonzeros are contiguous, and sums the dy rows they pick into row k of dwt, two
+// neighbouring k at a time over the rows either picks (each dy row loaded once for both:
+// sparse_rows.h; MLP 784-256-128-10's first layer 61-64 against 80-81 us a step, hot). dy is
+// read in place when its rows are whole cache lines (OUT a multiple of 16, dy 64-byte aligned);
+// otherwise each thread reads its own copy with rows padded to 16 floats (each thread copies for
+// itself rather than the first thread for both, a serial pass that left the second core
+// waiting). The working set stays small: the core's half of the weight and its gradient, with
+// the batch, are about all a 1 MB L2 holds (the transposed half of x took 175 KB).
 static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
                                       int IN, int OUT, bool accumulate) {
-  const idx ldx = (B + 15) / 16 * 16, ldy = (OUT + 15) / 16 * 16;
+  const idx ldx = (B + 15) / 16 * 16;
+  const bool in_place = OUT % 16 == 0 && reinterpret_cast<std::uintptr_t>(dy) % 64 == 0;
+  const idx ldy = in_place ? OUT : (OUT + 15) / 16 * 16;
   const int nt = sparse_threads(B, IN, OUT);
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     static thread_local PackBuffer dy_buf, xt_buf, ids_buf;
-    float* dyp = dy_buf.get((size_t)B * ldy);
-    for (int i = 0; i < B; i++)
-      std::memcpy(dyp + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
+    const float* dyp = dy;
+    if (!in_place) {
+      float* copy = dy_buf.get((size_t)B * ldy);
+      for (int i = 0; i < B; i++)
+        std::memcpy(copy + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
+      dyp = copy;
+    }
     int* ids = reinterpret_cast<int*>(ids_buf.get(B + 16));
+    float* xt = xt_buf.get((size_t)16 * ldx);
     // rows of dwt in halves (cut as the forward cuts x's columns), as the optimizer step splits
     // the parameter
     const auto [c0, c1] = part_of(IN, omp_get_thread_num(), omp_get_num_threads(), 16);
-    const int k0 = (int)c0, k1 = (int)c1;
-    float* xt = xt_buf.get((size_t)std::max(1, k1 - k0) * ldx);
-    transpose(xt, ldx, x + k0, IN, B, k1 - k0);  // xt (k1-k0, B)
-    // k in pairs (2m, 2m + 1): k0 is a multiple of 16, so the pairs never depend on the threads
-    int k = k0;
-    for (; k + 1 < k1; k += 2) {
-      const float* xk = xt + (idx)(k - k0) * ldx;
-      float* row = dwt + (idx)k * ldw;
-      sum_rows_pair_all(row, row + ldw, accumulate ? row : nullptr, accumulate ? row + ldw : nullptr,
-                        ids, xk, xk + ldx, nonzero_indices_either(ids, xk, xk + ldx, B), dyp, ldy,
-                        OUT);
-    }
-    if (k < k1) {
-      const float* xk = xt + (idx)(k - k0) * ldx;
-      float* row = dwt + (idx)k * ldw;
-      sum_rows_all(row, accumulate ? row : nullptr, ids, xk, nonzero_indices(ids, xk, B), dyp, ldy,
-                   OUT);
+    for (int kb = (int)c0; kb < (int)c1; kb += 16) {
+      const int kn = std::min(16, (int)c1 - kb);
+      transpose(xt, ldx, x + kb, IN, B, kn);  // xt (kn, B): x[:, kb : kb + kn]^T
+      // k in pairs (2m, 2m + 1): kb is a multiple of 16, so the pairs never depend on the threads
+      int j = 0;
+      for (; j + 1 < kn; j += 2) {
+        const float* xk = xt + (idx)j * ldx;
+        float* row = dwt + (idx)(kb + j) * ldw;
+        sum_rows_pair_all(row, row + ldw, accumulate ? row : nullptr,
+                          accumulate ? row + ldw : nullptr, ids, xk, xk + ldx,
+                          nonzero_indices_either(ids, xk, xk + ldx, B), dyp, ldy, OUT);
+      }
+      if (j < kn) {
+        const float* xk = xt + (idx)j * ldx;
+        float* row = dwt + (idx)(kb + j) * ldw;
+        sum_rows_all(row, accumulate ? row : nullptr, ids, xk, nonzero_indices(ids, xk, B), dyp,
+                     ldy, OUT);
+      }
     }
   }
 }
