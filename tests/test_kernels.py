@@ -12,6 +12,7 @@ from test_reference_gradients import ACTIVATIONS, conv_cases, pool_cases
 
 core = pytest.importorskip("nnfast._core")
 from nnfast import reference as ref  # noqa: E402
+from nnfast.nn._arrays import aligned_zeros  # noqa: E402
 
 
 def assert_close(actual, expected, rtol=1e-4):
@@ -284,6 +285,28 @@ def test_linear_on_mostly_zero_inputs_is_correct_and_thread_independent(
     for other in runs[1:]:
         for mine, theirs in zip(runs[0], other):
             np.testing.assert_array_equal(mine, theirs)
+
+
+def test_linear_skipping_zeros_reads_dy_in_place_or_copied_alike(restore_threads):
+    """The zero-skipping backward reads dy in place when its rows are whole cache lines (OUT a
+    multiple of 16 and dy 64-byte aligned, as the kernels' own outputs are) and a padded copy
+    otherwise: the same bits either way, for any thread count."""
+    x = sparse_input(20, 100, 784, 0.2)
+    wt, values = f32(21, 784, 64), f32(22, 100, 64)
+    aligned = aligned_zeros((100, 64))
+    aligned[...] = values
+    memory = np.zeros(100 * 64 + 1, np.float32)
+    shifted = memory[1:].reshape(100, 64)        # 4 bytes past an aligned block: never aligned
+    shifted[...] = values
+    assert aligned.ctypes.data % 64 == 0 and shifted.ctypes.data % 64 != 0
+    results = []
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        for dy in (aligned, shifted):
+            results.append(core.linear_backward(dy, x, wt, need_dx=False)[1])
+    assert_close(results[0], ref.linear_backward(values, x, wt)[1])
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
