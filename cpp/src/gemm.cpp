@@ -258,8 +258,8 @@ struct KSlice {
   float* part;
 };
 
-// One tile: rows [0, MR) of A and C (pointers already offset, act_out too, g.col_bias to the
-// tile's columns), ncols <= 16*NV columns of B / C, over the k of slice ks.
+// One tile: rows [0, MR) of A and C (pointers already offset, act_out too, g.finish.col_bias to
+// the tile's columns), ncols <= 16*NV columns of B / C, over the k of slice ks.
 template <int MR, int NV>
 static void strided_tile(const StridedGemm& g, const float* A, const float* B, float* C,
                          const float* bias, const float* act_out, int ncols, const KSlice& ks) {
@@ -304,10 +304,11 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       __m512 out = _mm512_mul_ps(va, acc[r][v]);
       if (g.beta != 0.0f) out = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask[v], c), out);
       if (bias) out = _mm512_add_ps(out, _mm512_set1_ps(bias[r]));
-      if (g.col_bias) out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], g.col_bias + 16 * v));
+      if (g.finish.col_bias)
+        out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask[v], g.finish.col_bias + 16 * v));
       _mm512_mask_storeu_ps(c, mask[v], out);
     }
-  finish_rows(g.act, C, ldc, act_out, g.ld_act_output, MR, ncols);
+  finish_rows(g.finish.act, C, ldc, act_out, g.finish.ld_act_output, MR, ncols);
 #else
   constexpr int LDP = 16 * NV;
   float acc[MR][16 * NV];
@@ -333,11 +334,11 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       float out = g.alpha * acc[r][j];
       if (g.beta != 0.0f) out = std::fma(g.beta, c[j], out);
       if (bias) out += bias[r];
-      if (g.col_bias) out += g.col_bias[j];
+      if (g.finish.col_bias) out += g.finish.col_bias[j];
       c[j] = out;
     }
   }
-  finish_rows(g.act, C, ldc, act_out, g.ld_act_output, MR, ncols);
+  finish_rows(g.finish.act, C, ldc, act_out, g.finish.ld_act_output, MR, ncols);
 #endif
 }
 
@@ -383,7 +384,8 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
       const KSlice ks{k0, k1, k0 == 0, k1 >= g.K, part ? part + (size_t)i0 * 16 * NV : nullptr};
       pick_strided_tile<NV>(std::min(MR, g.M - i0), std::make_integer_sequence<int, MR>())(
           gs, g.A + i0 * g.ars, bs, C + i0 * g.ldc, g.bias ? g.bias + i0 : nullptr,
-          g.act_output ? g.act_output + i0 * g.ld_act_output : nullptr, ncols, ks);
+          g.finish.act_output ? g.finish.act_output + i0 * g.finish.ld_act_output : nullptr, ncols,
+          ks);
     }
   }
 }
@@ -403,9 +405,9 @@ void gemm_strided(const StridedGemm& g) {
     int nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
     if (nv == 4 && g.M <= 16 && g.M % 6 != 0) nv = 3;
     const int ncols = std::min(16 * nv, left);
-    StridedGemm gj = g;  // the epilogue's operands at the block's columns
-    if (gj.col_bias) gj.col_bias += j0;
-    if (gj.act_output) gj.act_output += j0;
+    StridedGemm gj = g;  // the finish's operands at the block's columns
+    if (gj.finish.col_bias) gj.finish.col_bias += j0;
+    if (gj.finish.act_output) gj.finish.act_output += j0;
     switch (nv) {
       case 4: strided_column_block<6, 4>(gj, g.B + j0, g.C + j0, ncols); break;
       case 3: strided_column_block<8, 3>(gj, g.B + j0, g.C + j0, ncols); break;
@@ -441,7 +443,7 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
   // product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
   // in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
   // still one tile's sum over k in order. (The inner call has M >= 32 columns: no recursion.)
-  if (trans_a && N <= 16 && M >= 32 && !ep) {
+  if (trans_a && N <= 16 && M >= 32 && !ep) {  // (a finish would need C's own layout)
     static thread_local PackBuffer t_buf;
     float* T = t_buf.get((size_t)N * M);
     if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
@@ -470,25 +472,20 @@ static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float
     const int u0 = (int)part0, u1 = (int)part1;
     StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
                   nullptr};
-    if (ep) {
-      g.col_bias = ep->col_bias;
-      g.act = ep->act;
-      g.act_output = ep->act_output;
-      g.ld_act_output = ep->ld_act_output;
-    }
+    if (ep) g.finish = *ep;
     if (split_rows) {
       const int i0 = u0 * 8, i1 = std::min(M, u1 * 8);
       g.M = std::max(0, i1 - i0);
       g.A += (size_t)i0 * g.ars;
       g.C += (size_t)i0 * ldc;
-      if (g.act_output) g.act_output += (size_t)i0 * g.ld_act_output;
+      if (g.finish.act_output) g.finish.act_output += (size_t)i0 * g.finish.ld_act_output;
       gemm_strided(g);
     } else {
       const int j0 = u0 * width, j1 = std::min(N, u1 * width);
       g.N = std::max(0, j1 - j0);
       g.C += j0;
-      if (g.col_bias) g.col_bias += j0;
-      if (g.act_output) g.act_output += j0;
+      if (g.finish.col_bias) g.finish.col_bias += j0;
+      if (g.finish.act_output) g.finish.act_output += j0;
       if (trans_b) {  // op(B)[:, j0:j1] (K, n) = B[j0:j1, :]^T, rows ldt apart
         // An op(B) past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in
         // chunks of K, each transposed into the same buffer and multiplied into C (the first

@@ -14,34 +14,8 @@ namespace nnfast {
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
 
-// Unpacked GEMM on one thread, the building block of sgemm for operands that fit in cache and of
-// conv2d (one image at a time): C (M,N) = alpha * A @ B + beta * C + bias[i] (bias per row of C,
-// may be null; beta == 0: C is write-only). A is read in place through strides, A(i,k) =
-// A[i*ars + k*aks], so A and A^T need no copy; B rows are contiguous, B(k,j) = B[k*ldb + j].
-// Each C element is summed over k in order, whatever the tiling: the same bits however the
-// caller splits C. The epilogue fields (defaults: none) finish each tile while it is in cache,
-// as sgemm_fused describes: col_bias (bias per column of C), then act (forward), or, with
-// act_output set, the gradient through act (act_output's rows ld_act_output apart, laid out as
-// C).
-struct StridedGemm {
-  int M, N, K;
-  const float* A;
-  std::ptrdiff_t ars, aks;
-  const float* B;
-  std::ptrdiff_t ldb;
-  float* C;
-  std::ptrdiff_t ldc;
-  float alpha, beta;
-  const float* bias;
-  const float* col_bias = nullptr;
-  Activation act = Activation::none;
-  const float* act_output = nullptr;
-  std::ptrdiff_t ld_act_output = 0;
-};
-void gemm_strided(const StridedGemm& g);
-
-// A Linear layer's GEMM with its elementwise finish, each tile finished while it is in cache
-// (no second pass over C, whose halves the threads wrote on different cores):
+// A Linear layer's GEMM with its elementwise finish (sgemm_fused), each tile finished while it
+// is in cache (no second pass over C, whose halves the threads wrote on different cores):
 //   forward  (act_output null): C = act(op(A) op(B) + col_bias)  (col_bias per column, may be null)
 //   backward (act_output set):  C = op(A) op(B) * act'(...), the gradient at an activation's input
 //            from its output act_output (M x N, rows ld_act_output apart), as activation_backward.
@@ -52,6 +26,28 @@ struct GemmEpilogue {
   const float* act_output = nullptr;
   std::ptrdiff_t ld_act_output = 0;
 };
+
+// Unpacked GEMM on one thread, the building block of sgemm for operands that fit in cache and of
+// conv2d (one image at a time): C (M,N) = alpha * A @ B + beta * C + bias[i] (bias per row of C,
+// may be null; beta == 0: C is write-only). A is read in place through strides, A(i,k) =
+// A[i*ars + k*aks], so A and A^T need no copy; B rows are contiguous, B(k,j) = B[k*ldb + j].
+// Each C element is summed over k in order, whatever the tiling: the same bits however the
+// caller splits C. `finish` (default: nothing) is applied to each tile while it is in cache, as
+// sgemm_fused describes, its pointers at C's element (0, 0).
+struct StridedGemm {
+  int M, N, K;
+  const float* A;
+  std::ptrdiff_t ars, aks;
+  const float* B;
+  std::ptrdiff_t ldb;
+  float* C;
+  std::ptrdiff_t ldc;
+  float alpha, beta;
+  const float* bias;
+  GemmEpilogue finish = {};
+};
+void gemm_strided(const StridedGemm& g);
+
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                  const float* B, int ldb, float* C, int ldc, const GemmEpilogue& epilogue);
 
