@@ -81,6 +81,10 @@ def test_batches_are_seeded_and_cover_everything():
     again = [xb.tolist() for xb, _ in data.batches(x, y, 3, rng=np.random.default_rng(1))]
     assert first == again and sorted(sum(first, [])) == list(range(10))
     assert len(list(data.batches(x, None, 3, shuffle=False, drop_last=True))) == 3
+    in_order = list(data.batches(x, y, 4, shuffle=False))
+    assert [xb.tolist() for xb, _ in in_order] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    in_order[0][0][:] = -1                 # a batch is a copy, never a view of x
+    assert x[:4].tolist() == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -193,10 +193,10 @@ class Standardizer:
 
 def take_rows(x, indices):
     """``x[indices]`` for a 1-D integer array of row indices: shape
-    ``(len(indices),) + x.shape[1:]``, x's dtype, a new C-contiguous array. Where x is a C-contiguous float32 array (a data set ready
-    for training) the kernels' threads copy the rows; otherwise it is NumPy's indexing. As in
-    NumPy, negative indices count from the end and out-of-range ones raise IndexError; a slice
-    gives NumPy's ``x[indices]`` (a view)."""
+    ``(len(indices),) + x.shape[1:]``, x's dtype, a new C-contiguous array. Where x is a
+    C-contiguous float32 array (a data set ready for training) the kernels' threads copy the rows;
+    otherwise it is NumPy's indexing. As in NumPy, negative indices count from the end and
+    out-of-range ones raise IndexError; a slice gives NumPy's ``x[indices]`` (a view)."""
     if isinstance(indices, slice):
         return x[indices]
     idx = np.asarray(indices)
@@ -210,14 +210,25 @@ def take_rows(x, indices):
     return np.ascontiguousarray(x[idx])
 
 
+def batch_slices(n, batch_size, order=None, drop_last=False):
+    """Index arrays (or, without ``order``, slices) of consecutive mini-batches over n samples in
+    ``order``; with ``drop_last``, a last batch shorter than ``batch_size`` is left out. The one
+    batching loop of ``batches`` and ``fit``."""
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        if order is None:
+            yield slice(start, min(start + batch_size, n))
+        else:
+            yield order[start:start + batch_size]
+
+
 def batches(x, y=None, batch_size=32, shuffle=True, rng=None, drop_last=False):
     """Mini-batches (x_batch, y_batch) (or x_batch alone when y is None); shuffled with ``rng``
     (default: nnfast's seeded generator). The rows are gathered with take_rows."""
     n = len(x)
+    # unshuffled, the batches are still index arrays: copies of the rows, never views of x
     order = (rng or _rng.generator()).permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
+    for idx in batch_slices(n, batch_size, order, drop_last):
         yield (take_rows(x, idx), take_rows(y, idx)) if y is not None else take_rows(x, idx)
 
 

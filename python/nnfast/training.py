@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from . import _rng
-from .data import take_rows
+from .data import batch_slices, take_rows
 from ._grad import no_grad
 
 
@@ -117,15 +117,6 @@ class ProgressBar:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def batch_slices(n, batch_size, order=None):
-    """Index arrays (or slices) of consecutive mini-batches over n samples in ``order``."""
-    for start in range(0, n, batch_size):
-        if order is None:
-            yield slice(start, min(start + batch_size, n))
-        else:
-            yield order[start:start + batch_size]
-
-
 def correct_predictions(output, target, threshold):
     """How many rows of ``output`` predict ``target``: argmax for (N, C) outputs with C > 1
     (targets as labels or one-hot rows), ``output > threshold`` for binary outputs."""
