@@ -7,7 +7,8 @@
 // turned off). BlockCache keeps recently freed blocks of at least kMinBytes, up to kMaxCachedBytes
 // in all (least recently freed evicted first), and hands one back for a request of exactly its
 // size. Smaller arrays are NumPy's own (new_array); scratch blocks below kMinBytes, and blocks
-// over kMaxBlockBytes (a large inference batch), go straight to malloc / free. A request that finds no block of its size frees the least recently freed block:
+// over kMaxBlockBytes (a large inference batch), go straight to malloc / free. A request that
+// finds no block of its size frees the least recently freed block:
 // when the sizes in use change (training, then predicting in other batch sizes) the blocks
 // nobody asks for any more drain away instead of adding to the peak memory.
 #pragma once
@@ -94,7 +95,8 @@ template <typename T>
 pybind11::array_t<T, pybind11::array::c_style> new_array(const std::vector<pybind11::ssize_t>& shape) {
   size_t n = 1;
   for (auto d : shape) n *= (size_t)d;
-  if (n * sizeof(T) < BlockCache::kMinBytes) return pybind11::array_t<T, pybind11::array::c_style>(shape);
+  if (n * sizeof(T) < BlockCache::kMinBytes)
+    return pybind11::array_t<T, pybind11::array::c_style>(shape);
   void* data = BlockCache::instance().take(n * sizeof(T));
   pybind11::capsule owner(data, [](void* p) { BlockCache::instance().give(p); });
   return pybind11::array_t<T, pybind11::array::c_style>(shape, static_cast<T*>(data), owner);

@@ -8,13 +8,13 @@
 // pixels) take a sparse-input path (AVX-512 builds) that only touches x's nonzero entries:
 //   forward:  y[i,:]    = bias + sum over k with x[i,k] != 0 of x[i,k] * wt[k,:]
 //   backward: dwt[k,:] (+)= sum over i with x[i,k] != 0 of x[i,k] * dy[i,:]
-// These are the GEMM's sums without their zero terms (the backward keeps the zero terms of k
-// whose neighbour k +- 1 is nonzero in that row, which the GEMM has too). A zero term only matters
-// when its other factor is inf or NaN (0 * inf = NaN), so the path is taken only when wt (forward) or dy
-// (backward) is all finite; otherwise the GEMM keeps IEEE semantics. dx = dy @ wt^T has no zero
-// to skip and always uses the GEMM. Every output element is summed by one thread in ascending
-// k (or i) order, so any thread count gives the same bits; which path runs depends on the data
-// (its zeros), never on the thread count.
+// These are the GEMM's sums without their zero terms (the backward, which sums the pixels k in
+// pairs 2m, 2m + 1, keeps a zero term of one where the other is nonzero in that row, as the GEMM
+// does). A zero term only matters when its other factor is inf or NaN (0 * inf = NaN), so the
+// path is taken only when wt (forward) or dy (backward) is all finite; otherwise the GEMM keeps
+// IEEE semantics. dx = dy @ wt^T has no zero to skip and always uses the GEMM. Every output
+// element is summed by one thread in ascending k (or i) order, so any thread count gives the same
+// bits; which path runs depends on the data (its zeros), never on the thread count.
 #include "nnfast/gemm.h"
 
 #include "pack_buffer.h"
