@@ -631,7 +631,9 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 }
 
 // The strided path finishes each tile in its epilogue; other shapes (and builds without AVX-512)
-// run sgemm (onto the bias rows, when there is a bias) and finish C's rows afterwards.
+// run sgemm (onto the bias rows, when there is a bias) and finish C's rows afterwards, shared out
+// among the threads from kFinishParallel elements on (as the elementwise activation kernels do).
+static constexpr size_t kFinishParallel = size_t(1) << 16;
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                  const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e) {
   if (M <= 0 || N <= 0) return;
@@ -645,7 +647,13 @@ void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A
   if (e.col_bias)
     for (int i = 0; i < M; i++) std::memcpy(C + (size_t)i * ldc, e.col_bias, N * sizeof(float));
   sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, e.col_bias ? 1.0f : 0.0f, C, ldc);
-  finish_rows(e.act, C, ldc, e.act_output, e.ld_act_output, M, N);
+  if (e.act == Activation::none) return;
+  const int nt = (size_t)M * N >= kFinishParallel ? get_num_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int i = 0; i < M; i++)
+    finish_rows(e.act, C + (size_t)i * ldc, ldc,
+                e.act_output ? e.act_output + (size_t)i * e.ld_act_output : nullptr,
+                e.ld_act_output, 1, N);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
 // cache lines): the half of a weight that thread t updates is, but for a few rows, the half the
 // Linear kernels' thread t reads and writes (they cut its rows at a multiple of 16 rows: row 384
 // of 784 where this cuts at 392; aligning the two measured no different), wherever it sits in the
-// list, so the weights do not cross between cores from one step to the next. (Splitting the tensors laid end
-// to end instead put up to a third of a weight's rows on the other core: measured on
-// MLP 784-256-128-10, whose first weight is 85% of its parameters.) A tensor below kSmallTensor
+// list, so the weights do not cross between cores from one step to the next. (Splitting the
+// tensors laid end to end instead put up to a third of a weight's rows on the other core:
+// measured on MLP 784-256-128-10, whose first weight is 85% of its parameters.) A tensor below kSmallTensor
 // elements (a bias, a small output layer) goes whole to the first thread, the calling one, which
 // runs the single-threaded kernels that use it.
 static constexpr size_t kSmallTensor = 16384;
