@@ -244,6 +244,7 @@ def sparse_input(seed, batch, n_in, density):
     (100, 784, 10),    # softmax regression (stays on the GEMM below 32 outputs)
     (7, 785, 300),     # ragged: inputs past a 16-lane vector, two column chunks of outputs
     (37, 130, 33),
+    (300, 130, 40),    # more rows than the forward lists at a time (256)
 ])
 @pytest.mark.parametrize("density", [0.0, 0.05, 0.2])
 def test_linear_on_mostly_zero_inputs_is_correct_and_thread_independent(

@@ -134,6 +134,72 @@ inline void sum_rows_all(float* out, const float* init, const int* ids, const fl
   }
 }
 
+// Appends the nonzero entries of v[0:n] to a compressed list of `count` entries: their indices
+// in ids and their values in vals, in order, with starts[b] the list's length before index
+// b * block (block a multiple of 16; starts has n / block rounded up + 1 entries, the last the
+// new length, which it returns). Same stores as nonzero_indices: ids and vals need 16 entries of
+// slack.
+inline int append_nonzero_entries(int* ids, float* vals, int count, int* starts, const float* v,
+                                  int n, int block) {
+  __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(16);
+  const __m512 zero = _mm512_setzero_ps();
+  for (int k0 = 0, next_block = 0; k0 < n; k0 += 16) {
+    if (k0 == next_block) *starts++ = count, next_block += block;
+    const __mmask16 lanes = (__mmask16)(n - k0 >= 16 ? 0xFFFF : (1u << (n - k0)) - 1);
+    const __m512 x = _mm512_maskz_loadu_ps(lanes, v + k0);
+    const __mmask16 m = _mm512_mask_cmp_ps_mask(lanes, x, zero, _CMP_NEQ_UQ);
+    _mm512_storeu_si512(ids + count, _mm512_maskz_compress_epi32(m, iota));
+    _mm512_storeu_ps(vals + count, _mm512_maskz_compress_ps(m, x));
+    count += __builtin_popcount(m);
+    iota = _mm512_add_epi32(iota, step);
+  }
+  *starts = count;
+  return count;
+}
+
+// For each of n outputs i (rows out + i * ldo): out_i[0 : 16*NV) = (first ? init : out_i) +
+// sum over j in [starts_i[0], starts_i[1]) of vals[j] * rows[ids[j] * ld : +16*NV], where
+// starts_i = starts + i * stride (init null: 0), terms in order into one accumulator per vector;
+// lanes outside `tail` in the last vector neither read nor written. The sums over one block of
+// the lists of append_nonzero_entries, one list per output row; a later block with no terms leaves the
+// row alone.
+template <int NV>
+inline void sum_entries(float* out, idx ldo, bool first, const float* init, const int* starts,
+                        int stride, int n, const int* ids, const float* vals, const float* rows,
+                        idx ld, __mmask16 tail) {
+  __mmask16 mask[NV];
+#pragma GCC unroll 16
+  for (int q = 0; q < NV; q++) mask[q] = q == NV - 1 ? tail : (__mmask16)0xFFFF;
+  for (int i = 0; i < n; i++) {
+    const int j0 = starts[(idx)i * stride], j1 = starts[(idx)i * stride + 1];
+    if (!first && j0 == j1) continue;
+    float* o = out + (idx)i * ldo;
+    const float* from = first ? init : o;
+    __m512 acc[NV];
+#pragma GCC unroll 16
+    for (int q = 0; q < NV; q++)
+      acc[q] = from ? _mm512_maskz_loadu_ps(mask[q], from + 16 * q) : _mm512_setzero_ps();
+    for (int j = j0; j < j1; j++) {
+      const __m512 a = _mm512_set1_ps(vals[j]);
+      const float* r = rows + (idx)ids[j] * ld;
+#pragma GCC unroll 16
+      for (int q = 0; q < NV; q++)
+        acc[q] = _mm512_fmadd_ps(a, _mm512_maskz_loadu_ps(mask[q], r + 16 * q), acc[q]);
+    }
+#pragma GCC unroll 16
+    for (int q = 0; q < NV; q++) _mm512_mask_storeu_ps(o + 16 * q, mask[q], acc[q]);
+  }
+}
+
+using SumEntries = void (*)(float*, idx, bool, const float*, const int*, int, int, const int*,
+                            const float*, const float*, idx, __mmask16);
+template <size_t... I>
+constexpr std::array<SumEntries, sizeof...(I)> sum_entries_table(std::index_sequence<I...>) {
+  return {&sum_entries<int(I) + 1>...};
+}
+inline constexpr auto SUM_ENTRIES = sum_entries_table(std::make_index_sequence<CHUNK_V>{});
+
 // Two sums over the same rows, for two vectors v0 and v1 (two columns of a transposed input):
 // the indices where either is nonzero (nonzero_indices_either), then each row they pick loaded
 // once for both sums (sum_rows_pair_all). Neighbouring pixels are mostly nonzero together (an
