@@ -3,12 +3,16 @@ The switch is per thread, as in PyTorch, so ``predict`` in one thread never affe
 another."""
 import threading
 
-_state = threading.local()
+class _State(threading.local):
+    enabled = True   # each thread starts with gradients on (a class default: a plain lookup)
+
+
+_state = _State()
 
 
 def grad_enabled():
     """True unless the calling thread is inside a ``no_grad`` block."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 class no_grad:
@@ -27,4 +31,4 @@ class no_grad:
 
 def saved_for_backward(value):
     """``value`` when gradients are tracked, else None (nothing is kept under ``no_grad``)."""
-    return value if grad_enabled() else None
+    return value if _state.enabled else None

@@ -3,15 +3,22 @@ array already is."""
 import numpy as np
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def is_float32_array(x):
     """True for a C-contiguous float32 ndarray (what the kernels take as is)."""
-    return type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous
+    return type(x) is np.ndarray and x.dtype == _FLOAT32 and x.flags.c_contiguous
 
 
 def as_float32(x, who, name="input"):
     """``x`` as a C-contiguous float32 array; TypeError for data that is not numeric."""
-    if is_float32_array(x):
-        return x  # the common case (a layer's output), checked without building a new array
+    # The common case (a layer's output), checked without building a new array or calling
+    # is_float32_array: this runs for every layer of every step. (NumPy's float32 arrays share
+    # one dtype object; any other float32 dtype takes the general path below, which returns x
+    # itself when it needs no conversion.)
+    if type(x) is np.ndarray and x.dtype is _FLOAT32 and x.flags.c_contiguous:
+        return x
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{who} expected a numeric {name}, got dtype {arr.dtype}")
