@@ -425,6 +425,23 @@ def test_conv2d_relu_maxpool_fused_matches_the_three_kernels(seed, case, pool):
     assert_all_close(fused, core.conv2d_backward(dy, x, w, stride, pad))
 
 
+@pytest.mark.parametrize("xs,ws", [
+    ((3, 1, 28, 28), (16, 1, 5, 5)),    # LeNet's first layer: im2col two output rows at a time
+    ((2, 2, 27, 21), (5, 2, 3, 3)),     # 25 x 19 outputs: bands of 3 rows, the last one row
+])
+def test_conv2d_relu_maxpool_forward_by_bands_of_rows(restore_threads, xs, ws):
+    """A few output rows at a time (their im2col in L1) gives the chain's numbers exactly, for
+    any thread count."""
+    x, w, b = f32(31, *xs), f32(32, *ws), f32(33, ws[0])
+    y_chain, argmax_chain = core.maxpool2d_forward(
+        core.relu_forward(core.conv2d_forward(x, w, b, 1, 0)), 2, None, 0)
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        y, argmax = core.conv2d_relu_maxpool_forward(x, w, b, 1, 0, 2, None, 0)
+        np.testing.assert_array_equal(y, y_chain)
+        np.testing.assert_array_equal(argmax, argmax_chain)
+
+
 @pytest.mark.parametrize("bad", [None, "x_inf", "w_nan"])
 def test_conv2d_relu_maxpool_backward_skipping_zeros(restore_threads, bad):
     """LeNet's second layer: the fused backward skips dy's zeros (3/4 or more after 2x2 pooling).
@@ -451,6 +468,37 @@ def test_conv2d_relu_maxpool_backward_skipping_zeros(restore_threads, bad):
     if bad is None:
         assert_all_close(runs[0], ref.conv2d_backward(
             ref.maxpool2d_backward(ref.relu_backward(g, y), argmax, (20, 32, 8, 8), 2), x, w))
+
+
+@pytest.mark.parametrize("xs,ws", [
+    ((9, 1, 28, 28), (16, 1, 5, 5)),    # LeNet's first layer
+    ((5, 2, 13, 11), (6, 2, 3, 3)),     # two channels: six kernel rows
+    ((4, 1, 20, 22), (8, 1, 7, 7)),     # seven kernel rows of seven
+])
+def test_conv2d_relu_maxpool_weight_gradient_from_windows(restore_threads, xs, ws):
+    """Few short kernel rows: the zero-skipping weight gradient reads each window from x instead
+    of a copy of them all (conv.cpp, window_sums). It matches the three backward kernels and the
+    NumPy reference within rounding, the same bits on 1-3 threads, with and without dx."""
+    x, w, b = f32(41, *xs), f32(42, *ws, scale=0.3), f32(43, ws[0])
+    y, argmax = core.conv2d_relu_maxpool_forward(x, w, b, 1, 0, 2)
+    g = f32(44, *y.shape)
+    conv_shape = (xs[0], ws[0], xs[2] - ws[2] + 1, xs[3] - ws[3] + 1)
+    dy = core.maxpool2d_backward(core.relu_backward(g, y), argmax, conv_shape, 2)
+    expected = core.conv2d_backward(dy, x, w)
+    assert_all_close(expected[1:], ref.conv2d_backward(
+        ref.maxpool2d_backward(ref.relu_backward(g, y), argmax, conv_shape, 2), x, w)[1:])
+    runs = []
+    for threads in (1, 2, 3):
+        restore_threads.set_num_threads(threads)
+        runs.append(core.conv2d_relu_maxpool_backward(g, y, argmax, x, w, pool_kernel=2))
+        _, dw_only, db_only = core.conv2d_relu_maxpool_backward(g, y, argmax, x, w,
+                                                                pool_kernel=2, need_dx=False)
+        np.testing.assert_array_equal(dw_only, runs[-1][1])
+        np.testing.assert_array_equal(db_only, runs[-1][2])
+    assert_all_close(runs[0], expected)
+    for other in runs[1:]:
+        for a, b_ in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_conv2d_backward_accumulates():

@@ -15,6 +15,9 @@
 // dy's nonzero terms, over the transposed forms colT (P, CKK) = col^T and dcolT = dcol^T:
 //             dW[oc, :]   += dy[oc, p] * colT[p, :]   for the p with dy[oc, p] != 0
 //             dcolT[p, :]  = sum of dy[oc, p] * W[oc, :] for the oc with dy[oc, p] != 0
+// (a layer with few short kernel rows, LeNet's first, reads colT's rows as windows of x in place:
+// window_sums). The forward writes the im2col of a few output rows at a time where that fits L1
+// (panel_rows: LeNet's first layer), and applies the ReLU in the GEMM's tile epilogue.
 //
 // Threads and determinism. Images of the forward pass are independent, so threads split the batch
 // (each with its own im2col buffer): every output is computed the same way for any thread count.
@@ -25,7 +28,8 @@
 // Workspace (conv2d_workspace_size floats):
 //   num_threads slots of [col (CKK*P) | dyT (P*OC) | dy (OC*P) | colT (P*CKKp) | dcolT (P*CKKp) |
 //                         indices]   scratch of the thread using the slot (dy on: the fused
-//                         backward; colT on: its zero-skipping path; CKKp = CKK rounded to 16)
+//                         backward; colT on: its zero-skipping path, where window_sums keeps
+//                         its offsets of x instead; CKKp = CKK rounded to 16)
 //   dw_chunks(N) partials of [dW^T (CKK, OC) or dW (OC, CKKp) | dbias (OC)]   (backward only)
 //   w with rows padded to CKKp                       (the zero-skipping path)
 #include "nnfast/conv.h"
@@ -41,6 +45,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <utility>
 
@@ -351,6 +356,83 @@ static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Co
 }
 #endif
 
+#if defined(__AVX512F__)
+// The zero-skipping weight gradient read straight from the image, for a stride-1 unpadded
+// convolution with few kernel rows (C * KH) and short ones (LeNet's first layer: one channel,
+// 5 x 5):
+//   dW[oc, c, kh, :] += sum over p with dy[oc, p] != 0 of dy[oc, p] * x[c, oh + kh, ow : ow + KW]
+// (p = oh * OW + ow; `offset` holds x's offset of each p), one accumulator of KW lanes per kernel
+// row, instead of copying every window into colT (P x CKK floats per image, 73 KB for LeNet's
+// first layer) and summing colT's rows: the same terms, spread over U partial sums (term j into
+// sum j mod U, the first starting from dW's row) and added as sparse::sum_rows adds them over a
+// colT row of the same width, so the bits are those of the im2row path.
+static int window_partial_sums(const Conv2dShape& s) {
+  const int nv = (int)(ckk_padded(s) / 16);  // sum_rows's vectors over a colT row
+  return nv <= 2 ? 4 : nv <= 4 ? 2 : 1;
+}
+static bool window_dw(const Conv2dShape& s) {
+  return direct_rows(Geometry(s)) && s.KW <= 8 && s.C * s.KH * window_partial_sums(s) <= 24;
+}
+template <int R, int U>
+static void window_sums(float* dw_oc, const int* ids, const float* dy, int count,
+                        const int* offset, const float* xn, int H, int W, int KH, int KW) {
+  // 8-lane vectors (KW <= 8, as window_dw requires): a masked 16-lane load would span the 64
+  // bytes after the window, a second cache line for nearly every window
+  const __mmask8 m = (__mmask8)((1u << KW) - 1);
+  idx row_at[R];  // kernel row r (channel r / KH, row r % KH) from a window's corner
+  for (int r = 0; r < R; r++) row_at[r] = ((idx)(r / KH) * H + r % KH) * W;
+  __m256 acc[U][R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    acc[0][r] = _mm256_maskz_loadu_ps(m, dw_oc + r * KW);
+#pragma GCC unroll 4
+    for (int u = 1; u < U; u++) acc[u][r] = _mm256_setzero_ps();
+  }
+  // terms j, j + 1, .. into sums 0, 1, ..: u stays a constant of the unrolled loops, so the sums
+  // stay in registers
+  for (int j = 0; j < count; j += U) {
+    const int terms = std::min(U, count - j);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+      if (u >= terms) break;
+      const int p = ids[j + u];
+      const __m256 d = _mm256_set1_ps(dy[p]);
+      const float* xw = xn + offset[p];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++)
+        acc[u][r] = _mm256_fmadd_ps(d, _mm256_maskz_loadu_ps(m, xw + row_at[r]), acc[u][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    __m256 sum = acc[0][r];
+    if constexpr (U == 4)
+      sum = _mm256_add_ps(_mm256_add_ps(sum, acc[1][r]), _mm256_add_ps(acc[2][r], acc[3][r]));
+    else if constexpr (U == 2)
+      sum = _mm256_add_ps(sum, acc[1][r]);
+    _mm256_mask_storeu_ps(dw_oc + r * KW, m, sum);
+  }
+}
+using WindowSums = void (*)(float*, const int*, const float*, int, const int*, const float*, int,
+                            int, int, int);
+template <int U, size_t... I>
+constexpr std::array<WindowSums, sizeof...(I)> window_sums_table(std::index_sequence<I...>) {
+  return {&window_sums<int(I) + 1, U>...};
+}
+// [U = 4, 2, 1][R - 1], R * U <= 24
+static constexpr std::array<WindowSums, 6> WINDOW_SUMS_4 =
+    window_sums_table<4>(std::make_index_sequence<6>{});
+static constexpr std::array<WindowSums, 12> WINDOW_SUMS_2 =
+    window_sums_table<2>(std::make_index_sequence<12>{});
+static constexpr std::array<WindowSums, 24> WINDOW_SUMS_1 =
+    window_sums_table<1>(std::make_index_sequence<24>{});
+static WindowSums pick_window_sums(const Conv2dShape& s) {
+  const int rows = s.C * s.KH, u = window_partial_sums(s);
+  return u == 4 ? WINDOW_SUMS_4[rows - 1] : u == 2 ? WINDOW_SUMS_2[rows - 1]
+                                                   : WINDOW_SUMS_1[rows - 1];
+}
+#endif
+
 // Channels per group in backward: the group's im2col rows (group*KH*KW x P floats) fit in 25 KB
 // of L1 (at least one channel).
 static int channel_group(const Conv2dShape& s) {
@@ -360,41 +442,83 @@ static int channel_group(const Conv2dShape& s) {
 
 // ---------------------------------------------------------------------------------------------
 
+// Output rows per im2col panel of the forward (0: the whole image at once): a few rows of
+// output (32 to 64 columns, a GEMM column block) whose im2col rows fit in 16 KB, so the panel is
+// written and read in L1. LeNet's first convolution (CKK = 25, 24 x 24 outputs) takes two rows
+// at a time; its whole im2col (57.6 KB) went out to L2 and back, the copy costing half the
+// product. Stride 1 without padding only (the panel is then the im2col of a band of input rows).
+static int panel_rows(const Conv2dShape& s) {
+#if defined(__AVX512F__)
+  const int OW = s.OW(), CKK = s.C * s.KH * s.KW;
+  if (s.SH != 1 || s.SW != 1 || s.PH != 0 || s.PW != 0 || OW > 64) return 0;
+  const int rows = std::max(1, 64 / OW);
+  if (rows * OW < 32 || (size_t)CKK * rows * OW * sizeof(float) > 16384 || rows >= s.OH())
+    return 0;
+  return rows;
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
+// One image: out (OC, P) = act(W (OC, CKK) @ im2col(xn) + bias), the activation applied to each
+// tile in the GEMM's epilogue; im2col into col (CKK*P floats), whole or a band of output rows at
+// a time (panel_rows).
+static void conv_image_forward(float* out, float* col, const float* xn, const float* w,
+                               const float* bias, const Conv2dShape& s, int band, Activation act) {
+  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
+  StridedGemm g{s.OC, P, CKK, w, CKK, 1, col, P, out, P, 1.0f, 0.0f, bias};
+  g.finish.act = act;
+  if (band == 0) {
+    im2col(col, xn, s);
+    gemm_strided(g);
+    return;
+  }
+#if defined(__AVX512F__)
+  for (int oh0 = 0; oh0 < s.OH(); oh0 += band) {
+    Geometry rows(s);  // the band's output rows oh0 .. oh0 + OH - 1, from input row oh0
+    rows.OH = std::min(band, s.OH() - oh0);
+    rows.P = (size_t)rows.OH * rows.OW;
+    im2col_unpadded_stride1(col, xn + (size_t)oh0 * s.W, rows);
+    StridedGemm gb = g;
+    gb.N = gb.ldb = (int)rows.P;
+    gb.C = out + (size_t)oh0 * rows.OW;
+    gemm_strided(gb);
+  }
+#endif
+}
+
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias; threads split the batch.
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
                     const Conv2dShape& s, float* workspace, int num_threads) {
-  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
   const size_t slot = slot_floats(s);
-  const int nt = slots(s, num_threads);
+  const int nt = slots(s, num_threads), band = panel_rows(s);
 #pragma omp parallel num_threads(nt)
   {
     float* col = workspace + (size_t)omp_get_thread_num() * slot;
 #pragma omp for schedule(static)
-    for (int n = 0; n < s.N; n++) {
-      im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
-      // y[n] (OC, P) = W (OC, CKK) @ col (CKK, P) + bias
-      gemm_strided({s.OC, P, CKK, w, CKK, 1, col, P, y + (size_t)n * s.OC * P, P, 1.0f, 0.0f, bias});
-    }
+    for (int n = 0; n < s.N; n++)
+      conv_image_forward(y + (size_t)n * s.OC * s.OH() * s.OW(), col,
+                         x + (size_t)n * s.C * s.H * s.W, w, bias, s, band, Activation::none);
   }
 }
 
-// Per image: im2col, the GEMM into the slot's second buffer (P*OC floats, the dyT scratch of
-// backward), ReLU in place (activation_span), then each channel's plane pooled.
+// Per image: the convolution with its ReLU (conv_image_forward) into the slot's second buffer
+// (P*OC floats, the dyT scratch of backward), then each channel's plane pooled.
 void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
                                  const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
                                  float* workspace, int num_threads) {
   const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
   const size_t slot = slot_floats(s), pooled = (size_t)pool.OH() * pool.OW();
-  const int nt = slots(s, num_threads);
+  const int nt = slots(s, num_threads), band = panel_rows(s);
 #pragma omp parallel num_threads(nt)
   {
     float* col = workspace + (size_t)omp_get_thread_num() * slot;
     float* out = col + round16((size_t)CKK * P);
 #pragma omp for schedule(static)
     for (int n = 0; n < s.N; n++) {
-      im2col(col, x + (size_t)n * s.C * s.H * s.W, s);
-      gemm_strided({s.OC, P, CKK, w, CKK, 1, col, P, out, P, 1.0f, 0.0f, bias});
-      activation_span(Activation::relu, out, (size_t)s.OC * P);
+      conv_image_forward(out, col, x + (size_t)n * s.C * s.H * s.W, w, bias, s, band,
+                         Activation::relu);
       for (int oc = 0; oc < s.OC; oc++) {
         const size_t plane = (size_t)n * s.OC + oc;
         maxpool2d_plane(y + plane * pooled, argmax + plane * pooled, out + (size_t)oc * P, pool);
@@ -421,6 +545,9 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
   const size_t slot = slot_floats(s), part = partial_floats(s);
   const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
   const int group = channel_group(s);
+#if defined(__AVX512F__)
+  const WindowSums window = skip_zeros && window_dw(s) ? pick_window_sums(s) : nullptr;
+#endif
   float* partials = workspace + (size_t)nslots * slot;
   float* wpad = partials + (size_t)chunks * part;  // w (OC, ldk), for skip_zeros
   const size_t pdw_floats = skip_zeros ? (size_t)OC * ldk : (size_t)CKK * OC;
@@ -438,6 +565,14 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
     float* colT = dy_scratch + round16((size_t)P * OC);
     float* dcolT = colT + (size_t)P * ldk;
     int* ids = reinterpret_cast<int*>(dcolT + (size_t)P * ldk);
+#if defined(__AVX512F__)
+    // window_sums reads x through the offset of each output position, kept where im2row's colT
+    // would be
+    int* offset = reinterpret_cast<int*>(colT);
+    if (window)
+      for (int p = 0; p < P; p++) offset[p] = p / s.OW() * s.W + p % s.OW();
+    else
+#endif
     if (skip_zeros && ldk > CKK)  // colT's pad columns: zero for every image (im2row skips them)
       for (int p = 0; p < P; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
 #pragma omp for schedule(static)
@@ -461,7 +596,13 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
         float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
 #if defined(__AVX512F__)
         if (skip_zeros) {
-          if (dw) {
+          if (dw && window) {
+            for (int oc = 0; oc < OC; oc++) {
+              const float* row = dyn + (size_t)oc * P;
+              window(pdw + oc * ldk, ids, row, sparse::nonzero_indices(ids, row, P), offset, xn,
+                     s.H, s.W, s.KH, s.KW);
+            }
+          } else if (dw) {
             im2row(colT, ldk, col, xn, s);
             for (int oc = 0; oc < OC; oc++) {
               const float* row = dyn + (size_t)oc * P;
