@@ -318,9 +318,14 @@ static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv
     for (int ow = 0; ow < g.OW; ow++) {
       float* row = colT + ((idx)oh * g.OW + ow) * ldk;
       for (int c = 0; c < g.C; c++)
-        for (int kh = 0; kh < g.KH; kh++, row += g.KW)
-          _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(
-                                                piece, xn + ((idx)c * g.H + oh + kh) * g.W + ow));
+        for (int kh = 0; kh < g.KH; kh++, row += g.KW) {
+          const float* from = xn + ((idx)c * g.H + oh + kh) * g.W + ow;
+          if (g.KW <= 8)  // 8-lane pieces: a 16-lane access spans a second cache line more often
+            _mm256_mask_storeu_ps(row, (__mmask8)piece,
+                                  _mm256_maskz_loadu_ps((__mmask8)piece, from));
+          else
+            _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(piece, from));
+        }
     }
 }
 
