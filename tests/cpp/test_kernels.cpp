@@ -103,10 +103,9 @@ static void test_conv_and_linear() {
 }
 
 // Inputs mostly zero take linear.cpp's path that skips them: ragged sizes (inputs past a vector,
-// outputs over two 256-column chunks, rows of 300 floats at no alignment) against plain loops,
-// overwriting and accumulating dwt.
-static void test_linear_sparse_inputs() {
-  const int B = 37, IN = 130, OUT = 300;
+// outputs over two 256-column chunks, rows of 300 floats at no alignment; more rows than the
+// forward lists at a time) against plain loops, overwriting and accumulating dwt.
+static void test_linear_sparse_inputs(int B, int IN, int OUT) {
   std::uniform_real_distribution<float> u(0.0f, 1.0f);
   auto x = randn((size_t)B * IN), wt = randn((size_t)IN * OUT), b = randn(OUT);
   auto dy = randn((size_t)B * OUT), dwt0 = randn((size_t)IN * OUT);
@@ -133,11 +132,13 @@ static void test_linear_sparse_inputs() {
   expect_close("linear_backward dwt += (sparse input)", acc, racc);
 }
 
-// The fused Conv2d -> ReLU -> MaxPool2d kernels against the three kernels in turn (LeNet's
-// second layer on 3 images, whose backward skips dy's zeros, and an odd geometry with overlapping
-// windows).
+// The fused Conv2d -> ReLU -> MaxPool2d kernels against the three kernels in turn: LeNet's two
+// layers on 3 images, whose backward skips dy's zeros (the first: im2col by bands of rows, the
+// weight gradient from windows of x), and an odd geometry with overlapping windows.
 static void test_conv_relu_maxpool_fused() {
-  const Conv2dShape shapes[] = {{3, 16, 12, 12, 32, 5, 5, 1, 1, 0, 0}, {2, 3, 9, 8, 4, 3, 2, 1, 2, 1, 0}};
+  const Conv2dShape shapes[] = {{3, 16, 12, 12, 32, 5, 5, 1, 1, 0, 0},
+                                {3, 1, 28, 28, 16, 5, 5, 1, 1, 0, 0},
+                                {2, 3, 9, 8, 4, 3, 2, 1, 2, 1, 0}};
   for (const Conv2dShape& s : shapes) {
     const Pool2dShape p{s.N, s.OC, s.OH(), s.OW(), 3, 2, 2, 1, 1, 0};
     const size_t conv_out = (size_t)s.N * s.OC * s.OH() * s.OW();
@@ -233,7 +234,8 @@ int main() {
     set_num_threads(threads);
     test_gemm();
     test_conv_and_linear();
-    test_linear_sparse_inputs();
+    test_linear_sparse_inputs(37, 130, 300);
+    test_linear_sparse_inputs(300, 130, 40);
     test_conv_relu_maxpool_fused();
     test_pool_activation_loss_dropout_optim();
     test_gather_rows();
