@@ -53,9 +53,11 @@ class Sequential(Module):
                 y = layer.forward_relu_maxpool(x, layers[i + 1], layers[i + 2])
                 x, temporary, i = y, True, i + 3
                 continue
-            if (type(layer) is Linear and i + 1 < len(layers)
-                    and type(layers[i + 1]) in (ReLU, Sigmoid)):
-                x, temporary, i = layer.forward_activation(x, layers[i + 1]), True, i + 2
+            if type(layer) is Linear:   # always a new array: a temporary
+                if i + 1 < len(layers) and type(layers[i + 1]) in (ReLU, Sigmoid):
+                    x, temporary, i = layer.forward_activation(x, layers[i + 1]), True, i + 2
+                else:
+                    x, temporary, i = layer.forward(x), True, i + 1
                 continue
             i += 1
             y = layer.forward_overwriting(x) if temporary else layer(x)

@@ -8,8 +8,14 @@ from ._arrays import as_float32, shape_str
 from .module import Module, require_forward
 
 
+_INT64 = np.dtype(np.int64)
+
+
 def class_labels(target, batch, who):
     """Integer class labels (batch,) as int64; integral floats are accepted, others refused."""
+    if (type(target) is np.ndarray and target.dtype is _INT64 and target.shape == (batch,)
+            and target.flags.c_contiguous):
+        return target   # the common case, without the general checks and conversion below
     y = np.asarray(target)
     if y.ndim != 1 or y.shape[0] != batch:
         raise ValueError(f"{who} expected {batch} class labels, got shape {shape_str(y.shape)}")
