@@ -162,8 +162,8 @@ inline int append_nonzero_entries(int* ids, float* vals, int count, int* starts,
 // sum over j in [starts_i[0], starts_i[1]) of vals[j] * rows[ids[j] * ld : +16*NV], where
 // starts_i = starts + i * stride (init null: 0), terms in order into one accumulator per vector;
 // lanes outside `tail` in the last vector neither read nor written. The sums over one block of
-// the lists of append_nonzero_entries, one list per output row; a later block with no terms leaves the
-// row alone.
+// the lists of append_nonzero_entries, one list per output row; a later block with no terms
+// leaves the row alone.
 template <int NV>
 inline void sum_entries(float* out, idx ldo, bool first, const float* init, const int* starts,
                         int stride, int n, const int* ids, const float* vals, const float* rows,
