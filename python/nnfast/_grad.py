@@ -3,6 +3,7 @@ The switch is per thread, as in PyTorch, so ``predict`` in one thread never affe
 another."""
 import threading
 
+
 class _State(threading.local):
     enabled = True   # each thread starts with gradients on (a class default: a plain lookup)
 
