@@ -82,7 +82,10 @@ def _op(x, trans):
     (8, 300, 50),      # unpacked path, threads split 32-column blocks (a single row band)
     (40, 700, 1000),   # unpacked path for few rows although op(B) is past 1 MB
     (130, 700, 600),   # packed (GotoBLAS) path
-    (100, 10, 100),    # with trans_a, taken as (op(B)^T A)^T (an output layer's dW)
+    (100, 10, 100),    # with trans_a, taken as (op(B)^T A)^T (an output layer's dW); without,
+                       # as dot products of A's rows with op(B)'s columns (its forward)
+    (1000, 10, 784),   # dot products, the threads splitting the rows (softmax regression)
+    (70, 1, 37),       # dot products for a single column, K not a multiple of 16
     (200, 256, 100),   # op(B)'s rows 256 floats apart: copied into a panel first (an L1 alias)
 ])
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
@@ -164,6 +167,7 @@ def test_linear_forward_with_activation_is_the_two_kernels_exactly(density, acti
 
 @pytest.mark.parametrize("batch,n_in,n_out", [
     (60, 300, 40),     # read in place by the GEMM's tiles, finished in their epilogue
+    (60, 300, 10),     # few outputs: dot products of x's rows, each row finished in turn
     (90, 1100, 260),   # the weight past L2: packed GEMM, then a pass over the output
 ])
 @pytest.mark.parametrize("activation", ["none", "relu", "sigmoid"])

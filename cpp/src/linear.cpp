@@ -103,8 +103,7 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
   const int group = std::min(B, kListRows);
   size_t nnz = 0;
   int bad = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_region(nt, [&] {
     // each chunk's lists in buffers of its own (one thread may take both chunks)
     static thread_local PackBuffer ids_buf[kChunks], vals_buf[kChunks], starts_buf[kChunks];
     // The lists of rows i0..i1 of chunk c's columns; returns their entry count.
@@ -172,7 +171,7 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
         activation_span(act, yi, OUT);
       }
     }
-  }
+  });
   *summed = !bad && sparse_enough(nnz, (size_t)B * IN);
   return nnz;
 }
@@ -193,8 +192,7 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
   const bool in_place = OUT % 16 == 0 && reinterpret_cast<std::uintptr_t>(dy) % 64 == 0;
   const idx ldy = in_place ? OUT : (OUT + 15) / 16 * 16;
   const int nt = sparse_threads(B, IN, OUT);
-#pragma omp parallel num_threads(nt) if (nt > 1)
-  {
+  parallel_region(nt, [&] {
     static thread_local PackBuffer dy_buf, xt_buf, ids_buf;
     const float* dyp = dy;
     if (!in_place) {
@@ -227,7 +225,7 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
                      ldy, OUT);
       }
     }
-  }
+  });
 }
 #endif
 

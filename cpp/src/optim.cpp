@@ -48,8 +48,7 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
                     float dampening, float weight_decay, bool nesterov, bool first_step) {
   size_t total = 0;
   for (size_t j = 0; j < count; j++) total += tensors[j].n;
-#pragma omp parallel num_threads(threads_for(total))
-  {
+  parallel_region(threads_for(total), [&] {
     const int T = omp_get_num_threads(), t = omp_get_thread_num();
     for (size_t j = 0; j < count; j++) {
       const SgdTensor& s = tensors[j];
@@ -59,7 +58,7 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
         sgd_range(s.param, s.grad, s.momentum_buf, (size_t)a, (size_t)b, lr, momentum, dampening,
                   weight_decay, nesterov, first_step);
     }
-  }
+  });
 }
 
 // Adam / AdamW with bias correction at step `step` (>= 1)

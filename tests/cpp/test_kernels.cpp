@@ -38,9 +38,10 @@ static void expect_close(const char* what, const std::vector<float>& a,
 }
 
 static void test_gemm() {
-  // {5, 7, 20000}: a small output over a long K takes the K-chunked path.
-  const int shapes[][3] = {{1, 1, 1},    {7, 33, 5},  {100, 10, 784},
-                           {129, 65, 300}, {17, 3, 1000}, {5, 7, 20000}};
+  // {5, 7, 20000}: a small output over a long K takes the K-chunked path; {100, 10, 784},
+  // {17, 3, 1000} and {70, 1, 37} without trans_a, dot products of A's rows.
+  const int shapes[][3] = {{1, 1, 1},     {7, 33, 5},    {100, 10, 784}, {129, 65, 300},
+                           {17, 3, 1000}, {5, 7, 20000}, {70, 1, 37}};
   for (auto& s : shapes)
     for (int ta = 0; ta < 2; ta++)
       for (int tb = 0; tb < 2; tb++) {
