@@ -58,19 +58,22 @@ def test_sgemm_large_blocks():
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-def test_sgemm_long_k_split_is_correct_and_thread_independent(restore_threads, ta, tb):
-    """Small outputs with K >= 8192 are summed in fixed K chunks (a convolution's dW)."""
-    m, n, k = 16, 25, 20000
-    a = f32(1, *((k, m) if ta else (m, k)))
-    b = f32(2, *((n, k) if tb else (k, n)))
-    c = f32(3, m, n)
-    expected = 0.5 * (_op(a, ta).astype(np.float64) @ _op(b, tb)) + 0.25 * c
-    outputs = []
-    for threads in (1, 2):
+@pytest.mark.parametrize("k", [20000, 57600])
+def test_sgemm_long_k_split_is_correct_and_thread_independent(restore_threads, ta, tb, k):
+    """Small outputs with K >= 8192 are summed in fixed K chunks (a convolution's dW), each on
+    one of the threads; K = 57600 (LeNet's first layer) leaves a last chunk of 256, a product too
+    small for two threads, multiplied by whichever thread of the chunks' team takes it."""
+    m, n = 16, 25
+    b, c = f32(2, *((n, k) if tb else (k, n))), f32(3, m, n)
+    same_a, outputs = f32(1, *((k, m) if ta else (m, k))), []
+    for threads in (2, 1, 3):   # two first: no earlier call's chunk sums left in the workspace
         restore_threads.set_num_threads(threads)
-        outputs.append(core.sgemm(a, b, ta, tb, 0.5, 0.25, c.copy()))
-    assert_close(outputs[1], expected)
-    np.testing.assert_array_equal(outputs[0], outputs[1])
+        a = f32(k + threads, *same_a.shape)   # new operands for each: no stale sums pass either
+        out = core.sgemm(a, b, ta, tb, 0.5, 0.25, c.copy())
+        assert_close(out, 0.5 * (_op(a, ta).astype(np.float64) @ _op(b, tb)) + 0.25 * c)
+        outputs.append(core.sgemm(same_a, b, ta, tb, 0.5, 0.25, c.copy()))
+    for other in outputs[1:]:   # the same operands on every thread count: the same bits
+        np.testing.assert_array_equal(outputs[0], other)
 
 
 def _op(x, trans):

@@ -13,6 +13,8 @@
 //   that results are bit-identical for any thread count (no reductions whose order depends on
 //   the number of threads).
 #pragma once
+#include <omp.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -34,16 +36,19 @@ inline std::pair<long, long> part_of(long n, int part, int parts, long align = 1
 }
 
 // Runs body() as an OpenMP parallel region of nt threads, or straight on the calling thread when
-// nt <= 1: libgomp sets up a team even for one thread (0.33 us a region on the 2-core machine,
-// against a 1 x 1 x 1 sgemm call's 1.1 us). Inside body, omp_get_thread_num() /
-// omp_get_num_threads() and orphaned `omp for` loops work either way (a team of one).
+// nt <= 1 and that thread is not one of a team of several: libgomp sets up a team even for one
+// thread (0.33 us a region on the 2-core machine, against a 1 x 1 x 1 sgemm call's 1.1 us).
+// Inside body, omp_get_thread_num() / omp_get_num_threads() and orphaned `omp for` loops see a
+// team of one either way. (Called from a thread of a running team, as sgemm is by the K-split
+// product's chunks, the body run straight would see that team's numbers and do only its share:
+// there it takes a region of its own, a team of one.)
 template <typename Body>
 inline void parallel_region(int nt, Body&& body) {
-  if (nt <= 1) {
+  if (nt <= 1 && omp_get_num_threads() == 1) {
     body();
     return;
   }
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt < 1 ? 1 : nt)
   body();
 }
 
