@@ -15,24 +15,32 @@ static inline int threads_for(size_t n) { return n >= kParallelMin ? get_num_thr
 
 // y = max(x, 0)
 void relu_forward(float* y, const float* x, size_t n) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  });
 }
 // dx = dy * (x > 0)
 void relu_backward(float* dx, const float* dy, const float* x, size_t n) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  });
 }
 
 // y = x > 0 ? x : slope * x
 void leaky_relu_forward(float* y, const float* x, size_t n, float slope) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+  });
 }
 // dx = x > 0 ? dy : slope * dy
 void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i];
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i];
+  });
 }
 
 // y = 1 / (1 + exp(-x)), through e = exp(-|x|) so it never overflows: y = 1/(1+e) for x >= 0,
@@ -56,8 +64,9 @@ static inline void sigmoid_block(float* y, const float* x, size_t i, size_t n) {
 
 void sigmoid_forward(float* y, const float* x, size_t n) {
   const size_t blocks = (n + 15) / 16;
-#pragma omp parallel for num_threads(threads_for(n)) schedule(static)
-  for (size_t b = 0; b < blocks; b++) sigmoid_block(y, x, b * 16, n);
+  parallel_parts(threads_for(n), blocks, 1, [=](size_t b0, size_t b1) {
+    for (size_t b = b0; b < b1; b++) sigmoid_block(y, x, b * 16, n);
+  });
 }
 
 void activation_span(Activation a, float* y, size_t n) {
@@ -79,8 +88,10 @@ void activation_backward_span(Activation a, float* dx, const float* y, size_t n)
 }
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+  });
 }
 
 void activation_backward(Activation a, float* dx, const float* dy, const float* y, size_t n) {
@@ -91,66 +102,78 @@ void activation_backward(Activation a, float* dx, const float* dy, const float* 
 
 // y = tanh(x)
 void tanh_forward(float* y, const float* x, size_t n) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = std::tanh(x[i]);
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) y[i] = std::tanh(x[i]);
+  });
 }
 // dx = dy * (1 - y^2)
 void tanh_backward(float* dx, const float* dy, const float* y, size_t n) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+  });
 }
 
 // y = x > threshold ? x : value
 void threshold_forward(float* y, const float* x, size_t n, float threshold, float value) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > threshold ? x[i] : value;
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) y[i] = x[i] > threshold ? x[i] : value;
+  });
 }
 // dx = x > threshold ? dy : 0
 void threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold) {
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = x[i] > threshold ? dy[i] : 0.0f;
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > threshold ? dy[i] : 0.0f;
+  });
 }
 
 // Softmax of each row: y = exp(x - max) / sum exp(x - max).
 void softmax_forward(float* y, const float* x, int rows, int cols) {
-#pragma omp parallel for num_threads(threads_for((size_t)rows * cols)) schedule(static)
-  for (int r = 0; r < rows; r++) softmax_row(y + (size_t)r * cols, x + (size_t)r * cols, cols);
+  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) softmax_row(y + r * cols, x + r * cols, cols);
+  });
 }
 // dx = y * (dy - sum_j dy_j y_j)
 void softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols) {
-#pragma omp parallel for num_threads(threads_for((size_t)rows * cols)) schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float* yr = y + (size_t)r * cols;
-    const float* gr = dy + (size_t)r * cols;
-    float* dr = dx + (size_t)r * cols;
-    float dot = 0.0f;
-    for (int j = 0; j < cols; j++) dot += gr[j] * yr[j];
-    for (int j = 0; j < cols; j++) dr[j] = yr[j] * (gr[j] - dot);
-  }
+  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+      const float* yr = y + r * cols;
+      const float* gr = dy + r * cols;
+      float* dr = dx + r * cols;
+      float dot = 0.0f;
+      for (int j = 0; j < cols; j++) dot += gr[j] * yr[j];
+      for (int j = 0; j < cols; j++) dr[j] = yr[j] * (gr[j] - dot);
+    }
+  });
 }
 
 // Log-softmax of each row: y = x - max - log sum exp(x - max).
 void log_softmax_forward(float* y, const float* x, int rows, int cols) {
-#pragma omp parallel for num_threads(threads_for((size_t)rows * cols)) schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float* xr = x + (size_t)r * cols;
-    float* yr = y + (size_t)r * cols;
-    const float m = row_max(xr, cols);
-    const float lse = m + std::log(exp_shifted(yr, xr, m, cols));  // yr: scratch
-    for (int j = 0; j < cols; j++) yr[j] = xr[j] - lse;
-  }
+  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      const float m = row_max(xr, cols);
+      const float lse = m + std::log(exp_shifted(yr, xr, m, cols));  // yr: scratch
+      for (int j = 0; j < cols; j++) yr[j] = xr[j] - lse;
+    }
+  });
 }
 // dx = dy - exp(y) * sum_j dy_j
 void log_softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols) {
-#pragma omp parallel for num_threads(threads_for((size_t)rows * cols)) schedule(static)
-  for (int r = 0; r < rows; r++) {
-    const float* yr = y + (size_t)r * cols;
-    const float* gr = dy + (size_t)r * cols;
-    float* dr = dx + (size_t)r * cols;
-    float s = 0.0f;
-    for (int j = 0; j < cols; j++) s += gr[j];
-    for (int j = 0; j < cols; j++) dr[j] = gr[j] - std::exp(yr[j]) * s;
-  }
+  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+    for (size_t r = r0; r < r1; r++) {
+      const float* yr = y + r * cols;
+      const float* gr = dy + r * cols;
+      float* dr = dx + r * cols;
+      float s = 0.0f;
+      for (int j = 0; j < cols; j++) s += gr[j];
+      for (int j = 0; j < cols; j++) dr[j] = gr[j] - std::exp(yr[j]) * s;
+    }
+  });
 }
 
 }  // namespace nnfast

@@ -17,19 +17,22 @@ static inline float dropout_uniform(uint64_t seed, uint64_t i) {
 void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed) {
   const float scale = 1.0f / (1.0f - p);
   const int nt = n >= (size_t(1) << 15) ? get_num_threads() : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t keep = dropout_uniform(seed, i) >= p;
-    mask[i] = keep;
-    y[i] = keep ? x[i] * scale : 0.0f;
-  }
+  parallel_parts(nt, n, 16, [=](size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+      const uint8_t keep = dropout_uniform(seed, i) >= p;
+      mask[i] = keep;
+      y[i] = keep ? x[i] * scale : 0.0f;
+    }
+  });
 }
 // dx = dy * mask / (1 - p)
 void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p) {
   const float scale = 1.0f / (1.0f - p);
   const int nt = n >= (size_t(1) << 15) ? get_num_threads() : 1;
-#pragma omp parallel for simd num_threads(nt) schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+  parallel_parts(nt, n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+  });
 }
 
 }  // namespace nnfast

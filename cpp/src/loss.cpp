@@ -90,8 +90,10 @@ double mse_forward(const float* pred, const float* target, size_t n) {
 // dp = scale * 2 (p - t) / n
 void mse_backward(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const float k = 2.0f * scale / n;
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) dpred[i] = k * (pred[i] - target[i]);
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) dpred[i] = k * (pred[i] - target[i]);
+  });
 }
 
 // loss = mean |p - t|
@@ -103,11 +105,13 @@ double l1_forward(const float* pred, const float* target, size_t n) {
 // dp = scale * sign(p - t) / n, sign(0) = 0
 void l1_backward(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const float k = scale / n;
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    float d = pred[i] - target[i];
-    dpred[i] = d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
-  }
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) {
+      float d = pred[i] - target[i];
+      dpred[i] = d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
+    }
+  });
 }
 
 // loss = mean -(t log p + (1 - t) log(1 - p)), logs clamped at -100 (PyTorch's BCELoss)
@@ -123,9 +127,11 @@ double bce_forward(const float* p, const float* target, size_t n) {
 // dp = scale * (p - t) / max(p (1 - p), 1e-12) / n
 void bce_backward(float* dp, const float* p, const float* target, size_t n, float scale) {
   const float k = scale / n;
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++)
-    dp[i] = k * (p[i] - target[i]) / std::max(p[i] * (1.0f - p[i]), 1e-12f);
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++)
+      dp[i] = k * (p[i] - target[i]) / std::max(p[i] * (1.0f - p[i]), 1e-12f);
+  });
 }
 
 // loss = mean max(z, 0) - z t + log(1 + exp(-|z|))
@@ -141,12 +147,14 @@ double bce_with_logits_forward(const float* z, const float* target, size_t n) {
 void bce_with_logits_backward(float* dz, const float* z, const float* target, size_t n,
                               float scale) {
   const float k = scale / n;
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    float e = std::exp(-std::fabs(z[i]));
-    float s = z[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    dz[i] = k * (s - target[i]);
-  }
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) {
+      float e = std::exp(-std::fabs(z[i]));
+      float s = z[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+      dz[i] = k * (s - target[i]);
+    }
+  });
 }
 
 }  // namespace nnfast

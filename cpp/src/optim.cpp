@@ -69,15 +69,17 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
   const float bc2 = 1.0f - (float)std::pow((double)beta2, (double)step);
   const float step_size = lr / bc1;
   const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
-#pragma omp parallel for simd num_threads(threads_for(n)) schedule(static)
-  for (size_t i = 0; i < n; i++) {
-    float g = grad[i];
-    if (decoupled) param[i] *= 1.0f - lr * weight_decay;
-    else g += weight_decay * param[i];
-    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-    param[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-  }
+  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) {
+      float g = grad[i];
+      if (decoupled) param[i] *= 1.0f - lr * weight_decay;
+      else g += weight_decay * param[i];
+      m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+      v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+      param[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+    }
+  });
 }
 
 }  // namespace nnfast

@@ -203,9 +203,10 @@ void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape&
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   const size_t out = (size_t)s.OH() * s.OW();
   const long planes = (long)s.N * s.C;
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++)
-    maxpool2d_plane(y + (size_t)pl * out, argmax + (size_t)pl * out, x + (size_t)pl * s.H * s.W, s);
+  parallel_parts(plane_threads(s), planes, 1, [=](size_t p0, size_t p1) {
+    for (size_t pl = p0; pl < p1; pl++)
+      maxpool2d_plane(y + pl * out, argmax + pl * out, x + pl * s.H * s.W, s);
+  });
 }
 
 // One plane: dxp (H,W) = 0, then dxp[argmax] += dy for every output element, in order.
@@ -223,18 +224,20 @@ void maxpool2d_plane_backward(float* dxp, const float* dyp, const int32_t* ap, c
 void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
   const size_t P = (size_t)s.OH() * s.OW();
   const long planes = (long)s.N * s.C;
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++)
-    maxpool2d_plane_backward(dx + (size_t)pl * s.H * s.W, dy + (size_t)pl * P, argmax + (size_t)pl * P, s);
+  parallel_parts(plane_threads(s), planes, 1, [=](size_t p0, size_t p1) {
+    for (size_t pl = p0; pl < p1; pl++)
+      maxpool2d_plane_backward(dx + pl * s.H * s.W, dy + pl * P, argmax + pl * P, s);
+  });
 }
 
 // Branch-free over all entries (vectorised, on every thread): the bindings call it on an argmax
 // array from Python before any kernel indexes with it.
 bool argmax_in_range(const int32_t* argmax, size_t n, int32_t plane) {
   int outside = 0;
-#pragma omp parallel for simd num_threads(n >= (size_t(1) << 16) ? get_num_threads() : 1) \
-    schedule(static) reduction(| : outside)
-  for (size_t i = 0; i < n; i++) outside |= (argmax[i] < 0) | (argmax[i] >= plane);
+  parallel_region(n >= (size_t(1) << 16) ? get_num_threads() : 1, [&] {
+#pragma omp for simd schedule(static) reduction(| : outside)
+    for (size_t i = 0; i < n; i++) outside |= (argmax[i] < 0) | (argmax[i] >= plane);
+  });
   return outside == 0;
 }
 
@@ -243,42 +246,44 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
   const float inv = 1.0f / (float)(s.KH * s.KW);
   const long planes = (long)s.N * s.C;
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++) {
-    const float* xp = x + (size_t)pl * s.H * s.W;
-    float* yp = y + (size_t)pl * OH * OW;
-    for (int oh = 0; oh < OH; oh++) {
-      const int h0 = oh * s.SH - s.PH, h_lo = std::max(h0, 0), h_hi = std::min(h0 + s.KH, s.H);
-      for (int ow = 0; ow < OW; ow++) {
-        const int w0 = ow * s.SW - s.PW, w_lo = std::max(w0, 0), w_hi = std::min(w0 + s.KW, s.W);
-        float sum = 0.0f;
-        for (int h = h_lo; h < h_hi; h++)
-          for (int w = w_lo; w < w_hi; w++) sum += xp[h * s.W + w];
-        yp[oh * OW + ow] = sum * inv;
+  parallel_parts(plane_threads(s), planes, 1, [=](size_t p0, size_t p1) {
+    for (size_t pl = p0; pl < p1; pl++) {
+      const float* xp = x + pl * s.H * s.W;
+      float* yp = y + pl * OH * OW;
+      for (int oh = 0; oh < OH; oh++) {
+        const int h0 = oh * s.SH - s.PH, h_lo = std::max(h0, 0), h_hi = std::min(h0 + s.KH, s.H);
+        for (int ow = 0; ow < OW; ow++) {
+          const int w0 = ow * s.SW - s.PW, w_lo = std::max(w0, 0), w_hi = std::min(w0 + s.KW, s.W);
+          float sum = 0.0f;
+          for (int h = h_lo; h < h_hi; h++)
+            for (int w = w_lo; w < w_hi; w++) sum += xp[h * s.W + w];
+          yp[oh * OW + ow] = sum * inv;
+        }
       }
     }
-  }
+  });
 }
 // dx = 0, then each dy / (KH * KW) added to every in-image element of its window.
 void avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
   const float inv = 1.0f / (float)(s.KH * s.KW);
   const long planes = (long)s.N * s.C;
-#pragma omp parallel for num_threads(plane_threads(s)) schedule(static)
-  for (long pl = 0; pl < planes; pl++) {
-    float* dxp = dx + (size_t)pl * s.H * s.W;
-    const float* dyp = dy + (size_t)pl * OH * OW;
-    std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
-    for (int oh = 0; oh < OH; oh++) {
-      const int h0 = oh * s.SH - s.PH, h_lo = std::max(h0, 0), h_hi = std::min(h0 + s.KH, s.H);
-      for (int ow = 0; ow < OW; ow++) {
-        const int w0 = ow * s.SW - s.PW, w_lo = std::max(w0, 0), w_hi = std::min(w0 + s.KW, s.W);
-        const float g = dyp[oh * OW + ow] * inv;
-        for (int h = h_lo; h < h_hi; h++)
-          for (int w = w_lo; w < w_hi; w++) dxp[h * s.W + w] += g;
+  parallel_parts(plane_threads(s), planes, 1, [=](size_t p0, size_t p1) {
+    for (size_t pl = p0; pl < p1; pl++) {
+      float* dxp = dx + pl * s.H * s.W;
+      const float* dyp = dy + pl * OH * OW;
+      std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
+      for (int oh = 0; oh < OH; oh++) {
+        const int h0 = oh * s.SH - s.PH, h_lo = std::max(h0, 0), h_hi = std::min(h0 + s.KH, s.H);
+        for (int ow = 0; ow < OW; ow++) {
+          const int w0 = ow * s.SW - s.PW, w_lo = std::max(w0, 0), w_hi = std::min(w0 + s.KW, s.W);
+          const float g = dyp[oh * OW + ow] * inv;
+          for (int h = h_lo; h < h_hi; h++)
+            for (int w = w_lo; w < w_hi; w++) dxp[h * s.W + w] += g;
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace nnfast

@@ -52,6 +52,16 @@ inline void parallel_region(int nt, Body&& body) {
   body();
 }
 
+// body(i0, i1) on each of nt parts of [0, n) (part_of, cuts at multiples of align: 16 floats are
+// a cache line), one part per thread of a parallel_region: the loops of the elementwise kernels.
+template <typename Body>
+inline void parallel_parts(int nt, size_t n, long align, Body&& body) {
+  parallel_region(nt, [&] {
+    const auto [i0, i1] = part_of((long)n, omp_get_thread_num(), omp_get_num_threads(), align);
+    body((size_t)i0, (size_t)i1);
+  });
+}
+
 // Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
 const char* isa_name();
 
