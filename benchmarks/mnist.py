@@ -1,8 +1,9 @@
 """The main job: train softmax regression, the MLPs 784-100(sigmoid)-10 and 784-256-128-10 (ReLU)
 and the LeNet-like CNN on the genuine MNIST with nnfast, the NumPy reference (nnfast.reference)
 and PyTorch (when it is importable), from identical initial weights and identical batches, each
-(model, engine) in a fresh process, and report time per epoch, samples/s, test accuracy,
-prediction time, peak memory and the ratios between engines.
+(model, engine) in a fresh process, the engines' epochs taken in turns (so that a slow spell of
+a shared machine falls on all of them alike), and report time per epoch, samples/s, test
+accuracy, prediction time, peak memory and the ratios between engines.
 
     python benchmarks/mnist.py             # full run (the epoch counts below)
     python benchmarks/mnist.py --quick     # about a minute on 2 cores: a subset, 1 epoch
@@ -239,28 +240,40 @@ def batch_orders(n, batch, epochs, seed):
             for order in (rng.permutation(n) for _ in range(epochs))]
 
 
-def train_and_time(engine, x, y, x_test, y_test, orders, max_steps):
-    """Train over ``orders`` (at most ``max_steps`` batches an epoch); per-epoch times, losses,
-    test accuracy after each epoch, and the prediction time on the test set."""
-    epoch_times, losses, accs, samples = [], [], [], 0
-    for batches in orders:
-        batches = batches[:max_steps]
-        start, total = time.perf_counter(), 0.0
-        for idx in batches:
-            total += engine.train_step(*engine.gather(x, y, idx))
-        epoch_times.append(time.perf_counter() - start)
-        samples = sum(len(b) for b in batches)
-        losses.append(total / len(batches))
-        accs.append(float(np.mean(engine.predict(x_test).argmax(axis=1) == y_test)))
-    # Best of 3: one pass over the test set takes milliseconds, where a stall of the shared VM
-    # showed as a tenfold predict time in one run.
-    predict_times = []
+def train_epoch(engine, x, y, x_test, y_test, batches):
+    """One epoch over ``batches``: (seconds, mean loss, test accuracy after it, samples)."""
+    start, total = time.perf_counter(), 0.0
+    for idx in batches:
+        total += engine.train_step(*engine.gather(x, y, idx))
+    seconds = time.perf_counter() - start
+    accuracy = float(np.mean(engine.predict(x_test).argmax(axis=1) == y_test))
+    return seconds, total / len(batches), accuracy, sum(len(b) for b in batches)
+
+
+def best_predict_time(engine, x_test):
+    """Best of 3: one pass over the test set takes milliseconds, where a stall of the shared VM
+    showed as a tenfold predict time in one run."""
+    times = []
     for _ in range(3):
         start = time.perf_counter()
         engine.predict(x_test)
-        predict_times.append(time.perf_counter() - start)
-    return {"epoch_times": epoch_times, "loss": losses, "test_accuracy": accs,
-            "samples_per_epoch": samples, "predict_time": min(predict_times)}
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def train_and_time(engine, x, y, x_test, y_test, orders, max_steps):
+    """Train over ``orders`` (at most ``max_steps`` batches an epoch); per-epoch times, losses,
+    test accuracy after each epoch, and the prediction time on the test set."""
+    run = {"epoch_times": [], "loss": [], "test_accuracy": []}
+    for batches in orders:
+        seconds, loss, accuracy, samples = train_epoch(engine, x, y, x_test, y_test,
+                                                       batches[:max_steps])
+        run["epoch_times"].append(seconds)
+        run["loss"].append(loss)
+        run["test_accuracy"].append(accuracy)
+        run["samples_per_epoch"] = samples
+    run["predict_time"] = best_predict_time(engine, x_test)
+    return run
 
 
 def profile_nnfast(spec, weights, x, y, batches, threads):
@@ -360,20 +373,16 @@ def machine_description(threads):
             "python": platform.python_version(), "numpy": np.__version__}
 
 
-def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
-    """Train one engine on one model in this process; its result record."""
+def max_steps_of(args, spec, engine_name):
+    """The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches."""
+    return 20 if args.quick and spec["image"] and engine_name == "numpy" else None
+
+
+def finish_record(run, key, engine_name, epochs, peak_bytes):
+    """The result record of one (model, engine) run from its epochs."""
     spec = MODELS[key]
-    # The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches.
-    max_steps = 20 if args.quick and spec["image"] and engine_name == "numpy" else None
-    engine = ENGINES[engine_name](spec, weights, args.threads)
-    # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for about
-    # 0.1 s after their last call, taking a core from whoever runs next: measured, nnfast's first
-    # MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
-    time.sleep(1.0)
-    with PeakRSS() as mem:
-        run = train_and_time(engine, x, y, x_test, y_test, orders, max_steps)
-    run.update(model=key, engine=engine_name, title=spec["title"], epochs=len(orders),
-               batch=spec["batch"], peak_memory_bytes=mem.added,
+    run.update(model=key, engine=engine_name, title=spec["title"], epochs=epochs,
+               batch=spec["batch"], peak_memory_bytes=peak_bytes,
                epoch_time=float(np.median(run["epoch_times"])))
     run["samples_per_s"] = run["samples_per_epoch"] / run["epoch_time"]
     # Time of one full epoch (60,000 samples), scaled from the batches actually run.
@@ -381,22 +390,119 @@ def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
     return run
 
 
-def run_in_subprocess(args, key, engine_name):
-    """run_engine in a fresh Python process (the same data, weights and batches: they follow
-    from the seed), so that no engine inherits another's heap or idle thread pools and the
-    memory each adds is measured from the same starting point."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "result.json")
-        cmd = [sys.executable, os.path.abspath(__file__), "--in-process", "--models", key,
+def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
+    """Train one engine on one model in this process; its result record."""
+    spec = MODELS[key]
+    engine = ENGINES[engine_name](spec, weights, args.threads)
+    # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for about
+    # 0.1 s after their last call, taking a core from whoever runs next: measured, nnfast's first
+    # MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
+    time.sleep(1.0)
+    with PeakRSS() as mem:
+        run = train_and_time(engine, x, y, x_test, y_test, orders,
+                             max_steps_of(args, spec, engine_name))
+    return finish_record(run, key, engine_name, len(orders), mem.added)
+
+
+# Between two engines' epochs, so that the one before has its idle thread pools asleep (see
+# run_engine; OpenBLAS spins for about 0.1 s).
+PAUSE = 0.25
+
+
+def worker(args, x, y, x_test, y_test, weights, orders):
+    """--worker: one (model, engine) in this process, an epoch at a time on the parent's word.
+    Reads "epoch" or "finish" lines on stdin and answers each with a JSON line on stdout: the
+    epoch's seconds, loss and test accuracy; then the whole record (prediction time, peak
+    memory). Anything else the engines print goes to stderr."""
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    sys.stdout = sys.stderr
+    key, engine_name = args.models, args.engines
+    spec = MODELS[key]
+    engine = ENGINES[engine_name](spec, weights, args.threads)
+    max_steps = max_steps_of(args, spec, engine_name)
+    run = {"epoch_times": [], "loss": [], "test_accuracy": []}
+
+    def answer(message):
+        protocol.write(json.dumps(message) + "\n")
+        protocol.flush()
+
+    answer({"ready": True})
+    mem = PeakRSS().__enter__()   # spans the epochs, whatever the parent does in between
+    for line in sys.stdin:
+        if line.strip() == "epoch":
+            seconds, loss, accuracy, samples = train_epoch(
+                engine, x, y, x_test, y_test, orders[len(run["epoch_times"])][:max_steps])
+            run["epoch_times"].append(seconds)
+            run["loss"].append(loss)
+            run["test_accuracy"].append(accuracy)
+            run["samples_per_epoch"] = samples
+            answer({"seconds": seconds})
+        else:
+            mem.__exit__(None, None, None)
+            run["predict_time"] = best_predict_time(engine, x_test)
+            answer(finish_record(run, key, engine_name, len(orders), mem.added))
+            return
+
+
+class Worker:
+    """The parent's end of one --worker process: a fresh Python process per (model, engine)
+    (the same data, weights and batches: they follow from the seed), so that no engine inherits
+    another's heap, and the memory each adds is measured from the same starting point."""
+
+    def __init__(self, args, key, engine_name):
+        self.name = engine_name
+        self.log = tempfile.TemporaryFile(mode="w+")
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--models", key,
                "--engines", engine_name, "--threads", str(args.threads), "--seed",
-               str(args.seed), "--json", out]
+               str(args.seed)]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
-        done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{engine_name} on {key} failed:\n{done.stderr[-2000:]}")
-        with open(out) as f:
-            return json.load(f)["results"][0]
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True)
+        self.receive()   # ready
+
+    def ask(self, word):
+        self.process.stdin.write(word + "\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+    def receive(self):
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            self.log.seek(0)
+            raise RuntimeError(f"{self.name} failed:\n{self.log.read()[-2000:]}")
+        return json.loads(line)
+
+    def finish(self):
+        record = self.ask("finish")
+        self.process.wait()
+        self.log.close()
+        return record
+
+
+def run_interleaved(args, key, engines, epochs):
+    """Every engine of one model in a worker process of its own, their epochs taken in turns
+    (the engines' order rotating from epoch to epoch), so that a slow spell of the shared VM,
+    which lasts seconds to minutes, falls on every engine's epochs alike instead of on one
+    engine's whole run; then each one's prediction time and peak memory. Records in the order
+    of ``engines``."""
+    workers = [Worker(args, key, name) for name in engines]
+    try:
+        for epoch in range(epochs):
+            turn = epoch % len(workers)
+            for w in workers[turn:] + workers[:turn]:
+                time.sleep(PAUSE)
+                w.ask("epoch")
+        records = []
+        for w in workers:
+            time.sleep(PAUSE)
+            records.append(w.finish())
+        return records
+    finally:
+        for w in workers:
+            if w.process.poll() is None:
+                w.process.kill()
 
 
 def main(argv=None):
@@ -410,7 +516,9 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="per-layer time of nnfast")
     parser.add_argument("--json", default=os.path.join(RESULTS, "mnist.json"))
     parser.add_argument("--in-process", action="store_true",
-                        help="run every engine in this process (default: each in a fresh one)")
+                        help="run every engine in this process, one after the other (default: "
+                             "each in a fresh one, their epochs in turns)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
@@ -425,6 +533,15 @@ def main(argv=None):
         print("PyTorch is not installed: comparing nnfast with the NumPy reference only",
               file=sys.stderr)
         engines.remove("torch")
+    if args.worker:
+        spec = MODELS[args.models]
+        epochs = args.epochs or (1 if args.quick else spec["epochs"])
+        shape = (-1, 1, 28, 28) if spec["image"] else (-1, 784)
+        nf.seed(args.seed)
+        weights = nnfast_model(spec["layers"]).get_weights()
+        worker(args, x_train.reshape(shape), y_train, x_test.reshape(shape), y_test, weights,
+               batch_orders(len(x_train), spec["batch"], epochs, args.seed))
+        return None
     machine = machine_description(args.threads)
     print(f"MNIST on {machine['cpu']}, {args.threads} threads, nnfast ISA {machine['isa']}"
           + (" (quick run: 10,000 training images, 1 epoch)" if args.quick else ""))
@@ -437,13 +554,14 @@ def main(argv=None):
         nf.seed(args.seed)
         weights = nnfast_model(spec["layers"]).get_weights()
         orders = batch_orders(len(x), spec["batch"], epochs, args.seed)
-        for engine_name in engines:
-            if args.in_process:
-                run = run_engine(args, key, engine_name, x, y_train, xt, y_test, weights, orders)
-            else:
-                run = run_in_subprocess(args, key, engine_name)
+        if args.in_process:
+            runs = [run_engine(args, key, engine_name, x, y_train, xt, y_test, weights, orders)
+                    for engine_name in engines]
+        else:
+            runs = run_interleaved(args, key, engines, epochs)
+        for run in runs:
             results.append(run)
-            print(f"  {spec['title']:<26} {engine_name:<7} {run['epoch_time']:7.3f} s/epoch "
+            print(f"  {spec['title']:<26} {run['engine']:<7} {run['epoch_time']:7.3f} s/epoch "
                   f"test accuracy {run['test_accuracy'][-1]:.4f}", file=sys.stderr)
         if args.profile:
             batches = orders[0][:200]
