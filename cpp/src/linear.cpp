@@ -145,16 +145,14 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
           const float* vals = vals_buf[c].data;
           const int* starts = reinterpret_cast<const int*>(starts_buf[c].data);
           for (int c0 = 0; c0 < OUT; c0 += 16 * sparse::CHUNK_V) {
-            const int nv = (std::min(16 * sparse::CHUNK_V, OUT - c0) + 15) / 16;
-            const int tail_cols = std::min(16 * sparse::CHUNK_V, OUT - c0) - 16 * (nv - 1);
-            const __mmask16 tail = (__mmask16)((1u << tail_cols) - 1);
-            const auto sum = sparse::SUM_ENTRIES[nv - 1];
+            const auto vecs = sparse::chunk_vectors(std::min(16 * sparse::CHUNK_V, OUT - c0));
+            const auto sum = sparse::SUM_ENTRIES[vecs.count - 1];
             const float* rows = wt + (idx)k0 * ldw + c0;
             // block b of every row's list (the first block starts each row from the bias, or
             // 0; the later ones add to it)
             for (int b = 0; b < nb; b++)
               sum(out + (idx)g0 * OUT + c0, OUT, b == 0, init ? init + c0 : nullptr, starts + b,
-                  nb + 1, rows_in_group, ids, vals, rows, ldw, tail);
+                  nb + 1, rows_in_group, ids, vals, rows, ldw, vecs.tail);
           }
         }
       }

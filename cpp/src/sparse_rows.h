@@ -22,6 +22,17 @@ namespace sparse {
 using idx = std::ptrdiff_t;
 static constexpr int CHUNK_V = 16;  // 16-float vectors of output columns held in registers
 
+// A chunk of `cols` columns (1 .. 16 * its vectors) in 16-float vectors: how many, and the lanes
+// of the last one that are columns.
+struct ChunkVectors {
+  int count;
+  __mmask16 tail;
+};
+inline ChunkVectors chunk_vectors(idx cols) {
+  const int count = (int)((cols + 15) / 16);
+  return {count, (__mmask16)((1u << (cols - 16 * (count - 1))) - 1)};
+}
+
 inline size_t count_nonzero(const float* x, size_t n) {
   size_t nnz = 0, i = 0;
   for (; i + 16 <= n; i += 16)
@@ -127,10 +138,9 @@ inline constexpr auto SUM_ROWS = sum_rows_table(std::make_index_sequence<CHUNK_V
 inline void sum_rows_all(float* out, const float* init, const int* ids, const float* v, int count,
                          const float* rows, idx ld, idx width) {
   for (idx c0 = 0; c0 < width; c0 += 16 * CHUNK_V) {
-    const idx cols = std::min<idx>(16 * CHUNK_V, width - c0);
-    const int nv = (int)((cols + 15) / 16);
-    const __mmask16 tail = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1);
-    SUM_ROWS[nv - 1](out + c0, init ? init + c0 : nullptr, ids, v, count, rows + c0, ld, tail);
+    const ChunkVectors vecs = chunk_vectors(std::min<idx>(16 * CHUNK_V, width - c0));
+    SUM_ROWS[vecs.count - 1](out + c0, init ? init + c0 : nullptr, ids, v, count, rows + c0, ld,
+                             vecs.tail);
   }
 }
 
@@ -270,11 +280,10 @@ inline void sum_rows_pair_all(float* out0, float* out1, const float* init0, cons
                               const int* ids, const float* v0, const float* v1, int count,
                               const float* rows, idx ld, idx width) {
   for (idx c0 = 0; c0 < width; c0 += 16 * PAIR_CHUNK_V) {
-    const idx cols = std::min<idx>(16 * PAIR_CHUNK_V, width - c0);
-    const int nv = (int)((cols + 15) / 16);
-    const __mmask16 tail = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1);
-    SUM_ROWS_PAIR[nv - 1](out0 + c0, out1 + c0, init0 ? init0 + c0 : nullptr,
-                          init1 ? init1 + c0 : nullptr, ids, v0, v1, count, rows + c0, ld, tail);
+    const ChunkVectors vecs = chunk_vectors(std::min<idx>(16 * PAIR_CHUNK_V, width - c0));
+    SUM_ROWS_PAIR[vecs.count - 1](out0 + c0, out1 + c0, init0 ? init0 + c0 : nullptr,
+                                  init1 ? init1 + c0 : nullptr, ids, v0, v1, count, rows + c0, ld,
+                                  vecs.tail);
   }
 }
 
