@@ -412,8 +412,8 @@ PAUSE = 0.25
 def worker(args, x, y, x_test, y_test, weights, orders):
     """--worker: one (model, engine) in this process, an epoch at a time on the parent's word.
     Reads "epoch" or "finish" lines on stdin and answers each with a JSON line on stdout: the
-    epoch's seconds, loss and test accuracy; then the whole record (prediction time, peak
-    memory). Anything else the engines print goes to stderr."""
+    epoch's seconds; at "finish", the whole record (every epoch's time, loss and test accuracy,
+    the prediction time, the peak memory). Anything else the engines print goes to stderr."""
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     sys.stdout = sys.stderr
     key, engine_name = args.models, args.engines
