@@ -1,6 +1,6 @@
 // Activations: elementwise over n floats, and softmax / log-softmax over the rows of a
-// (rows, cols) matrix. Loops are written for auto-vectorisation; OpenMP only above
-// kParallelMin elements (below that, thread start-up costs more than the work).
+// (rows, cols) matrix. Loops are written for auto-vectorisation; OpenMP only from 65,536
+// elements (elementwise_threads, common.h: below that, thread start-up costs more than the work).
 #include "nnfast/activation.h"
 
 #include "vmath.h"
@@ -10,37 +10,22 @@
 
 namespace nnfast {
 
-static constexpr size_t kParallelMin = size_t(1) << 16;
-static inline int threads_for(size_t n) { return n >= kParallelMin ? get_num_threads() : 1; }
-
 // y = max(x, 0)
 void relu_forward(float* y, const float* x, size_t n) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-  });
+  parallel_elements(n, [=](size_t i) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; });
 }
 // dx = dy * (x > 0)
 void relu_backward(float* dx, const float* dy, const float* x, size_t n) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
-  });
+  parallel_elements(n, [=](size_t i) { dx[i] = x[i] > 0.0f ? dy[i] : 0.0f; });
 }
 
 // y = x > 0 ? x : slope * x
 void leaky_relu_forward(float* y, const float* x, size_t n, float slope) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
-  });
+  parallel_elements(n, [=](size_t i) { y[i] = x[i] > 0.0f ? x[i] : slope * x[i]; });
 }
 // dx = x > 0 ? dy : slope * dy
 void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i];
-  });
+  parallel_elements(n, [=](size_t i) { dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i]; });
 }
 
 // y = 1 / (1 + exp(-x)), through e = exp(-|x|) so it never overflows: y = 1/(1+e) for x >= 0,
@@ -64,7 +49,7 @@ static inline void sigmoid_block(float* y, const float* x, size_t i, size_t n) {
 
 void sigmoid_forward(float* y, const float* x, size_t n) {
   const size_t blocks = (n + 15) / 16;
-  parallel_parts(threads_for(n), blocks, 1, [=](size_t b0, size_t b1) {
+  parallel_parts(elementwise_threads(n), blocks, 1, [=](size_t b0, size_t b1) {
     for (size_t b = b0; b < b1; b++) sigmoid_block(y, x, b * 16, n);
   });
 }
@@ -88,10 +73,7 @@ void activation_backward_span(Activation a, float* dx, const float* y, size_t n)
 }
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-  });
+  parallel_elements(n, [=](size_t i) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
 }
 
 void activation_backward(Activation a, float* dx, const float* dy, const float* y, size_t n) {
@@ -102,43 +84,31 @@ void activation_backward(Activation a, float* dx, const float* dy, const float* 
 
 // y = tanh(x)
 void tanh_forward(float* y, const float* x, size_t n) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) y[i] = std::tanh(x[i]);
-  });
+  parallel_elements(n, [=](size_t i) { y[i] = std::tanh(x[i]); });
 }
 // dx = dy * (1 - y^2)
 void tanh_backward(float* dx, const float* dy, const float* y, size_t n) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-  });
+  parallel_elements(n, [=](size_t i) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); });
 }
 
 // y = x > threshold ? x : value
 void threshold_forward(float* y, const float* x, size_t n, float threshold, float value) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) y[i] = x[i] > threshold ? x[i] : value;
-  });
+  parallel_elements(n, [=](size_t i) { y[i] = x[i] > threshold ? x[i] : value; });
 }
 // dx = x > threshold ? dy : 0
 void threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold) {
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = x[i] > threshold ? dy[i] : 0.0f;
-  });
+  parallel_elements(n, [=](size_t i) { dx[i] = x[i] > threshold ? dy[i] : 0.0f; });
 }
 
 // Softmax of each row: y = exp(x - max) / sum exp(x - max).
 void softmax_forward(float* y, const float* x, int rows, int cols) {
-  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+  parallel_parts(elementwise_threads((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) softmax_row(y + r * cols, x + r * cols, cols);
   });
 }
 // dx = y * (dy - sum_j dy_j y_j)
 void softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols) {
-  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+  parallel_parts(elementwise_threads((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
       const float* yr = y + r * cols;
       const float* gr = dy + r * cols;
@@ -152,7 +122,7 @@ void softmax_backward(float* dx, const float* dy, const float* y, int rows, int 
 
 // Log-softmax of each row: y = x - max - log sum exp(x - max).
 void log_softmax_forward(float* y, const float* x, int rows, int cols) {
-  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+  parallel_parts(elementwise_threads((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
       const float* xr = x + r * cols;
       float* yr = y + r * cols;
@@ -164,7 +134,7 @@ void log_softmax_forward(float* y, const float* x, int rows, int cols) {
 }
 // dx = dy - exp(y) * sum_j dy_j
 void log_softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols) {
-  parallel_parts(threads_for((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
+  parallel_parts(elementwise_threads((size_t)rows * cols), rows, 1, [=](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
       const float* yr = y + r * cols;
       const float* gr = dy + r * cols;

@@ -11,9 +11,6 @@
 
 namespace nnfast {
 
-static constexpr size_t kParallelMin = size_t(1) << 16;
-static inline int threads_for(size_t n) { return n >= kParallelMin ? get_num_threads() : 1; }
-
 // Cross-entropy is taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays
 // exact where the probability underflows to 0 (logits of +-1e4); softmax_row gives both.
 
@@ -90,10 +87,7 @@ double mse_forward(const float* pred, const float* target, size_t n) {
 // dp = scale * 2 (p - t) / n
 void mse_backward(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const float k = 2.0f * scale / n;
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) dpred[i] = k * (pred[i] - target[i]);
-  });
+  parallel_elements(n, [=](size_t i) { dpred[i] = k * (pred[i] - target[i]); });
 }
 
 // loss = mean |p - t|
@@ -105,12 +99,9 @@ double l1_forward(const float* pred, const float* target, size_t n) {
 // dp = scale * sign(p - t) / n, sign(0) = 0
 void l1_backward(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const float k = scale / n;
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) {
-      float d = pred[i] - target[i];
-      dpred[i] = d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
-    }
+  parallel_elements(n, [=](size_t i) {
+    float d = pred[i] - target[i];
+    dpred[i] = d > 0.0f ? k : (d < 0.0f ? -k : 0.0f);
   });
 }
 
@@ -127,10 +118,8 @@ double bce_forward(const float* p, const float* target, size_t n) {
 // dp = scale * (p - t) / max(p (1 - p), 1e-12) / n
 void bce_backward(float* dp, const float* p, const float* target, size_t n, float scale) {
   const float k = scale / n;
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++)
-      dp[i] = k * (p[i] - target[i]) / std::max(p[i] * (1.0f - p[i]), 1e-12f);
+  parallel_elements(n, [=](size_t i) {
+    dp[i] = k * (p[i] - target[i]) / std::max(p[i] * (1.0f - p[i]), 1e-12f);
   });
 }
 
@@ -147,13 +136,10 @@ double bce_with_logits_forward(const float* z, const float* target, size_t n) {
 void bce_with_logits_backward(float* dz, const float* z, const float* target, size_t n,
                               float scale) {
   const float k = scale / n;
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) {
-      float e = std::exp(-std::fabs(z[i]));
-      float s = z[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-      dz[i] = k * (s - target[i]);
-    }
+  parallel_elements(n, [=](size_t i) {
+    float e = std::exp(-std::fabs(z[i]));
+    float s = z[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    dz[i] = k * (s - target[i]);
   });
 }
 

@@ -9,8 +9,6 @@
 
 namespace nnfast {
 
-static inline int threads_for(size_t n) { return n >= (size_t(1) << 16) ? get_num_threads() : 1; }
-
 // p -= lr * g, g = grad + wd p, with optional (nesterov) momentum buffer; elements [i0, i1)
 static inline void sgd_range(float* param, const float* grad, float* momentum_buf, size_t i0,
                              size_t i1, float lr, float momentum, float dampening,
@@ -48,7 +46,7 @@ void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float mome
                     float dampening, float weight_decay, bool nesterov, bool first_step) {
   size_t total = 0;
   for (size_t j = 0; j < count; j++) total += tensors[j].n;
-  parallel_region(threads_for(total), [&] {
+  parallel_region(elementwise_threads(total), [&] {
     const int T = omp_get_num_threads(), t = omp_get_thread_num();
     for (size_t j = 0; j < count; j++) {
       const SgdTensor& s = tensors[j];
@@ -69,16 +67,13 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
   const float bc2 = 1.0f - (float)std::pow((double)beta2, (double)step);
   const float step_size = lr / bc1;
   const float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
-  parallel_parts(threads_for(n), n, 16, [=](size_t i0, size_t i1) {
-#pragma omp simd
-    for (size_t i = i0; i < i1; i++) {
-      float g = grad[i];
-      if (decoupled) param[i] *= 1.0f - lr * weight_decay;
-      else g += weight_decay * param[i];
-      m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-      v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-      param[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-    }
+  parallel_elements(n, [=](size_t i) {
+    float g = grad[i];
+    if (decoupled) param[i] *= 1.0f - lr * weight_decay;
+    else g += weight_decay * param[i];
+    m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+    v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+    param[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
   });
 }
 

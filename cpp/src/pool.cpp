@@ -234,7 +234,7 @@ void maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const
 // array from Python before any kernel indexes with it.
 bool argmax_in_range(const int32_t* argmax, size_t n, int32_t plane) {
   int outside = 0;
-  parallel_region(n >= (size_t(1) << 16) ? get_num_threads() : 1, [&] {
+  parallel_region(elementwise_threads(n), [&] {
 #pragma omp for simd schedule(static) reduction(| : outside)
     for (size_t i = 0; i < n; i++) outside |= (argmax[i] < 0) | (argmax[i] >= plane);
   });

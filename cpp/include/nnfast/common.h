@@ -62,6 +62,20 @@ inline void parallel_parts(int nt, size_t n, long align, Body&& body) {
   });
 }
 
+// Threads for an elementwise pass over n floats: one below 65,536 (a second thread costs more to
+// start than it saves), else all of them.
+inline int elementwise_threads(size_t n) { return n >= (size_t(1) << 16) ? get_num_threads() : 1; }
+
+// f(i) for every i in [0, n), in a vectorised loop over each thread's part (parallel_parts on
+// elementwise_threads(n) threads, cut at whole cache lines): the elementwise kernels' loop.
+template <typename F>
+inline void parallel_elements(size_t n, F&& f) {
+  parallel_parts(elementwise_threads(n), n, 16, [&](size_t i0, size_t i1) {
+#pragma omp simd
+    for (size_t i = i0; i < i1; i++) f(i);
+  });
+}
+
 // Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
 const char* isa_name();
 
