@@ -505,6 +505,18 @@ def run_interleaved(args, key, engines, epochs):
                 w.process.kill()
 
 
+def model_setup(args, key, x_train, x_test):
+    """What every engine of one model starts from: (epochs, x_train and x_test in the model's
+    input shape, the initial weights, the batches of every epoch), all from the seed."""
+    spec = MODELS[key]
+    epochs = args.epochs or (1 if args.quick else spec["epochs"])
+    shape = (-1, 1, 28, 28) if spec["image"] else (-1, 784)
+    nf.seed(args.seed)
+    weights = nnfast_model(spec["layers"]).get_weights()
+    return (epochs, x_train.reshape(shape), x_test.reshape(shape), weights,
+            batch_orders(len(x_train), spec["batch"], epochs, args.seed))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch (~1 minute)")
@@ -534,13 +546,8 @@ def main(argv=None):
               file=sys.stderr)
         engines.remove("torch")
     if args.worker:
-        spec = MODELS[args.models]
-        epochs = args.epochs or (1 if args.quick else spec["epochs"])
-        shape = (-1, 1, 28, 28) if spec["image"] else (-1, 784)
-        nf.seed(args.seed)
-        weights = nnfast_model(spec["layers"]).get_weights()
-        worker(args, x_train.reshape(shape), y_train, x_test.reshape(shape), y_test, weights,
-               batch_orders(len(x_train), spec["batch"], epochs, args.seed))
+        _, x, xt, weights, orders = model_setup(args, args.models, x_train, x_test)
+        worker(args, x, y_train, xt, y_test, weights, orders)
         return None
     machine = machine_description(args.threads)
     print(f"MNIST on {machine['cpu']}, {args.threads} threads, nnfast ISA {machine['isa']}"
@@ -548,12 +555,7 @@ def main(argv=None):
     results = []
     for key in [m for m in args.models.split(",") if m]:
         spec = MODELS[key]
-        epochs = args.epochs or (1 if args.quick else spec["epochs"])
-        shape = (-1, 1, 28, 28) if spec["image"] else (-1, 784)
-        x, xt = x_train.reshape(shape), x_test.reshape(shape)
-        nf.seed(args.seed)
-        weights = nnfast_model(spec["layers"]).get_weights()
-        orders = batch_orders(len(x), spec["batch"], epochs, args.seed)
+        epochs, x, xt, weights, orders = model_setup(args, key, x_train, x_test)
         if args.in_process:
             runs = [run_engine(args, key, engine_name, x, y_train, xt, y_test, weights, orders)
                     for engine_name in engines]
