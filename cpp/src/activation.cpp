@@ -9,6 +9,7 @@
 #include <cmath>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // y = max(x, 0)
 void relu_forward(float* y, const float* x, size_t n) {
@@ -29,28 +30,23 @@ void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, f
 }
 
 // y = 1 / (1 + exp(-x)), through e = exp(-|x|) so it never overflows: y = 1/(1+e) for x >= 0,
-// e/(1+e) below. sigmoid_block: elements [i, i + 16) of it, or fewer at the end.
+// e/(1+e) below. sigmoid_block: elements [i, i + W) of it, or fewer at the end.
 static inline void sigmoid_block(float* y, const float* x, size_t i, size_t n) {
-#if defined(__AVX512F__)
-  const __mmask16 m = (__mmask16)((1u << std::min<size_t>(16, n - i)) - 1);
-  const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-  const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(v)));
-  const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-  const __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-  _mm512_mask_storeu_ps(y + i, m, _mm512_mask_mul_ps(s, neg, e, s));
-#else
-  for (size_t j = i; j < std::min(n, i + 16); j++) {
-    float e = std::exp(-std::fabs(x[j]));
-    float s = 1.0f / (1.0f + e);
-    y[j] = x[j] >= 0.0f ? s : e * s;
-  }
-#endif
+  using namespace simd;
+  const bool whole = n - i >= (size_t)W;
+  const Mask m = whole ? all() : first((int)(n - i));
+  const V v = whole ? loadu(x + i) : loadu(m, x + i);
+  const V e = exp_v(sub(zero(), abs(v)));
+  const V s = div(set1(1.0f), add(set1(1.0f), e));
+  const V out = select(lt(v, zero()), s, mul(e, s));
+  if (whole) storeu(y + i, out);
+  else storeu(y + i, m, out);
 }
 
 void sigmoid_forward(float* y, const float* x, size_t n) {
-  const size_t blocks = (n + 15) / 16;
+  const size_t blocks = (n + simd::W - 1) / simd::W;
   parallel_parts(elementwise_threads(n), blocks, 1, [=](size_t b0, size_t b1) {
-    for (size_t b = b0; b < b1; b++) sigmoid_block(y, x, b * 16, n);
+    for (size_t b = b0; b < b1; b++) sigmoid_block(y, x, b * simd::W, n);
   });
 }
 
@@ -59,7 +55,7 @@ void activation_span(Activation a, float* y, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;  // as relu_forward
   } else if (a == Activation::sigmoid) {
-    for (size_t i = 0; i < n; i += 16) sigmoid_block(y, y, i, n);
+    for (size_t i = 0; i < n; i += simd::W) sigmoid_block(y, y, i, n);
   }
 }
 void activation_backward_span(Activation a, float* dx, const float* y, size_t n) {
@@ -146,4 +142,5 @@ void log_softmax_backward(float* dx, const float* dy, const float* y, int rows, 
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

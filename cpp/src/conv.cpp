@@ -50,6 +50,7 @@
 #include <utility>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 using idx = std::ptrdiff_t;
 
@@ -721,4 +722,5 @@ void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const floa
       x, w, s, workspace, num_threads, accumulate, skip_zeros);
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -6,6 +6,7 @@
 #include <cstring>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // One thread is enough below this many floats (64 KB): the second costs more to start than it
 // saves.
@@ -23,4 +24,5 @@ void gather_rows(float* out, const float* src, const int64_t* rows, int n, size_
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

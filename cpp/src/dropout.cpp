@@ -3,6 +3,7 @@
 #include "nnfast/dropout.h"
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // splitmix64 of seed + (i+1) * golden ratio, top 24 bits as a float in [0, 1).
 static inline float dropout_uniform(uint64_t seed, uint64_t i) {
@@ -35,4 +36,5 @@ void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n,
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -5,7 +5,7 @@
 // cost (a pass over it each way, every step) measured as much as the products on an MNIST MLP.
 //
 // Dense inputs go through sgemm. Inputs that are mostly zeros (MNIST images are about 81% zero
-// pixels) take a sparse-input path (AVX-512 builds) that only touches x's nonzero entries:
+// pixels) take a sparse-input path that only touches x's nonzero entries:
 //   forward:  y[i,:]    = bias + sum over k with x[i,k] != 0 of x[i,k] * wt[k,:]
 //   backward: dwt[k,:] (+)= sum over i with x[i,k] != 0 of x[i,k] * dy[i,:]
 // These are the GEMM's sums without their zero terms (the backward, which sums the pixels k in
@@ -18,6 +18,7 @@
 #include "nnfast/gemm.h"
 
 #include "pack_buffer.h"
+#include "simd.h"
 #include "sparse_rows.h"
 
 #include <omp.h>
@@ -28,10 +29,10 @@
 #include <utility>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 using idx = std::ptrdiff_t;
 
-#if defined(__AVX512F__)
 // The sparse path pays the index lists (and, backward, a transpose of x); on 100 x 784 inputs
 // it beats the GEMM below about a quarter nonzeros, and only from 32 outputs up: with fewer, a
 // term is a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
@@ -98,7 +99,7 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
     return std::make_pair((int)k0, (int)k1);
   };
   // rows of wt per block: a multiple of 16 whose block of a column chunk fills about 32 KB
-  const int cols = std::min(OUT, 16 * sparse::CHUNK_V);
+  const int cols = std::min(OUT, simd::W * sparse::CHUNK_V);
   const int kb = std::clamp(8192 / cols / 16 * 16, 16, 256);
   const int group = std::min(B, kListRows);
   size_t nnz = 0;
@@ -144,8 +145,8 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
           const int* ids = reinterpret_cast<const int*>(ids_buf[c].data);
           const float* vals = vals_buf[c].data;
           const int* starts = reinterpret_cast<const int*>(starts_buf[c].data);
-          for (int c0 = 0; c0 < OUT; c0 += 16 * sparse::CHUNK_V) {
-            const auto vecs = sparse::chunk_vectors(std::min(16 * sparse::CHUNK_V, OUT - c0));
+          for (int c0 = 0; c0 < OUT; c0 += simd::W * sparse::CHUNK_V) {
+            const auto vecs = sparse::chunk_vectors(std::min(simd::W * sparse::CHUNK_V, OUT - c0));
             const auto sum = sparse::SUM_ENTRIES[vecs.count - 1];
             const float* rows = wt + (idx)k0 * ldw + c0;
             // block b of every row's list (the first block starts each row from the bias, or
@@ -225,12 +226,10 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
     }
   });
 }
-#endif
 
 long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
                     int IN, int OUT, Activation act) {
   long nonzeros = -1;
-#if defined(__AVX512F__)
   // (the lists' positions are ints: kListRows * IN entries at most)
   if (OUT >= SPARSE_MIN_OUT && (size_t)B * IN >= 4096 && IN <= (1 << 22) &&
       !clearly_dense(x, B, IN)) {
@@ -238,7 +237,6 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
     nonzeros = (long)linear_forward_sparse(&summed, y, x, wt, ldw, bias, B, IN, OUT, act);
     if (summed) return nonzeros;
   }
-#endif
   GemmEpilogue finish;
   finish.col_bias = bias;
   finish.act = act;
@@ -249,7 +247,6 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
                      const float* wt, int ldw, int B, int IN, int OUT, bool accumulate,
                      long x_nonzeros, Activation dx_act) {
-  (void)x_nonzeros;  // only the sparse path (AVX-512 builds) uses it
   if (dx) {
     GemmEpilogue through;  // dx at the input of the activation whose output x is
     through.act = dx_act;
@@ -258,7 +255,6 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
     sgemm_fused(false, true, B, IN, OUT, dy, OUT, wt, ldw, dx, IN, through);
   }
   if (dwt) {
-#if defined(__AVX512F__)
     const size_t n = (size_t)B * IN;
     if (OUT >= SPARSE_MIN_OUT && n >= 4096 &&
         (x_nonzeros >= 0 ? sparse_enough((size_t)x_nonzeros, n)
@@ -266,7 +262,6 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
         all_finite(dy, (size_t)B * OUT))
       linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate);
     else
-#endif
       sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw);
   }
   if (dbias) {
@@ -280,4 +275,5 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
   }
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -10,6 +10,7 @@
 #include "vmath.h"
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // Cross-entropy is taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays
 // exact where the probability underflows to 0 (logits of +-1e4); softmax_row gives both.
@@ -143,4 +144,5 @@ void bce_with_logits_backward(float* dz, const float* z, const float* target, si
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -8,6 +8,7 @@
 #include <cmath>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // p -= lr * g, g = grad + wd p, with optional (nesterov) momentum buffer; elements [i0, i1)
 static inline void sgd_range(float* param, const float* grad, float* momentum_buf, size_t i0,
@@ -77,4 +78,5 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

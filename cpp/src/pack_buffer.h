@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 struct PackBuffer {
   float* data = nullptr;
@@ -33,4 +34,5 @@ struct PackBuffer {
   ~PackBuffer() { std::free(data); }
 };
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

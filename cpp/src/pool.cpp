@@ -2,9 +2,7 @@
 // planes are split across threads; backward writes only its own plane (no races, same bits).
 #include "nnfast/pool.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "simd.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +10,7 @@
 #include <utility>
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 static inline int plane_threads(const Pool2dShape& s) {
   return (size_t)s.N * s.C * s.H * s.W >= (size_t(1) << 15) ? get_num_threads() : 1;
@@ -92,48 +91,41 @@ static void maxpool_row_interior(float* y, int32_t* am, const float* xp, const P
   }
 }
 
-#if defined(__AVX512F__)
-// The 2 x 2, stride 2, unpadded window (every LeNet), 16 outputs of a row at a time: the two input
-// rows' 32 floats are split into even and odd columns, giving the four window candidates in
-// window order, and the running maximum takes each over with the same rule as takes_over.
+// The 2 x 2, stride 2, unpadded window (every LeNet), W outputs of a row at a time (simd.h): the
+// two input rows' 2W floats are split into even and odd columns, giving the four window
+// candidates in window order, and the running maximum takes each over with the same rule as
+// takes_over.
 static inline bool is_2x2_stride_2(const Pool2dShape& s) {
   return s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0;
 }
-static const __m512i kEven = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                               28, 30);
-static const __m512i kOdd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
-                                              29, 31);
-static inline __mmask16 lanes(int n) { return (__mmask16)((1u << std::clamp(n, 0, 16)) - 1); }
+// The first n lanes, n clamped to [0, W].
+static inline simd::Mask first_lanes(int n) { return simd::first(std::clamp(n, 0, simd::W)); }
 
-static void maxpool_2x2_plane(float* y, int32_t* am, const float* xp, int W, int OH, int OW) {
-  const __m512i two_j = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+static void maxpool_2x2_plane(float* y, int32_t* am, const float* xp, int IW, int OH, int OW) {
+  using namespace simd;
+  const VI two_j = addi(iota(), iota());
   for (int oh = 0; oh < OH; oh++) {
-    const float* r0 = xp + (size_t)2 * oh * W;
-    const float* r1 = r0 + W;
-    for (int j0 = 0; j0 < OW; j0 += 16) {
-      const int n = std::min(16, OW - j0);
-      const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+    const float* r0 = xp + (size_t)2 * oh * IW;
+    const float* r1 = r0 + IW;
+    for (int j0 = 0; j0 < OW; j0 += W) {
+      const int n = std::min(W, OW - j0);
+      const Mask lo = first_lanes(2 * n), hi = first_lanes(2 * n - W);
       const float* a = r0 + 2 * j0;
       const float* b = r1 + 2 * j0;
-      const __m512 a0 = _mm512_maskz_loadu_ps(lo, a), a1 = _mm512_maskz_loadu_ps(hi, a + 16);
-      const __m512 b0 = _mm512_maskz_loadu_ps(lo, b), b1 = _mm512_maskz_loadu_ps(hi, b + 16);
-      const __m512 cand[4] = {_mm512_permutex2var_ps(a0, kEven, a1),
-                              _mm512_permutex2var_ps(a0, kOdd, a1),
-                              _mm512_permutex2var_ps(b0, kEven, b1),
-                              _mm512_permutex2var_ps(b0, kOdd, b1)};
-      const int offset[4] = {0, 1, W, W + 1};
-      __m512 best = cand[0];
-      __m512i off = _mm512_setzero_si512();
+      V cand[4];
+      deinterleave(loadu(lo, a), loadu(hi, a + W), cand[0], cand[1]);
+      deinterleave(loadu(lo, b), loadu(hi, b + W), cand[2], cand[3]);
+      const int offset[4] = {0, 1, IW, IW + 1};
+      V best = cand[0];
+      VI off = set1i(0);
       for (int c = 1; c < 4; c++) {
-        const __mmask16 best_nan = _mm512_cmp_ps_mask(best, best, _CMP_UNORD_Q);
-        const __mmask16 take = _mm512_cmp_ps_mask(cand[c], best, _CMP_GT_OQ) |
-                               (_mm512_cmp_ps_mask(cand[c], cand[c], _CMP_UNORD_Q) & ~best_nan);
-        best = _mm512_mask_blend_ps(take, best, cand[c]);
-        off = _mm512_mask_blend_epi32(take, off, _mm512_set1_epi32(offset[c]));
+        const Mask take = mask_or(gt(cand[c], best), mask_andnot(isnan(best), isnan(cand[c])));
+        best = select(take, best, cand[c]);
+        off = selecti(take, off, set1i(offset[c]));
       }
-      const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * j0), two_j);
-      _mm512_mask_storeu_ps(y + (size_t)oh * OW + j0, lanes(n), best);
-      _mm512_mask_storeu_epi32(am + (size_t)oh * OW + j0, lanes(n), _mm512_add_epi32(base, off));
+      const VI base = addi(set1i(2 * oh * IW + 2 * j0), two_j);
+      storeu(y + (size_t)oh * OW + j0, first_lanes(n), best);
+      storeu(am + (size_t)oh * OW + j0, first_lanes(n), addi(base, off));
     }
   }
 }
@@ -143,50 +135,44 @@ static void maxpool_2x2_plane(float* y, int32_t* am, const float* xp, int W, int
 // H or W is odd, get zeros). Returns false if an argmax lies outside its window (only possible
 // for an argmax array that maxpool2d_forward did not make): the caller then redoes the plane.
 static bool maxpool_2x2_plane_backward(float* dxp, const float* dyp, const int32_t* ap, int H,
-                                       int W, int OH, int OW) {
-  const __m512i two_j = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  // interleave(e, o) lanes 0..15 = e0 o0 e1 o1 ... e7 o7, lanes 16..31 = e8 o8 ... e15 o15
-  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15,
-                                           31);
+                                       int IW, int OH, int OW) {
+  using namespace simd;
+  const VI two_j = addi(iota(), iota());
   for (int oh = 0; oh < OH; oh++)
-    for (int j0 = 0; j0 < OW; j0 += 16) {
-      const int n = std::min(16, OW - j0);
-      const __mmask16 valid = lanes(n);
-      const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(2 * oh * W + 2 * j0), two_j);
-      const __m512i off =
-          _mm512_sub_epi32(_mm512_maskz_loadu_epi32(valid, ap + (size_t)oh * OW + j0), base);
-      const __m512 g = _mm512_maskz_loadu_ps(valid, dyp + (size_t)oh * OW + j0);
-      const __mmask16 m00 = _mm512_cmpeq_epi32_mask(off, _mm512_setzero_si512()) & valid;
-      const __mmask16 m01 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(1)) & valid;
-      const __mmask16 m10 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(W)) & valid;
-      const __mmask16 m11 = _mm512_cmpeq_epi32_mask(off, _mm512_set1_epi32(W + 1)) & valid;
-      if ((__mmask16)(m00 | m01 | m10 | m11) != valid) return false;
-      const __m512 rows[2][2] = {{_mm512_maskz_mov_ps(m00, g), _mm512_maskz_mov_ps(m01, g)},
-                                 {_mm512_maskz_mov_ps(m10, g), _mm512_maskz_mov_ps(m11, g)}};
-      const __mmask16 lo = lanes(2 * n), hi = lanes(2 * n - 16);
+    for (int j0 = 0; j0 < OW; j0 += W) {
+      const int n = std::min(W, OW - j0);
+      const Mask valid = first_lanes(n);
+      const VI base = addi(set1i(2 * oh * IW + 2 * j0), two_j);
+      const VI off = subi(loadu(valid, ap + (size_t)oh * OW + j0), base);
+      const V g = loadu(valid, dyp + (size_t)oh * OW + j0);
+      const Mask m00 = mask_and(eqi(off, set1i(0)), valid);
+      const Mask m01 = mask_and(eqi(off, set1i(1)), valid);
+      const Mask m10 = mask_and(eqi(off, set1i(IW)), valid);
+      const Mask m11 = mask_and(eqi(off, set1i(IW + 1)), valid);
+      if (bits(mask_or(mask_or(m00, m01), mask_or(m10, m11))) != bits(valid)) return false;
+      const V rows[2][2] = {{maskz(m00, g), maskz(m01, g)}, {maskz(m10, g), maskz(m11, g)}};
+      const Mask lo = first_lanes(2 * n), hi = first_lanes(2 * n - W);
       for (int r = 0; r < 2; r++) {
-        float* d = dxp + (size_t)(2 * oh + r) * W + 2 * j0;
-        _mm512_mask_storeu_ps(d, lo, _mm512_permutex2var_ps(rows[r][0], lo_idx, rows[r][1]));
-        _mm512_mask_storeu_ps(d + 16, hi, _mm512_permutex2var_ps(rows[r][0], hi_idx, rows[r][1]));
+        float* d = dxp + (size_t)(2 * oh + r) * IW + 2 * j0;
+        V first_half, second_half;
+        interleave(rows[r][0], rows[r][1], first_half, second_half);
+        storeu(d, lo, first_half);
+        storeu(d + W, hi, second_half);
       }
     }
   // the last column (odd W) and the last row (odd H) belong to no window
-  if (W % 2)
-    for (int h = 0; h < 2 * OH; h++) dxp[(size_t)h * W + W - 1] = 0.0f;
-  if (H % 2) std::fill(dxp + (size_t)(H - 1) * W, dxp + (size_t)H * W, 0.0f);
+  if (IW % 2)
+    for (int h = 0; h < 2 * OH; h++) dxp[(size_t)h * IW + IW - 1] = 0.0f;
+  if (H % 2) std::fill(dxp + (size_t)(H - 1) * IW, dxp + (size_t)H * IW, 0.0f);
   return true;
 }
-#endif
 
 // One (n, c) plane: y[oh,ow] = max of the window at (oh*SH - PH, ow*SW - PW); argmax = h*W + w of
 // the first maximum (a NaN is taken as the maximum, so it propagates as in PyTorch). Interior
 // windows vectorised across each output row, border windows one by one.
 void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
-#if defined(__AVX512F__)
   if (is_2x2_stride_2(s)) return maxpool_2x2_plane(yp, ap, xp, s.W, OH, OW);
-#endif
   const auto [lo, hi] = interior_cols(s);
   for (int oh = 0; oh < OH; oh++) {
     float* yr = yp + (size_t)oh * OW;
@@ -211,10 +197,8 @@ void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dSh
 
 // One plane: dxp (H,W) = 0, then dxp[argmax] += dy for every output element, in order.
 void maxpool2d_plane_backward(float* dxp, const float* dyp, const int32_t* ap, const Pool2dShape& s) {
-#if defined(__AVX512F__)
   if (is_2x2_stride_2(s) && maxpool_2x2_plane_backward(dxp, dyp, ap, s.H, s.W, s.OH(), s.OW()))
     return;
-#endif
   const int P = s.OH() * s.OW();
   std::fill(dxp, dxp + (size_t)s.H * s.W, 0.0f);
   for (int i = 0; i < P; i++) dxp[ap[i]] += dyp[i];
@@ -286,4 +270,5 @@ void avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s) {
   });
 }
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

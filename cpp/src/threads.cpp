@@ -1,4 +1,4 @@
-// Thread count shared by every kernel's OpenMP regions (see common.h), and build info.
+// Thread count shared by every copy of the kernels (see common.h); compiled once.
 #include <omp.h>
 
 #include <atomic>
@@ -20,14 +20,5 @@ int get_num_threads() {
   return n;
 }
 
-const char* isa_name() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2";
-#else
-  return "scalar";
-#endif
-}
 
 }  // namespace nnfast

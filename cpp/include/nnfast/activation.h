@@ -5,6 +5,11 @@
 
 namespace nnfast {
 
+// The activations a kernel can apply to a block of its output while it is in cache.
+enum class Activation { none, relu, sigmoid };
+
+inline namespace NNFAST_ISA {
+
 // y = max(x, 0); dx = dy where x > 0 else 0.
 void relu_forward(float* y, const float* x, size_t n);
 void relu_backward(float* dx, const float* dy, const float* x, size_t n);
@@ -18,7 +23,6 @@ void sigmoid_forward(float* y, const float* x, size_t n);
 
 // An activation applied in place on the calling thread, number for number as relu_forward /
 // sigmoid_forward: for kernels that finish a block of output while it is in cache (Linear).
-enum class Activation { none, relu, sigmoid };
 void activation_span(Activation a, float* y, size_t n);
 // dx = dx * a'(x) in place on the calling thread, from the activation's output y = a(x), number
 // for number as activation_backward (for kernels that finish a block of a gradient in cache).
@@ -45,4 +49,5 @@ void softmax_backward(float* dx, const float* dy, const float* y, int rows, int 
 void log_softmax_forward(float* y, const float* x, int rows, int cols);
 void log_softmax_backward(float* dx, const float* dy, const float* y, int rows, int cols);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -8,7 +8,14 @@
 //   backward after zero_grad, so that zeroing the gradients costs no pass over memory).
 // - No allocation inside kernels: scratch space comes from a caller-owned workspace whose size a
 //   *_workspace_size() function gives.
-// - No exceptions: callers (bindings.cpp) validate shapes before calling.
+// - No exceptions: callers (the bindings) validate shapes before calling.
+// - One build holds the kernels once per instruction set (CMakeLists.txt: baseline x86-64, AVX2 +
+//   FMA, AVX-512; or one host-tuned copy). Each copy lives in an inline namespace of its own,
+//   nnfast::NNFAST_ISA (baseline, avx2, avx512, native), so the copies never share a symbol, and
+//   writes its vector code once, through src/simd.h, at its ISA's width. Types (shapes,
+//   Activation) are common to all copies. Callers outside the kernels (the bindings) reach the
+//   copy chosen at import through the table in kernels.h; they are compiled with NNFAST_ISA =
+//   unselected, so a direct call fails to link instead of running some fixed copy.
 // - Threads: every OpenMP region uses num_threads(nnfast::get_num_threads()). Work is split so
 //   that results are bit-identical for any thread count (no reductions whose order depends on
 //   the number of threads).
@@ -19,12 +26,18 @@
 #include <cstdint>
 #include <utility>
 
+#ifndef NNFAST_ISA
+#define NNFAST_ISA unselected
+#endif
+
 namespace nnfast {
 
 // Number of OpenMP threads the kernels use (default: omp_get_max_threads() at load time,
 // which honours OMP_NUM_THREADS). n < 1 is clamped to 1.
 void set_num_threads(int n);
 int get_num_threads();
+
+inline namespace NNFAST_ISA {
 
 // Part `part` of `parts` equal parts of [0, n): [n part / parts, n (part+1) / parts), the share of
 // rows or columns a thread takes where a kernel splits them evenly; with `align`, every cut is
@@ -76,7 +89,8 @@ inline void parallel_elements(size_t n, F&& f) {
   });
 }
 
-// Short description of the compiled instruction-set paths, e.g. "avx512" / "avx2" / "scalar".
+// The instruction set this copy of the kernels was compiled for: "avx512", "avx2" or "baseline".
 const char* isa_name();
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

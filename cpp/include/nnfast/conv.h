@@ -17,6 +17,8 @@ struct Conv2dShape {
 
 // Floats of scratch space conv2d_forward / conv2d_backward need when they run on num_threads
 // threads (an im2col buffer per thread, and partial weight gradients of fixed batch chunks).
+inline namespace NNFAST_ISA {
+
 size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
 
 // The kernels use at most num_threads threads (pass nnfast::get_num_threads(), read once, to both
@@ -51,4 +53,5 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
                      const float* w, const Conv2dShape& s, float* workspace, int num_threads,
                      bool accumulate = true);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -5,9 +5,11 @@
 #include "nnfast/common.h"
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // out (n, width) = src[rows[i], :] for i < n; src (src_rows, width) row-major. Every rows[i] must
 // be in [0, src_rows) (callers check). The threads share out the rows.
 void gather_rows(float* out, const float* src, const int64_t* rows, int n, size_t width);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

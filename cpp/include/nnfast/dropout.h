@@ -5,10 +5,12 @@
 #include "nnfast/common.h"
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // y = x * mask / (1 - p); mask[i] = 1 kept, 0 dropped. 0 <= p < 1 (p == 0: mask all ones).
 void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed);
 // dx = dy * mask / (1 - p).
 void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -5,15 +5,6 @@
 
 namespace nnfast {
 
-// C = alpha * op(A) * op(B) + beta * C, single precision, row-major.
-// op(A) is M x K: A is M x K (lda >= K) or, if trans_a, K x M (lda >= M).
-// op(B) is K x N: B is K x N (ldb >= N) or, if trans_b, N x K (ldb >= K).
-// C is M x N (ldc >= N). beta == 0 means C is write-only (may hold NaN garbage).
-// Fast path: packed panels, register-blocked AVX-512 / AVX2 micro-kernel, cache blocking,
-// OpenMP over M/N blocks (never over K, so results do not depend on the thread count).
-void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc);
-
 // A Linear layer's GEMM with its elementwise finish (sgemm_fused), each tile finished while it
 // is in cache (no second pass over C, whose halves the threads wrote on different cores):
 //   forward  (act_output null): C = act(op(A) op(B) + col_bias)  (col_bias per column, may be null)
@@ -46,6 +37,18 @@ struct StridedGemm {
   const float* bias;
   GemmEpilogue finish = {};
 };
+
+inline namespace NNFAST_ISA {
+
+// C = alpha * op(A) * op(B) + beta * C, single precision, row-major.
+// op(A) is M x K: A is M x K (lda >= K) or, if trans_a, K x M (lda >= M).
+// op(B) is K x N: B is K x N (ldb >= N) or, if trans_b, N x K (ldb >= K).
+// C is M x N (ldc >= N). beta == 0 means C is write-only (may hold NaN garbage).
+// Fast path: packed panels, a register-blocked micro-kernel at the ISA's width, cache blocking,
+// OpenMP over M/N blocks (never over K, so results do not depend on the thread count).
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+
 void gemm_strided(const StridedGemm& g);
 
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
@@ -89,4 +92,5 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
                      const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true,
                      long x_nonzeros = -1, Activation dx_act = Activation::none);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

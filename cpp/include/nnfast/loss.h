@@ -6,6 +6,7 @@
 #include "nnfast/common.h"
 
 namespace nnfast {
+inline namespace NNFAST_ISA {
 
 // Softmax + cross-entropy fused, integer labels. logits (N,C); probs (N,C) receives softmax(logits)
 // for backward. loss = mean_i (logsumexp(z_i) - z_i[y_i]), stable for any finite logits.
@@ -43,4 +44,5 @@ void bce_backward(float* dp, const float* p, const float* target, size_t n, floa
 double bce_with_logits_forward(const float* z, const float* target, size_t n);
 void bce_with_logits_backward(float* dz, const float* z, const float* target, size_t n, float scale);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -4,6 +4,16 @@
 
 namespace nnfast {
 
+// One tensor of sgd_update_all's list.
+struct SgdTensor {
+  float* param;
+  const float* grad;
+  float* momentum_buf;  // null when momentum == 0
+  size_t n;
+};
+
+inline namespace NNFAST_ISA {
+
 // SGD: g = grad + weight_decay * p;
 // if momentum != 0: buf = first_step ? g : momentum * buf + (1 - dampening) * g;
 //                   g = nesterov ? g + momentum * buf : buf;
@@ -14,12 +24,6 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
 
 // The same update for a list of tensors (a model's parameters) in one parallel region: each
 // thread takes its share of every tensor.
-struct SgdTensor {
-  float* param;
-  const float* grad;
-  float* momentum_buf;  // null when momentum == 0
-  size_t n;
-};
 void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
                     float dampening, float weight_decay, bool nesterov, bool first_step);
 
@@ -30,4 +34,5 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
                  float beta1, float beta2, float eps, float weight_decay, long step,
                  bool decoupled);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -14,6 +14,8 @@ struct Pool2dShape {
   int OW() const { return (W + 2 * PW - KW) / SW + 1; }
 };
 
+inline namespace NNFAST_ISA {
+
 // y (N,C,OH,OW) = max over each window; argmax (N,C,OH,OW) = h*W + w of the chosen input
 // element within its (n,c) plane (first maximum in row-major window order; NaN wins).
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
@@ -32,4 +34,5 @@ void avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);
 // dx overwritten: each dy spread evenly over its window.
 void avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s);
 
+}  // namespace NNFAST_ISA
 }  // namespace nnfast
