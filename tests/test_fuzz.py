@@ -13,7 +13,7 @@ core = pytest.importorskip("nnfast._core")
 
 # Argument templates of each binding: f float32 array, f? float array or None, l int64 labels,
 # m uint8 mask, a int32 argmax, s a shape tuple, p int-or-pair, p? pair or None, x float,
-# n int, b bool, t a name (an activation).
+# n int, b bool, t a name (an activation), i a name (a copy of the kernels).
 SIGNATURES = {
     "sgemm": "f f b b x x f?", "matmul_forward": "f f b b", "matmul_backward": "f f f b b",
     "linear_forward": "f f f? n t b", "linear_backward": "f f f f? f? b b b n n t",
@@ -34,8 +34,10 @@ SIGNATURES = {
     "bce_forward": "f f", "bce_backward": "f f x", "bce_with_logits_forward": "f f",
     "bce_with_logits_backward": "f f x", "dropout_forward": "f x n", "dropout_backward": "f m x",
     "gather_rows": "f l f?", "sgd_step": "f f f? x x x x b b", "adam_step": "f f f f x x x x x n b",
-    "set_num_threads": "n",
+    "set_num_threads": "n", "select_isa": "i",
 }
+# The bindings without arguments, which only report.
+REPORTS = {"get_num_threads", "isa", "vector_isa", "kernel_copies", "build_info"}
 
 DTYPES = [np.float32, np.float32, np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_,
           np.float16, np.complex64]
@@ -100,6 +102,9 @@ def argument(kind):
         return st.one_of(floats, st.none(), st.just("0.1"))
     if kind == "n":
         return st.one_of(ints, floats, st.none())
+    if kind == "i":
+        return st.one_of(st.sampled_from(["avx512", "avx2", "baseline", "native", "", "AVX2"]),
+                         st.none(), ints)
     if kind == "t":
         return st.one_of(st.sampled_from(["none", "relu", "sigmoid", "tanh", ""]), st.none(),
                          ints)
@@ -112,7 +117,7 @@ calls = st.sampled_from(sorted(SIGNATURES)).flatmap(
 
 
 def test_every_binding_is_fuzzed():
-    public = {n for n in dir(core) if not n.startswith("_")} - {"get_num_threads", "isa"}
+    public = {n for n in dir(core) if not n.startswith("_")} - REPORTS
     assert public == set(SIGNATURES)
 
 
@@ -120,10 +125,11 @@ def test_every_binding_is_fuzzed():
 @given(calls)
 def test_junk_raises_python_exceptions_never_crashes(call):
     name, args = call
-    before = core.get_num_threads()
+    before, isa = core.get_num_threads(), core.isa()
     try:
         getattr(core, name)(*args)
     except (TypeError, ValueError, IndexError, OverflowError, MemoryError):
         pass   # IndexError: gather_rows's row indices out of range, as NumPy raises
     finally:
         core.set_num_threads(before)
+        core.select_isa(isa)

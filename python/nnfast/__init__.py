@@ -4,6 +4,9 @@
     from nnfast import nn, optim
 """
 from . import _core
+from ._config import config, select_isa_from_environment as _select_isa
+
+_select_isa()
 from . import data, metrics, nn, optim, reference  # noqa: F401  (public sub-modules)
 from ._grad import no_grad
 from ._rng import seed
@@ -22,6 +25,6 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-__all__ = ["nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "no_grad",
+__all__ = ["config", "nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads",
            "get_num_threads", "Callback", "EarlyStopping", "History", "__version__"]
