@@ -69,6 +69,7 @@ def main(argv=None):
     pkgs = {name: build(name, native) for name, native in BUILDS.items()}
     configs = {name: config(pkg) for name, pkg in pkgs.items()}
     gemm, mnist = {name: {} for name in BUILDS}, {name: {} for name in BUILDS}
+    cpu = None
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
             for name, pkg in pkgs.items():
@@ -78,16 +79,11 @@ def main(argv=None):
                         gemm[name][row["case"]] = row
                 out = run(pkg, "mnist.py", ["--quick", "--models", MODELS, "--engines",
                                             "nnfast,torch"], tmp)
+                cpu = out["machine"]["cpu"]
                 for r in out["results"]:
                     key = (r["model"], r["engine"])
                     if key not in mnist[name] or r["epoch_time_60k"] < mnist[name][key]:
                         mnist[name][key] = r["epoch_time_60k"]
-    cpu = None
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     print(f"builds on {cpu or 'this CPU'}, {os.cpu_count()} cores; best of {args.rounds} rounds, "
           f"builds in turns")
     for name in BUILDS:

@@ -91,7 +91,10 @@ def main(argv=None):
     repeats = 3 if args.quick else 7
     rng = np.random.default_rng(0)
     rows = []
-    print(f"SGEMM, {args.threads} threads, nnfast ISA {_core.isa()}, NumPy {np.__version__}")
+    cfg = nf.config()
+    build = "native build" if cfg["native"] else "portable build"
+    print(f"SGEMM, {args.threads} threads, nnfast {build}, kernels {cfg['isa']}, "
+          f"NumPy {np.__version__}")
     head = f"{'case':<26} {'M':>6} {'N':>6} {'K':>6} {'nnfast GF/s':>12} {'numpy GF/s':>11} {'ratio':>6}"
     print(head + "\n" + "-" * len(head))
     for label, m, n, k, ta, tb in SQUARE + NETWORK:
@@ -113,7 +116,7 @@ def main(argv=None):
     sparse_rows = sparse_linear_table(rng, repeats)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
-        json.dump({"threads": args.threads, "isa": _core.isa(), "results": rows,
+        json.dump({"threads": args.threads, "isa": cfg["isa"], "config": cfg, "results": rows,
                    "call_cost": call_cost, "sparse_linear": sparse_rows}, f, indent=1)
 
 

@@ -369,7 +369,8 @@ def machine_description(threads):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "isa": nf._core.isa(),
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "isa": nf.config()["isa"],
+            "native_build": nf.config()["native"],
             "python": platform.python_version(), "numpy": np.__version__}
 
 

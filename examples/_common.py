@@ -1,6 +1,7 @@
 """What the examples share: command-line flags, data loading and optional plotting."""
 import argparse
 import os
+import sys
 
 import numpy as np
 
@@ -25,7 +26,10 @@ def parse_args(description, epochs):
 def load(name="mnist", quick=False, flat=True):
     """Images scaled to [0, 1] as float32 ((n, 784) or (n, 1, 28, 28)) and integer labels."""
     loader = nf.data.load_mnist if name == "mnist" else nf.data.load_fashion_mnist
-    (x_train, y_train), (x_test, y_test) = loader()
+    try:
+        (x_train, y_train), (x_test, y_test) = loader()
+    except FileNotFoundError as e:  # Fashion-MNIST is not shipped: say how to get it
+        sys.exit(str(e))
     if quick:
         x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
     shape = (-1, 784) if flat else (-1, 1, 28, 28)

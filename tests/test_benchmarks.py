@@ -12,8 +12,6 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 
 def test_mnist_benchmark_engines_take_turns_and_agree(tmp_path):
-    if not os.environ.get("NNFAST_DATA"):
-        pytest.skip("NNFAST_DATA is not set: the benchmark needs the MNIST files")
     out = tmp_path / "mnist.json"
     result = subprocess.run(
         [sys.executable, os.path.join(BENCHMARKS, "mnist.py"), "--quick", "--models", "softmax",

@@ -9,6 +9,8 @@ import pytest
 import nnfast as nf
 from nnfast import data
 
+from conftest import fashion_mnist_or_skip
+
 
 def write_idx(path, array, type_code=0x08, compress=False):
     header = bytes([0, 0, type_code, array.ndim]) + b"".join(
@@ -49,16 +51,83 @@ def test_load_mnist_shapes_like_keras(mnist):
     assert np.bincount(y_test).tolist()[:3] == [980, 1135, 1032]
 
 
-def test_load_fashion_mnist(mnist):
-    (x, y), (xt, yt) = nf.data.load_fashion_mnist(download=False)
+def test_load_fashion_mnist():
+    (x, y), (xt, yt) = fashion_mnist_or_skip()
     assert x.shape == (60000, 28, 28) and yt.shape == (10000,) and y.max() == 9
 
 
 def test_missing_files_give_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("NNFAST_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(data, "checkout_folder", lambda name: None)
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         data.load_mnist(download=False)
+
+
+def test_mnist_is_found_in_the_checkout_without_settings(tmp_path, monkeypatch):
+    """No NNFAST_DATA, an empty HOME, run from elsewhere: the checkout's data/mnist (found from
+    the package's own folder, or the script's), MD5-checked."""
+    monkeypatch.delenv("NNFAST_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.setattr(data.sys, "argv", [os.path.join(root, "benchmarks", "mnist.py")])
+    assert data.checkout_folder("mnist") == os.path.join(root, "data", "mnist")
+    assert data.data_folders("mnist")[-1] == os.path.join(root, "data", "mnist")
+    (x, y), _ = data.load_mnist(download=False)
+    assert x.shape == (60000, 28, 28) and y[:3].tolist() == [5, 0, 4]
+
+
+def fake_checkout(root, files):
+    """A source tree at root whose data/mnist holds the given {name: bytes}."""
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text('[project]\nname = "nnfast"\n')
+    folder = root / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name, raw in files.items():
+        (folder / name).write_bytes(raw)
+    return folder
+
+
+def test_the_environment_folder_comes_before_the_checkout(tmp_path, monkeypatch):
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    mine = tmp_path / "mine" / "mnist"
+    mine.mkdir(parents=True)
+    for stem, array in zip(data.FILES, [images, np.array([3, 1], np.uint8)] * 2):
+        write_idx(mine / stem, array)
+    monkeypatch.setenv("NNFAST_DATA", str(tmp_path / "mine"))
+    (x, y), (xt, yt) = data.load_mnist(download=False)
+    assert y.tolist() == [3, 1] and x.shape == (2, 28, 28)
+
+
+def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
+    folder = fake_checkout(tmp_path / "tree", {stem + ".gz": gzip.compress(b"\x00\x00\x08\x01"
+                                                                           b"\x00\x00\x00\x00")
+                                               for stem in data.FILES})
+    (tmp_path / "tree" / "scripts").mkdir()
+    monkeypatch.delenv("NNFAST_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "tree" / "scripts")
+    monkeypatch.setattr(data.sys, "argv", [str(tmp_path / "tree" / "scripts" / "run.py")])
+    assert data.checkout_folder("mnist") == str(folder)
+    with pytest.raises(ValueError, match="MD5 .* is not the original file's"):
+        data.load_mnist(download=False)
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNFAST_DATA", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(data, "checkout_folder", lambda name: None)
+    monkeypatch.setitem(data.DATASETS["fashion-mnist"], "system", [])
+
+    def offline(name, stem, folder):
+        raise RuntimeError("no network")
+    monkeypatch.setattr(data, "_download", offline)
+    with pytest.raises(FileNotFoundError) as e:
+        data.load_fashion_mnist()
+    message = str(e.value)
+    assert "fashion-mnist.s3-website" in message and "apt install dataset-fashion-mnist" in message
+    assert "NNFAST_DATA" in message
 
 
 def test_to_categorical_and_standardizer():

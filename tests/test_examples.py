@@ -5,16 +5,18 @@ import sys
 
 import pytest
 
+from conftest import fashion_mnist_or_skip
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
-NEEDS_DATA = ["softmax_regression", "mlp", "lenet", "linear_autoencoder",
-              "denoising_autoencoder", "fashion_mlp", "early_stopping_dropout",
-              "hidden_representation"]
+EXAMPLE_NAMES = ["xor", "softmax_regression", "mlp", "lenet", "linear_autoencoder",
+                 "denoising_autoencoder", "fashion_mlp", "early_stopping_dropout",
+                 "hidden_representation"]
 
 
-@pytest.mark.parametrize("name", ["xor"] + NEEDS_DATA)
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_example_runs_quickly(name, tmp_path):
-    if name in NEEDS_DATA and not os.environ.get("NNFAST_DATA"):
-        pytest.skip("NNFAST_DATA is not set: the examples need the MNIST files")
+    if name == "fashion_mlp":
+        fashion_mnist_or_skip()
     result = subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, name + ".py"), "--quick", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300, cwd=EXAMPLES)

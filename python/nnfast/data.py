@@ -2,13 +2,17 @@
 seeded mini-batches and the classic augmentations (one-pixel shifts, small rotations, zooms).
 
 Loaders look for the four IDX files (gzip or raw) in ``$NNFAST_DATA/<name>/``, then
-``~/.cache/nnfast/<name>/``, then (Fashion-MNIST) Debian's ``/usr/share/datasets/fashion-mnist``;
-otherwise they download them into ``~/.cache/nnfast/<name>/`` and verify each file's MD5.
+``~/.cache/nnfast/<name>/``, then the ``data/<name>/`` folder of the nnfast checkout they run from
+(MNIST is shipped there; its files' MD5s are verified), then (Fashion-MNIST) Debian's
+``/usr/share/datasets/fashion-mnist``; otherwise they download them into
+``~/.cache/nnfast/<name>/`` and verify each file's MD5.
 """
 import gzip
 import hashlib
 import os
+import re
 import shutil
+import sys
 import urllib.request
 
 import numpy as np
@@ -30,6 +34,7 @@ DATASETS = {
                 "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
                 "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c"},
         "system": [],
+        "get": "",
     },
     "fashion-mnist": {
         "mirrors": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
@@ -38,6 +43,8 @@ DATASETS = {
                 "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
                 "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310"},
         "system": ["/usr/share/datasets/fashion-mnist"],
+        "get": " On Debian or Ubuntu, `apt install dataset-fashion-mnist` puts them in "
+               "/usr/share/datasets/fashion-mnist.",
     },
 }
 
@@ -110,13 +117,55 @@ def _download(name, stem, folder):
     raise RuntimeError(f"could not download {stem}.gz ({'; '.join(errors)})")
 
 
+def _cache_folder(name):
+    return os.path.join(os.path.expanduser("~"), ".cache", "nnfast", name)
+
+
+def _is_checkout(folder):
+    """Whether folder is the root of an nnfast source tree (its pyproject.toml names nnfast)."""
+    try:
+        with open(os.path.join(folder, "pyproject.toml")) as f:
+            return re.search(r'^name\s*=\s*"nnfast"', f.read(), re.MULTILINE) is not None
+    except OSError:
+        return False
+
+
+def checkout_folder(name):
+    """``data/<name>`` of the nnfast checkout this runs from, or None: the first source tree
+    found walking up from the running script's folder, the current folder, then this package's
+    folder (a checkout's python/nnfast, when nnfast is not installed)."""
+    script = sys.argv[0] if sys.argv and sys.argv[0] not in ("", "-c", "-m") else None
+    starts = [os.path.dirname(os.path.abspath(script))] if script else []
+    starts += [os.getcwd(), os.path.dirname(os.path.abspath(__file__))]
+    for folder in starts:
+        while True:
+            if _is_checkout(folder) and os.path.isdir(os.path.join(folder, "data", name)):
+                return os.path.join(folder, "data", name)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+    return None
+
+
 def data_folders(name):
     """Where ``load_dataset(name)`` looks, in order."""
     folders = []
     if os.environ.get("NNFAST_DATA"):
         folders.append(os.path.join(os.environ["NNFAST_DATA"], name))
-    folders.append(os.path.join(os.path.expanduser("~"), ".cache", "nnfast", name))
+    folders.append(_cache_folder(name))
+    checkout = checkout_folder(name)
+    if checkout:
+        folders.append(checkout)
     return folders + DATASETS[name]["system"]
+
+
+def _check_shipped(name, stem, path):
+    """A file of the checkout's data/ is one of the originals: its MD5 must match."""
+    want = DATASETS[name]["md5"][stem]
+    if path.endswith(".gz") and _md5(path) != want:
+        raise ValueError(f"{path}: MD5 {_md5(path)} is not the original file's {want} "
+                         f"(a damaged or partial copy: restore it with git)")
 
 
 def load_dataset(name, download=True):
@@ -125,19 +174,24 @@ def load_dataset(name, download=True):
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     folders = data_folders(name)
+    checkout = checkout_folder(name)
+    info = DATASETS[name]
     arrays = []
     for stem in FILES:
         path = next((p for p in (_find(f, stem) for f in folders) if p), None)
         if path is None and download:
             try:
-                path = _download(name, stem, folders[-1 - len(DATASETS[name]["system"])])
+                path = _download(name, stem, _cache_folder(name))
             except RuntimeError as e:
                 raise FileNotFoundError(
                     f"{name}: {stem}(.gz) was not found in {folders} and could not be downloaded "
-                    f"({e}). Put the four IDX files ({', '.join(FILES)}, gzipped or not) in "
-                    f"one of those folders, or set NNFAST_DATA to a folder holding {name}/.") from e
+                    f"({e}). Download the four IDX files ({', '.join(f + '.gz' for f in FILES)}) "
+                    f"from {info['mirrors'][0]} into one of those folders, or set NNFAST_DATA to "
+                    f"a folder holding {name}/.{info['get']}") from e
         if path is None:
-            raise FileNotFoundError(f"{name}: {stem}(.gz) not found in {folders}")
+            raise FileNotFoundError(f"{name}: {stem}(.gz) not found in {folders}.{info['get']}")
+        if checkout and os.path.dirname(path) == checkout:
+            _check_shipped(name, stem, path)
         arrays.append(read_idx(path))
     x_train, y_train, x_test, y_test = arrays
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
