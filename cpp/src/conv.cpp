@@ -9,7 +9,8 @@
 //             dbias (OC)     += sums of dy[n] over P
 // These GEMMs are small (OC = 16..32, CKK = 25..400, P = 64..576 at LeNet sizes), so they do not
 // go through sgemm's packing: a micro-kernel reads the operands in place, broadcasting A and
-// loading 16-float rows of B, and keeps an MR x 16*NV tile of C in registers over the whole K.
+// loading W-float pieces of B's rows (simd.h), and keeps an MR x W*NV tile of C in registers over
+// the whole K.
 // Fused with ReLU and max pooling (conv2d_relu_maxpool_*), the forward pools each image while its
 // output is in cache, and the backward, whose dy is then three quarters zeros or more, sums only
 // dy's nonzero terms, over the transposed forms colT (P, CKK) = col^T and dcolT = dcol^T:
@@ -37,11 +38,9 @@
 #include "nnfast/activation.h"
 #include "nnfast/gemm.h"
 
+#include "simd.h"
 #include "sparse_rows.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -82,30 +81,22 @@ size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads) {
 // Short spans (a row of an image is often 8..28 floats, too short for memcpy or a vector loop).
 
 static inline void copy_span(float* d, const float* s, int n) {
-#if defined(__AVX512F__)
+  using namespace simd;
   int i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, _mm512_loadu_ps(s + i));
+  for (; i + W <= n; i += W) storeu(d + i, loadu(s + i));
   if (i < n) {
-    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(d + i, m, _mm512_maskz_loadu_ps(m, s + i));
+    const Mask m = first(n - i);
+    storeu(d + i, m, loadu(m, s + i));
   }
-#else
-  for (int i = 0; i < n; i++) d[i] = s[i];
-#endif
 }
 static inline void add_span(float* d, const float* s, int n) {
-#if defined(__AVX512F__)
+  using namespace simd;
   int i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(d + i, _mm512_add_ps(_mm512_loadu_ps(d + i), _mm512_loadu_ps(s + i)));
+  for (; i + W <= n; i += W) storeu(d + i, add(loadu(d + i), loadu(s + i)));
   if (i < n) {
-    const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(d + i, m,
-                          _mm512_add_ps(_mm512_maskz_loadu_ps(m, d + i), _mm512_maskz_loadu_ps(m, s + i)));
+    const Mask m = first(n - i);
+    storeu(d + i, m, add(loadu(m, d + i), loadu(m, s + i)));
   }
-#else
-  for (int i = 0; i < n; i++) d[i] += s[i];
-#endif
 }
 
 // The geometry as locals, with the valid output columns of every kw: output column ow reads input
@@ -128,42 +119,38 @@ struct Geometry {
   }
 };
 
-#if defined(__AVX512F__)
 // im2col for stride 1 without padding (every LeNet layer): each col row is OH windows of OW
 // consecutive input floats, W apart; no bounds to clip, so no per-row geometry (whose divisions
 // cost more than the copies).
 static void im2col_unpadded_stride1(float* col, const float* xn, const Geometry& g) {
-  const int OH = g.OH, OW = g.OW, W = g.W;
-  const int full = OW / 16 * 16;
-  const __mmask16 tail = (__mmask16)((1u << (OW - full)) - 1);
+  using namespace simd;
+  const int OH = g.OH, OW = g.OW, IW = g.W;
+  const int full = OW / W * W;
+  const Mask tail = first(OW - full), half = first(W / 2);
   for (int c = 0; c < g.C; c++)
     for (int kh = 0; kh < g.KH; kh++)
       for (int kw = 0; kw < g.KW; kw++) {
         float* d = col + (size_t)((c * g.KH + kh) * g.KW + kw) * g.P;
-        const float* xr = xn + ((size_t)c * g.H + kh) * W + kw;
-        if (OW == 8) {  // two output rows per 16-float store
+        const float* xr = xn + ((size_t)c * g.H + kh) * IW + kw;
+        if (2 * OW == W) {  // two output rows per store
           int oh = 0;
-          for (; oh + 2 <= OH; oh += 2, d += 16, xr += 2 * W)
-            _mm512_storeu_ps(d, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xr)),
-                                                   _mm256_loadu_ps(xr + W), 1));
-          if (oh < OH) _mm256_storeu_ps(d, _mm256_loadu_ps(xr));
+          for (; oh + 2 <= OH; oh += 2, d += W, xr += 2 * IW) storeu(d, loadu_halves(xr, xr + IW));
+          if (oh < OH) storeu(d, half, loadu(half, xr));
           continue;
         }
-        for (int oh = 0; oh < OH; oh++, d += OW, xr += W) {
-          for (int j = 0; j < full; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(xr + j));
-          if (tail) _mm512_mask_storeu_ps(d + full, tail, _mm512_maskz_loadu_ps(tail, xr + full));
+        for (int oh = 0; oh < OH; oh++, d += OW, xr += IW) {
+          for (int j = 0; j < full; j += W) storeu(d + j, loadu(xr + j));
+          if (full < OW) storeu(d + full, tail, loadu(tail, xr + full));
         }
       }
 }
-#endif
 
 // im2col of one image xn (C,H,W) into col (CKK, P), rows in order.
 static void im2col(float* col, const float* xn, const Conv2dShape& s) {
+  using namespace simd;
   const Geometry g(s);
-#if defined(__AVX512F__)
   if (g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0) return im2col_unpadded_stride1(col, xn, g);
   const float* col_end = col + (size_t)g.C * g.KH * g.KW * g.P;
-#endif
   for (int c = 0; c < g.C; c++) {
     const float* xc = xn + (size_t)c * g.H * g.W;
     for (int kh = 0; kh < g.KH; kh++) {
@@ -180,34 +167,31 @@ static void im2col(float* col, const float* xn, const Conv2dShape& s) {
         const float* xr = xc + (idx)(oh_lo * g.SH - g.PH + kh) * g.W - g.PW + kw;
         const idx step = (idx)g.SH * g.W;
         float* d = row + (size_t)oh_lo * g.OW;
-#if defined(__AVX512F__)
-        if (g.SW == 1 && lo == 0 && hi == g.OW && g.OW == 8) {
-          // Rows of exactly 8 (an 8 x 8 output map): two rows per 16-float store.
+        if (g.SW == 1 && lo == 0 && hi == g.OW && 2 * g.OW == W) {
+          // Rows of half a vector (an 8 x 8 output map with AVX-512): two rows per store.
           int oh = oh_lo;
-          for (; oh + 2 <= oh_hi; oh += 2, d += 16, xr += 2 * step)
-            _mm512_storeu_ps(d, _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(xr)),
-                                                   _mm256_loadu_ps(xr + step), 1));
-          if (oh < oh_hi) _mm256_storeu_ps(d, _mm256_loadu_ps(xr));
+          for (; oh + 2 <= oh_hi; oh += 2, d += W, xr += 2 * step)
+            storeu(d, loadu_halves(xr, xr + step));
+          if (oh < oh_hi) storeu(d, first(W / 2), loadu(first(W / 2), xr));
           continue;
         }
         if (g.SW == 1 && lo == 0 && hi == g.OW) {
-          // Whole rows: full 16-float copies, then the rest of the row with one load and
-          // store. The load zeroes the lanes past the row and a full-width store writes them
-          // into the start of the next output row, which that row's own stores overwrite next;
-          // the last row's store is masked, and so is any store that would reach past the end
-          // of col (the caller's buffers may follow it).
-          const int full = g.OW / 16 * 16, rest = g.OW - full;
-          const __mmask16 m = (__mmask16)((1u << rest) - 1);
+          // Whole rows: full vector copies, then the rest of the row with one load and store.
+          // The load zeroes the lanes past the row and a full-width store writes them into the
+          // start of the next output row, which that row's own stores overwrite next; the last
+          // row's store is masked, and so is any store that would reach past the end of col
+          // (the caller's buffers may follow it).
+          const int full = g.OW / W * W, rest = g.OW - full;
+          const Mask m = first(rest);
           for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
-            for (int j = 0; j < full; j += 16) _mm512_storeu_ps(d + j, _mm512_loadu_ps(xr + j));
+            for (int j = 0; j < full; j += W) storeu(d + j, loadu(xr + j));
             if (rest == 0) continue;
-            const __m512 v = _mm512_maskz_loadu_ps(m, xr + full);
-            if (oh + 1 < oh_hi && d + full + 16 <= col_end) _mm512_storeu_ps(d + full, v);
-            else _mm512_mask_storeu_ps(d + full, m, v);
+            const V v = loadu(m, xr + full);
+            if (oh + 1 < oh_hi && d + full + W <= col_end) storeu(d + full, v);
+            else storeu(d + full, m, v);
           }
           continue;
         }
-#endif
         for (int oh = oh_lo; oh < oh_hi; oh++, d += g.OW, xr += step) {
           std::fill(d, d + lo, 0.0f);
           if (g.SW == 1) copy_span(d + lo, xr + lo, hi - lo);
@@ -238,30 +222,28 @@ static void col2im_scatter(float* dxn, const float* col, const Geometry& g) {
   }
 }
 
-#if defined(__AVX512F__)
-// Gather form for SW == 1: each 16-wide piece of an input row sums, in registers, every (kh, kw)
+// Gather form for SW == 1: each W-wide piece of an input row sums, in registers, every (kh, kw)
 // entry that lands on it, and is stored once. (Scatter-adding overlapping spans through memory
 // instead stalls on store-to-load forwarding, the kw-shifted spans overlapping the last store.)
 // The lanes each kw feeds depend only on the piece, so their masks are computed once per piece,
 // and four accumulators keep the adds from waiting on each other.
 static constexpr int kGatherMaxKW = 64;
 static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
-  __mmask16 mask[kGatherMaxKW];
+  using namespace simd;
+  Mask mask[kGatherMaxKW];
   int off[kGatherMaxKW];
-  for (int j0 = 0; j0 < g.W; j0 += 16) {
+  for (int j0 = 0; j0 < g.W; j0 += W) {
     for (int kw = 0; kw < g.KW; kw++) {
       // lane i is input column iw = j0 + i, fed by output column ow = iw + PW - kw
-      off[kw] = j0 + g.PW - kw;                                 // ow of lane 0
-      const int i_lo = std::max(0, -off[kw]);                   // ow >= 0
-      const int i_hi = std::min({16, g.OW - off[kw], g.W - j0});  // ow < OW, iw < W
-      mask[kw] = i_lo >= i_hi ? (__mmask16)0
-                              : (__mmask16)(((1u << i_hi) - 1) & ~((1u << i_lo) - 1));
+      off[kw] = j0 + g.PW - kw;                                   // ow of lane 0
+      const int i_lo = std::max(0, -off[kw]);                     // ow >= 0
+      const int i_hi = std::min({W, g.OW - off[kw], g.W - j0});   // ow < OW, iw < W
+      mask[kw] = i_lo >= i_hi ? first(0) : lanes(i_lo, i_hi);
     }
-    const __mmask16 store = (__mmask16)((1u << std::min(16, g.W - j0)) - 1);
+    const Mask store = first(std::min(W, g.W - j0));
     for (int c = 0; c < g.C; c++)
       for (int ih = 0; ih < g.H; ih++) {
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                         _mm512_setzero_ps()};
+        V acc[4] = {zero(), zero(), zero(), zero()};
         for (int kh = 0; kh < g.KH; kh++) {
           const int t = ih + g.PH - kh;  // = oh * SH (no divisions when SH == 1: they cost more
           int oh = t;                    // than the loads)
@@ -275,36 +257,30 @@ static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
           for (; kw + 4 <= g.KW; kw += 4, src += 4 * g.P)
 #pragma GCC unroll 4
             for (int u = 0; u < 4; u++)
-              acc[u] = _mm512_add_ps(acc[u], _mm512_maskz_loadu_ps(mask[kw + u], src + u * g.P + off[kw + u]));
-          for (; kw < g.KW; kw++, src += g.P)
-            acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps(mask[kw], src + off[kw]));
+              acc[u] = add(acc[u], loadu(mask[kw + u], src + u * g.P + off[kw + u]));
+          for (; kw < g.KW; kw++, src += g.P) acc[0] = add(acc[0], loadu(mask[kw], src + off[kw]));
         }
-        const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]),
-                                         _mm512_add_ps(acc[2], acc[3]));
-        _mm512_mask_storeu_ps(dxn + ((size_t)c * g.H + ih) * g.W + j0, store, sum);
+        const V sum = add(add(acc[0], acc[1]), add(acc[2], acc[3]));
+        storeu(dxn + ((size_t)c * g.H + ih) * g.W + j0, store, sum);
       }
   }
 }
-#endif
 
 static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
   const Geometry g(s);
-#if defined(__AVX512F__)
   if (g.SW == 1 && g.KW <= kGatherMaxKW) return col2im_rows(dxn, col, g);
-#endif
   col2im_scatter(dxn, col, g);
 }
 
-#if defined(__AVX512F__)
 // The transposed forms for the zero-skipping backward, with rows of CKK floats ldk apart:
 //   im2row: colT (P, ldk), colT[p, (c*KH+kh)*KW+kw] = col[(c*KH+kh)*KW+kw, p]  (pad columns 0)
 //   row2im: dxn (C,H,W) = col2im of dcolT's transpose
-// Stride 1 without padding copies and adds KW-float pieces directly (row2im keeps each input row,
-// W <= 16, in a register while the pieces of one output row are added in); any other geometry
-// goes through im2col / col2im and a transpose. (Storing shifted pieces of each input row, loaded
-// once into registers, measured no faster: the stores are the cost.)
+// Stride 1 without padding copies and adds KW-float pieces directly (KW <= W; row2im keeps each
+// input row, W <= simd::W floats, in a register while the pieces of one output row are added
+// in); any other geometry goes through im2col / col2im and a transpose. (Storing shifted pieces
+// of each input row, loaded once into registers, measured no faster: the stores are the cost.)
 static bool direct_rows(const Geometry& g) {
-  return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= 16;
+  return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= simd::W;
 }
 
 static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv2dShape& s) {
@@ -314,55 +290,54 @@ static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv
     transpose(colT, ldk, col, (idx)g.P, g.C * g.KH * g.KW, (int)g.P);
     return;
   }
-  const __mmask16 piece = (__mmask16)((1u << g.KW) - 1);
+  const bool short_pieces = g.KW <= simd::narrow::W;
+  const simd::narrow::Mask short_piece = simd::narrow::first(std::min(g.KW, simd::narrow::W));
+  const simd::Mask piece = simd::first(g.KW);
   for (int oh = 0; oh < g.OH; oh++)
     for (int ow = 0; ow < g.OW; ow++) {
       float* row = colT + ((idx)oh * g.OW + ow) * ldk;
       for (int c = 0; c < g.C; c++)
         for (int kh = 0; kh < g.KH; kh++, row += g.KW) {
           const float* from = xn + ((idx)c * g.H + oh + kh) * g.W + ow;
-          if (g.KW <= 8)  // 8-lane pieces: a 16-lane access spans a second cache line more often
-            _mm256_mask_storeu_ps(row, (__mmask8)piece,
-                                  _mm256_maskz_loadu_ps((__mmask8)piece, from));
+          if (short_pieces)
+            simd::narrow::storeu(row, short_piece, simd::narrow::loadu(short_piece, from));
           else
-            _mm512_mask_storeu_ps(row, piece, _mm512_maskz_loadu_ps(piece, from));
+            simd::storeu(row, piece, simd::loadu(piece, from));
         }
     }
 }
 
 static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Conv2dShape& s) {
+  using namespace simd;
   const Geometry g(s);
   const int CKK = g.C * g.KH * g.KW;
-  if (!direct_rows(g) || g.W > 16) {
+  if (!direct_rows(g) || g.W > W) {
     transpose(col, (idx)g.P, dcolT, ldk, (int)g.P, CKK);
     col2im(dxn, col, s);
     return;
   }
-  const __mmask16 row_lanes = (__mmask16)((1u << g.W) - 1), piece = (__mmask16)((1u << g.KW) - 1);
+  const Mask row_lanes = first(g.W);
+  const int KW = g.KW;
   for (int c = 0; c < g.C; c++)
     for (int ih = 0; ih < g.H; ih++) {
       // input row ih of channel c: for each kh with oh = ih - kh an output row, lanes
       // ow..ow+KW-1 get dcolT[(oh, ow), (c, kh, 0..KW)]; four independent sums, one store
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                       _mm512_setzero_ps()};
+      V acc[4] = {zero(), zero(), zero(), zero()};
       for (int kh = std::max(0, ih - g.OH + 1); kh <= std::min(g.KH - 1, ih); kh++) {
-        const float* src = dcolT + (idx)(ih - kh) * g.OW * ldk + (c * g.KH + kh) * g.KW;
+        const float* src = dcolT + (idx)(ih - kh) * g.OW * ldk + (c * g.KH + kh) * KW;
         int ow = 0;
         for (; ow + 4 <= g.OW; ow += 4, src += 4 * ldk)
 #pragma GCC unroll 4
           for (int u = 0; u < 4; u++)
-            acc[u] = _mm512_add_ps(acc[u], _mm512_maskz_loadu_ps((__mmask16)(piece << (ow + u)),
-                                                                 src + u * ldk - (ow + u)));
+            acc[u] = add(acc[u], loadu(lanes(ow + u, ow + u + KW), src + u * ldk - (ow + u)));
         for (; ow < g.OW; ow++, src += ldk)
-          acc[0] = _mm512_add_ps(acc[0], _mm512_maskz_loadu_ps((__mmask16)(piece << ow), src - ow));
+          acc[0] = add(acc[0], loadu(lanes(ow, ow + KW), src - ow));
       }
-      const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-      _mm512_mask_storeu_ps(dxn + ((idx)c * g.H + ih) * g.W, row_lanes, sum);
+      const V sum = add(add(acc[0], acc[1]), add(acc[2], acc[3]));
+      storeu(dxn + ((idx)c * g.H + ih) * g.W, row_lanes, sum);
     }
 }
-#endif
 
-#if defined(__AVX512F__)
 // The zero-skipping weight gradient read straight from the image, for a stride-1 unpadded
 // convolution with few kernel rows (C * KH) and short ones (LeNet's first layer: one channel,
 // 5 x 5):
@@ -371,28 +346,32 @@ static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Co
 // row, instead of copying every window into colT (P x CKK floats per image, 73 KB for LeNet's
 // first layer) and summing colT's rows: the same terms, spread over U partial sums (term j into
 // sum j mod U, the first starting from dW's row) and added as sparse::sum_rows adds them over a
-// colT row of the same width, so the bits are those of the im2row path.
+// colT row of the same width, so the bits are those of the im2row path. The U x R accumulators
+// take at most three quarters of the vector registers.
+static constexpr int kWindowAccumulators = simd::kRegisters * 3 / 4;
 static int window_partial_sums(const Conv2dShape& s) {
-  const int nv = (int)(ckk_padded(s) / 16);  // sum_rows's vectors over a colT row
+  const int nv = (int)(ckk_padded(s) / simd::W);  // sum_rows's vectors over a colT row
   return nv <= 2 ? 4 : nv <= 4 ? 2 : 1;
 }
 static bool window_dw(const Conv2dShape& s) {
-  return direct_rows(Geometry(s)) && s.KW <= 8 && s.C * s.KH * window_partial_sums(s) <= 24;
+  return direct_rows(Geometry(s)) && s.KW <= simd::narrow::W &&
+         s.C * s.KH * window_partial_sums(s) <= kWindowAccumulators;
 }
 template <int R, int U>
 static void window_sums(float* dw_oc, const int* ids, const float* dy, int count,
                         const int* offset, const float* xn, int H, int W, int KH, int KW) {
-  // 8-lane vectors (KW <= 8, as window_dw requires): a masked 16-lane load would span the 64
-  // bytes after the window, a second cache line for nearly every window
-  const __mmask8 m = (__mmask8)((1u << KW) - 1);
+  // narrow vectors (KW <= narrow::W, as window_dw requires): with AVX-512, a masked 16-lane load
+  // would span the 64 bytes after the window, a second cache line for nearly every window
+  using namespace simd::narrow;
+  const Mask m = first(KW);
   idx row_at[R];  // kernel row r (channel r / KH, row r % KH) from a window's corner
   for (int r = 0; r < R; r++) row_at[r] = ((idx)(r / KH) * H + r % KH) * W;
-  __m256 acc[U][R];
+  V acc[U][R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
-    acc[0][r] = _mm256_maskz_loadu_ps(m, dw_oc + r * KW);
+    acc[0][r] = loadu(m, dw_oc + r * KW);
 #pragma GCC unroll 4
-    for (int u = 1; u < U; u++) acc[u][r] = _mm256_setzero_ps();
+    for (int u = 1; u < U; u++) acc[u][r] = zero();
   }
   // terms j, j + 1, .. into sums 0, 1, ..: u stays a constant of the unrolled loops, so the sums
   // stay in registers
@@ -402,21 +381,18 @@ static void window_sums(float* dw_oc, const int* ids, const float* dy, int count
     for (int u = 0; u < U; u++) {
       if (u >= terms) break;
       const int p = ids[j + u];
-      const __m256 d = _mm256_set1_ps(dy[p]);
+      const V d = set1(dy[p]);
       const float* xw = xn + offset[p];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; r++)
-        acc[u][r] = _mm256_fmadd_ps(d, _mm256_maskz_loadu_ps(m, xw + row_at[r]), acc[u][r]);
+      for (int r = 0; r < R; r++) acc[u][r] = fmadd(d, loadu(m, xw + row_at[r]), acc[u][r]);
     }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
-    __m256 sum = acc[0][r];
-    if constexpr (U == 4)
-      sum = _mm256_add_ps(_mm256_add_ps(sum, acc[1][r]), _mm256_add_ps(acc[2][r], acc[3][r]));
-    else if constexpr (U == 2)
-      sum = _mm256_add_ps(sum, acc[1][r]);
-    _mm256_mask_storeu_ps(dw_oc + r * KW, m, sum);
+    V sum = acc[0][r];
+    if constexpr (U == 4) sum = add(add(sum, acc[1][r]), add(acc[2][r], acc[3][r]));
+    else if constexpr (U == 2) sum = add(sum, acc[1][r]);
+    storeu(dw_oc + r * KW, m, sum);
   }
 }
 using WindowSums = void (*)(float*, const int*, const float*, int, const int*, const float*, int,
@@ -425,19 +401,18 @@ template <int U, size_t... I>
 constexpr std::array<WindowSums, sizeof...(I)> window_sums_table(std::index_sequence<I...>) {
   return {&window_sums<int(I) + 1, U>...};
 }
-// [U = 4, 2, 1][R - 1], R * U <= 24
-static constexpr std::array<WindowSums, 6> WINDOW_SUMS_4 =
-    window_sums_table<4>(std::make_index_sequence<6>{});
-static constexpr std::array<WindowSums, 12> WINDOW_SUMS_2 =
-    window_sums_table<2>(std::make_index_sequence<12>{});
-static constexpr std::array<WindowSums, 24> WINDOW_SUMS_1 =
-    window_sums_table<1>(std::make_index_sequence<24>{});
+// [U = 4, 2, 1][R - 1], R * U <= kWindowAccumulators
+static constexpr auto WINDOW_SUMS_4 =
+    window_sums_table<4>(std::make_index_sequence<kWindowAccumulators / 4>{});
+static constexpr auto WINDOW_SUMS_2 =
+    window_sums_table<2>(std::make_index_sequence<kWindowAccumulators / 2>{});
+static constexpr auto WINDOW_SUMS_1 =
+    window_sums_table<1>(std::make_index_sequence<kWindowAccumulators>{});
 static WindowSums pick_window_sums(const Conv2dShape& s) {
   const int rows = s.C * s.KH, u = window_partial_sums(s);
   return u == 4 ? WINDOW_SUMS_4[rows - 1] : u == 2 ? WINDOW_SUMS_2[rows - 1]
                                                    : WINDOW_SUMS_1[rows - 1];
 }
-#endif
 
 // Channels per group in backward: the group's im2col rows (group*KH*KW x P floats) fit in 25 KB
 // of L1 (at least one channel).
@@ -454,17 +429,12 @@ static int channel_group(const Conv2dShape& s) {
 // at a time; its whole im2col (57.6 KB) went out to L2 and back, the copy costing half the
 // product. Stride 1 without padding only (the panel is then the im2col of a band of input rows).
 static int panel_rows(const Conv2dShape& s) {
-#if defined(__AVX512F__)
   const int OW = s.OW(), CKK = s.C * s.KH * s.KW;
   if (s.SH != 1 || s.SW != 1 || s.PH != 0 || s.PW != 0 || OW > 64) return 0;
   const int rows = std::max(1, 64 / OW);
   if (rows * OW < 32 || (size_t)CKK * rows * OW * sizeof(float) > 16384 || rows >= s.OH())
     return 0;
   return rows;
-#else
-  (void)s;
-  return 0;
-#endif
 }
 
 // One image: out (OC, P) = act(W (OC, CKK) @ im2col(xn) + bias), the activation applied to each
@@ -480,7 +450,6 @@ static void conv_image_forward(float* out, float* col, const float* xn, const fl
     gemm_strided(g);
     return;
   }
-#if defined(__AVX512F__)
   for (int oh0 = 0; oh0 < s.OH(); oh0 += band) {
     Geometry rows(s);  // the band's output rows oh0 .. oh0 + OH - 1, from input row oh0
     rows.OH = std::min(band, s.OH() - oh0);
@@ -491,7 +460,6 @@ static void conv_image_forward(float* out, float* col, const float* xn, const fl
     gb.C = out + (size_t)oh0 * rows.OW;
     gemm_strided(gb);
   }
-#endif
 }
 
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias; threads split the batch.
@@ -537,7 +505,7 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
 // dy_of(n, scratch, tmp) gives dy[n] (OC, P): a pointer into dy, or `scratch` (OC*P floats of the
 // thread's slot) filled with it, using `tmp` (P*OC floats, free at that point) as it likes.
 //
-// skip_zeros (AVX-512 builds; dy mostly zeros, x and w all finite): the products skip dy's zeros,
+// skip_zeros (dy mostly zeros, x and w all finite): the products skip dy's zeros,
 //   dW[oc, :] += sum over p with dy[oc,p] != 0 of dy[oc,p] * colT[p, :]   (colT = col^T)
 //   dcolT[p, :] = sum over oc with dy[oc,p] != 0 of dy[oc,p] * w[oc, :]
 // (sparse_rows.h), the partials then hold dW as (OC, CKKp).
@@ -551,9 +519,7 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
   const size_t slot = slot_floats(s), part = partial_floats(s);
   const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
   const int group = channel_group(s);
-#if defined(__AVX512F__)
   const WindowSums window = skip_zeros && window_dw(s) ? pick_window_sums(s) : nullptr;
-#endif
   float* partials = workspace + (size_t)nslots * slot;
   float* wpad = partials + (size_t)chunks * part;  // w (OC, ldk), for skip_zeros
   const size_t pdw_floats = skip_zeros ? (size_t)OC * ldk : (size_t)CKK * OC;
@@ -571,15 +537,12 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
     float* colT = dy_scratch + round16((size_t)P * OC);
     float* dcolT = colT + (size_t)P * ldk;
     int* ids = reinterpret_cast<int*>(dcolT + (size_t)P * ldk);
-#if defined(__AVX512F__)
     // window_sums reads x through the offset of each output position, kept where im2row's colT
     // would be
     int* offset = reinterpret_cast<int*>(colT);
     if (window)
       for (int p = 0; p < P; p++) offset[p] = p / s.OW() * s.W + p % s.OW();
-    else
-#endif
-    if (skip_zeros && ldk > CKK)  // colT's pad columns: zero for every image (im2row skips them)
+    else if (skip_zeros && ldk > CKK)  // colT's pad columns: zero for every image (im2row skips them)
       for (int p = 0; p < P; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
 #pragma omp for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
@@ -600,7 +563,6 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
           }
         const float* xn = x + (size_t)n * s.C * s.H * s.W;
         float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
-#if defined(__AVX512F__)
         if (skip_zeros) {
           if (dw && window) {
             for (int oc = 0; oc < OC; oc++) {
@@ -628,7 +590,6 @@ static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of,
           }
           continue;
         }
-#endif
         if (dw) transpose(dyT, OC, dyn, P, OC, P);
         // A group of channels at a time, whose im2col rows stay in L1 from the copy through
         // both products (the rows of a channel group are the im2col of those channels alone).
@@ -700,12 +661,9 @@ void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const floa
   const size_t pooled = (size_t)pool.OH() * pool.OW();
   // Pooling leaves at most one nonzero of dy per window, and the ReLU masks about half of those:
   // skip dy's zeros when a window covers two or more outputs (and x, w are finite, see top).
-  bool skip_zeros = false;
-#if defined(__AVX512F__)
-  skip_zeros = 2 * pooled <= (size_t)P &&
-               sparse::all_finite(w, (size_t)s.OC * s.C * s.KH * s.KW) &&
-               sparse::all_finite(x, (size_t)s.N * s.C * s.H * s.W);
-#endif
+  const bool skip_zeros = 2 * pooled <= (size_t)P &&
+                          sparse::all_finite(w, (size_t)s.OC * s.C * s.KH * s.KW) &&
+                          sparse::all_finite(x, (size_t)s.N * s.C * s.H * s.W);
   conv2d_backward_impl(
       dx, dw, dbias,
       [&](int n, float* dyn, float* masked) {

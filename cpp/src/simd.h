@@ -176,6 +176,20 @@ inline void transpose_block(float* dst, std::ptrdiff_t ldd, const float* src, st
   for (int j = 0; j < 16; j++)
     if (j < cols) storeu(dst + j * ldd, rm, r[j]);
 }
+// 8-lane vectors (AVX-512 VL), for pieces of at most 8 floats: a masked 16-lane access would
+// span the 64 bytes after a short piece, a second cache line for most of them.
+namespace narrow {
+constexpr int W = 8;
+using V = __m256;
+using Mask = __mmask8;
+inline Mask first(int n) { return (Mask)((1u << n) - 1); }
+inline V zero() { return _mm256_setzero_ps(); }
+inline V set1(float a) { return _mm256_set1_ps(a); }
+inline V loadu(Mask m, const float* p) { return _mm256_maskz_loadu_ps(m, p); }
+inline void storeu(float* p, Mask m, V v) { _mm256_mask_storeu_ps(p, m, v); }
+inline V add(V a, V b) { return _mm256_add_ps(a, b); }
+inline V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+}  // namespace narrow
 #pragma GCC diagnostic pop
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -485,6 +499,33 @@ inline void transpose_block(float* dst, std::ptrdiff_t ldd, const float* src, st
   for (int j = 0; j < cols; j++)
     for (int i = 0; i < rows; i++) dst[j * ldd + i] = src[i * lds + j];
 }
+#endif
+
+#if !defined(__AVX512F__)
+// Vectors of at most 8 lanes for short pieces (AVX-512 has its own): here, the full vectors.
+namespace narrow {
+constexpr int W = simd::W;
+using simd::add;
+using simd::first;
+using simd::fmadd;
+using simd::loadu;
+using simd::Mask;
+using simd::set1;
+using simd::storeu;
+using simd::V;
+using simd::zero;
+}  // namespace narrow
+#endif
+
+// Two half vectors as one: lanes [0, W/2) from lo, [W/2, W) from hi (W/2 floats read from each).
+#if defined(__AVX512F__)
+inline V loadu_halves(const float* lo, const float* hi) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(lo)), _mm256_loadu_ps(hi), 1);
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+inline V loadu_halves(const float* lo, const float* hi) { return _mm256_loadu2_m128(hi, lo); }
+#else
+inline V loadu_halves(const float* lo, const float* hi) { return V{lo[0], lo[1], hi[0], hi[1]}; }
 #endif
 
 // The vectors of n floats, and the lanes of the last one that are in the span.
