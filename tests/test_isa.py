@@ -125,11 +125,15 @@ def kernel_outputs():
         out[f"conv_fwd_{ks}{stride}{pad}"] = y
         for i, g in enumerate(core.conv2d_backward(f(*y.shape), x, w, stride=stride, padding=pad)):
             out[f"conv_bwd_{ks}{stride}{pad}_{i}"] = g
-    w, b = f(8, 3, 5, 5), f(8)
-    y, am = core.conv2d_relu_maxpool_forward(x, w, b)
-    out["crm_fwd"], out["crm_argmax"] = y, am
-    for i, g in enumerate(core.conv2d_relu_maxpool_backward(f(*y.shape), y, am, x, w)):
-        out[f"crm_bwd_{i}"] = g
+    # conv -> ReLU -> max pool, LeNet's two layers among them (their zero-skipping backward)
+    for xs, ws in [((4, 3, 28, 28), (8, 3, 5, 5)), ((4, 1, 28, 28), (6, 1, 5, 5)),
+                   ((4, 6, 12, 12), (16, 6, 5, 5))]:
+        xc, w, b = f(*xs), f(*ws) * 0.3, f(ws[0])
+        y, am = core.conv2d_relu_maxpool_forward(xc, w, b)
+        key = f"crm_{xs[1]}_{xs[2]}"
+        out[f"{key}_fwd"] = y
+        for i, g in enumerate(core.conv2d_relu_maxpool_backward(f(*y.shape), y, am, xc, w)):
+            out[f"{key}_bwd_{i}"] = g
     for h in (28, 13):
         xp = f(2, 3, h, h)
         yp, ap = core.maxpool2d_forward(xp, 2)
