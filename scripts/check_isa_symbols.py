@@ -10,7 +10,9 @@ of every CPU.
 
     python scripts/check_isa_symbols.py [path/to/_core*.so]    (default: the installed nnfast)
 
-Prints each offending function with its first offending instruction; exits 1 if any.
+Prints each offending function with its first offending instruction; exits 1 if any. Needs
+the symbol table (scripts/dev-build.sh's build has it; an installed wheel's extension is
+stripped, and then the check exits 2: it cannot tell the functions apart).
 """
 import re
 import subprocess
@@ -40,6 +42,12 @@ def violation(kind, mnemonic, operands):
     return mnemonic.startswith("v") or bool(re.match(r"k(mov|and|or|xor|not|shift|test)", mnemonic))
 
 
+def has_symbols(path):
+    table = subprocess.run(["objdump", "-t", path], capture_output=True, text=True,
+                           check=True).stdout
+    return "no symbols" not in table
+
+
 def check(path):
     dump = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", path],
                           capture_output=True, text=True, check=True).stdout
@@ -62,6 +70,9 @@ def main():
     else:
         import nnfast._core
         path = nnfast._core.__file__
+    if not has_symbols(path):
+        print(f"{path}: stripped (no symbol table): build it with scripts/dev-build.sh to check")
+        return 2
     bad = check(path)
     for b in bad:
         print(b)

@@ -2,7 +2,8 @@
 # The C++ kernel tests (tests/cpp/test_kernels.cpp, one program per copy of the kernels) built
 # and run under AddressSanitizer + UndefinedBehaviorSanitizer, then the bindings' smoke test (an
 # MLP and a CNN training step through nnfast._core) under valgrind's memcheck. A program whose
-# copy this CPU cannot run exits 77 (skipped). Exits non-zero on any report.
+# copy this CPU cannot run exits 77 (skipped); scripts/check_isa_symbols.py checks that build's
+# extension. Exits non-zero on any report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pybind11_dir="$(python -c 'import pybind11; print(pybind11.get_cmake_dir())')"
@@ -24,6 +25,7 @@ echo "== valgrind: the same program, and the bindings' smoke test"
 cmake -S . -B build/valgrind -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNNFAST_BUILD_TESTS=ON -Dpybind11_DIR="$pybind11_dir" >/dev/null
 cmake --build build/valgrind
+python scripts/check_isa_symbols.py build/valgrind/_core*.so
 # (valgrind does not emulate AVX-512: under it the CPU reports none, and that copy skips)
 run_each_copy build/valgrind valgrind --error-exitcode=1 --leak-check=full \
   --errors-for-leak-kinds=definite -q

@@ -78,6 +78,17 @@ def test_mnist_is_found_in_the_checkout_without_settings(tmp_path, monkeypatch):
     assert x.shape == (60000, 28, 28) and y[:3].tolist() == [5, 0, 4]
 
 
+def test_the_package_folder_leads_to_its_checkout(tmp_path, monkeypatch):
+    """Run from source, nnfast finds the checkout's data/mnist from its own folder alone: neither
+    the script nor the working directory lies in the checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.abspath(data.__file__).startswith(os.path.join(root, "python", "")):
+        pytest.skip("nnfast is imported from an installation, not from this checkout's python/")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(data.sys, "argv", [str(tmp_path / "run.py")])
+    assert data.checkout_folder("mnist") == os.path.join(root, "data", "mnist")
+
+
 def fake_checkout(root, files):
     """A source tree at root whose data/mnist holds the given {name: bytes}."""
     root.mkdir(parents=True)
@@ -114,7 +125,9 @@ def test_a_damaged_shipped_file_is_refused(tmp_path, monkeypatch):
         data.load_mnist(download=False)
 
 
-def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("download", [True, False])
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch, download):
+    """Whether the download failed or was not asked for, the error says how to get the files."""
     monkeypatch.setenv("NNFAST_DATA", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setattr(data, "checkout_folder", lambda name: None)
@@ -124,7 +137,7 @@ def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
         raise RuntimeError("no network")
     monkeypatch.setattr(data, "_download", offline)
     with pytest.raises(FileNotFoundError) as e:
-        data.load_fashion_mnist()
+        data.load_fashion_mnist(download=download)
     message = str(e.value)
     assert "fashion-mnist.s3-website" in message and "apt install dataset-fashion-mnist" in message
     assert "NNFAST_DATA" in message

@@ -89,6 +89,8 @@ def test_only_the_avx_copies_hold_avx_instructions():
     import nnfast._core as core
     script = os.path.join(os.path.dirname(HERE), "scripts", "check_isa_symbols.py")
     r = run_python([script, core.__file__])
+    if r.returncode == 2:
+        pytest.skip(r.stdout.strip())  # an installed, stripped extension
     assert r.returncode == 0, r.stdout[-3000:]
 
 

@@ -160,6 +160,15 @@ def data_folders(name):
     return folders + DATASETS[name]["system"]
 
 
+def _not_found(name, stem, folders, why=""):
+    """The FileNotFoundError for a missing ``stem``: where it was looked for and how to get it."""
+    info = DATASETS[name]
+    return FileNotFoundError(
+        f"{name}: {stem}(.gz) was not found in {folders}{why}. Download the four IDX files "
+        f"({', '.join(f + '.gz' for f in FILES)}) from {info['mirrors'][0]} into one of those "
+        f"folders, or set NNFAST_DATA to a folder holding {name}/.{info['get']}")
+
+
 def _check_shipped(name, stem, path):
     """A file of the checkout's data/ is one of the originals: its MD5 must match."""
     want = DATASETS[name]["md5"][stem]
@@ -175,7 +184,6 @@ def load_dataset(name, download=True):
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
     folders = data_folders(name)
     checkout = checkout_folder(name)
-    info = DATASETS[name]
     arrays = []
     for stem in FILES:
         path = next((p for p in (_find(f, stem) for f in folders) if p), None)
@@ -183,13 +191,9 @@ def load_dataset(name, download=True):
             try:
                 path = _download(name, stem, _cache_folder(name))
             except RuntimeError as e:
-                raise FileNotFoundError(
-                    f"{name}: {stem}(.gz) was not found in {folders} and could not be downloaded "
-                    f"({e}). Download the four IDX files ({', '.join(f + '.gz' for f in FILES)}) "
-                    f"from {info['mirrors'][0]} into one of those folders, or set NNFAST_DATA to "
-                    f"a folder holding {name}/.{info['get']}") from e
+                raise _not_found(name, stem, folders, f" and could not be downloaded ({e})") from e
         if path is None:
-            raise FileNotFoundError(f"{name}: {stem}(.gz) not found in {folders}.{info['get']}")
+            raise _not_found(name, stem, folders)
         if checkout and os.path.dirname(path) == checkout:
             _check_shipped(name, stem, path)
         arrays.append(read_idx(path))
