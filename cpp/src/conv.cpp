@@ -121,12 +121,16 @@ struct Geometry {
 
 // im2col for stride 1 without padding (every LeNet layer): each col row is OH windows of OW
 // consecutive input floats, W apart; no bounds to clip, so no per-row geometry (whose divisions
-// cost more than the copies).
+// cost more than the copies). col is written front to back, every float of it, so the rest of a
+// row is a masked load (the lanes past the row 0) and a whole-vector store, whose extra lanes the
+// stores after it overwrite; masked only where it would reach past the end of col (the caller's
+// buffers may follow it).
 static void im2col_unpadded_stride1(float* col, const float* xn, const Geometry& g) {
   using namespace simd;
   const int OH = g.OH, OW = g.OW, IW = g.W;
   const int full = OW / W * W;
   const Mask tail = first(OW - full), half = first(W / 2);
+  const float* col_end = col + (size_t)g.C * g.KH * g.KW * g.P;
   for (int c = 0; c < g.C; c++)
     for (int kh = 0; kh < g.KH; kh++)
       for (int kw = 0; kw < g.KW; kw++) {
@@ -135,12 +139,19 @@ static void im2col_unpadded_stride1(float* col, const float* xn, const Geometry&
         if (2 * OW == W) {  // two output rows per store
           int oh = 0;
           for (; oh + 2 <= OH; oh += 2, d += W, xr += 2 * IW) storeu(d, loadu_halves(xr, xr + IW));
-          if (oh < OH) storeu(d, half, loadu(half, xr));
+          if (oh < OH) {
+            const V v = loadu(half, xr);
+            if (d + W <= col_end) storeu(d, v);
+            else storeu(d, half, v);
+          }
           continue;
         }
         for (int oh = 0; oh < OH; oh++, d += OW, xr += IW) {
           for (int j = 0; j < full; j += W) storeu(d + j, loadu(xr + j));
-          if (full < OW) storeu(d + full, tail, loadu(tail, xr + full));
+          if (full == OW) continue;
+          const V v = loadu(tail, xr + full);
+          if (d + full + W <= col_end) storeu(d + full, v);
+          else storeu(d + full, tail, v);
         }
       }
 }
@@ -240,6 +251,7 @@ static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
       const int i_hi = std::min({W, g.OW - off[kw], g.W - j0});   // ow < OW, iw < W
       mask[kw] = i_lo >= i_hi ? first(0) : lanes(i_lo, i_hi);
     }
+    const bool whole = j0 + W <= g.W;  // a whole vector of the row, else its last lanes
     const Mask store = first(std::min(W, g.W - j0));
     for (int c = 0; c < g.C; c++)
       for (int ih = 0; ih < g.H; ih++) {
@@ -261,7 +273,9 @@ static void col2im_rows(float* dxn, const float* col, const Geometry& g) {
           for (; kw < g.KW; kw++, src += g.P) acc[0] = add(acc[0], loadu(mask[kw], src + off[kw]));
         }
         const V sum = add(add(acc[0], acc[1]), add(acc[2], acc[3]));
-        storeu(dxn + ((size_t)c * g.H + ih) * g.W + j0, store, sum);
+        float* d = dxn + ((size_t)c * g.H + ih) * g.W + j0;
+        if (whole) storeu(d, sum);
+        else storeu(d, store, sum);
       }
   }
 }
@@ -275,14 +289,22 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
 // The transposed forms for the zero-skipping backward, with rows of CKK floats ldk apart:
 //   im2row: colT (P, ldk), colT[p, (c*KH+kh)*KW+kw] = col[(c*KH+kh)*KW+kw, p]  (pad columns 0)
 //   row2im: dxn (C,H,W) = col2im of dcolT's transpose
-// Stride 1 without padding copies and adds KW-float pieces directly (KW <= W; row2im keeps each
-// input row, W <= simd::W floats, in a register while the pieces of one output row are added
-// in); any other geometry goes through im2col / col2im and a transpose. (Storing shifted pieces
-// of each input row, loaded once into registers, measured no faster: the stores are the cost.)
+// Stride 1 without padding copies and adds KW-float pieces directly (KW <= simd::W; row2im keeps
+// each input row, at most kDirectRowFloats = 16 floats, in registers while the pieces of one
+// output row are added in); any other geometry goes through im2col / col2im and a transpose.
+// (Storing shifted pieces of each input row, loaded once into registers, measured no faster: the
+// stores are the cost.)
+static constexpr int kDirectRowFloats = 16;
 static bool direct_rows(const Geometry& g) {
   return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= simd::W;
 }
 
+// Each piece: a masked load (the lanes past the piece 0) and a whole-vector store (masked stores
+// are slow on AVX2 and lane by lane on the baseline), whose extra lanes fall where the row's
+// later pieces, its pad columns (0, as they must be) or the next row's first pieces go, all
+// stored after it; masked only where it would reach past the end of colT. Pieces of at most
+// narrow::W floats in narrow vectors (with AVX-512, a 16-lane access would span a second cache
+// line far more often).
 static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv2dShape& s) {
   const Geometry g(s);
   if (!direct_rows(g)) {
@@ -293,49 +315,96 @@ static void im2row(float* colT, idx ldk, float* col, const float* xn, const Conv
   const bool short_pieces = g.KW <= simd::narrow::W;
   const simd::narrow::Mask short_piece = simd::narrow::first(std::min(g.KW, simd::narrow::W));
   const simd::Mask piece = simd::first(g.KW);
+  const float* end = colT + (idx)g.P * ldk;
   for (int oh = 0; oh < g.OH; oh++)
     for (int ow = 0; ow < g.OW; ow++) {
       float* row = colT + ((idx)oh * g.OW + ow) * ldk;
       for (int c = 0; c < g.C; c++)
         for (int kh = 0; kh < g.KH; kh++, row += g.KW) {
           const float* from = xn + ((idx)c * g.H + oh + kh) * g.W + ow;
-          if (short_pieces)
-            simd::narrow::storeu(row, short_piece, simd::narrow::loadu(short_piece, from));
-          else
-            simd::storeu(row, piece, simd::loadu(piece, from));
+          if (short_pieces) {
+            using namespace simd::narrow;
+            const V v = loadu(short_piece, from);
+            if (row + W <= end) storeu(row, v);
+            else storeu(row, short_piece, v);
+          } else {
+            using namespace simd;
+            const V v = loadu(piece, from);
+            if (row + W <= end) storeu(row, v);
+            else storeu(row, piece, v);
+          }
         }
     }
 }
 
-static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Conv2dShape& s) {
+// row2im for input rows of NV vectors (NV W >= the row's g.W floats): for input row ih of channel
+// c, each kh with oh = ih - kh an output row adds dcolT[(oh, ow), (c, kh, 0..KW)] into the row's
+// columns ow..ow+KW-1, vector by vector (vector q: columns [q W, q W + W), which the pieces of
+// ow in [q W - KW + 1, q W + W) meet), into U independent sums per vector, and each vector of
+// the row is stored once.
+template <int NV>
+static void row2im_rows(float* dxn, const float* dcolT, idx ldk, const Geometry& g) {
   using namespace simd;
+  constexpr int U = 4 * NV <= kRegisters / 2 ? 4 : 2;
+  const int KW = g.KW;
+  // piece[q][ow]: the lanes of vector q that output column ow's piece fills, [ow - q W,
+  // ow - q W + KW) within [0, W) (OW <= g.W <= kDirectRowFloats)
+  int ow_lo[NV], ow_hi[NV];
+  Mask piece[NV][kDirectRowFloats];
+  for (int q = 0; q < NV; q++) {
+    ow_lo[q] = std::max(0, q * W - KW + 1);
+    ow_hi[q] = std::min(g.OW, q * W + W);
+    for (int ow = ow_lo[q]; ow < ow_hi[q]; ow++)
+      piece[q][ow] = lanes(std::max(0, ow - q * W), std::min(W, ow - q * W + KW));
+  }
+  for (int c = 0; c < g.C; c++)
+    for (int ih = 0; ih < g.H; ih++) {
+      V acc[U][NV];
+#pragma GCC unroll 4
+      for (int u = 0; u < U; u++)
+#pragma GCC unroll 4
+        for (int q = 0; q < NV; q++) acc[u][q] = zero();
+      for (int kh = std::max(0, ih - g.OH + 1); kh <= std::min(g.KH - 1, ih); kh++) {
+        const float* piece0 = dcolT + (idx)(ih - kh) * g.OW * ldk + (c * g.KH + kh) * KW;
+#pragma GCC unroll 4
+        for (int q = 0; q < NV; q++) {
+          // src - ow: the address from which vector q's lanes read output column ow's piece
+          int ow = ow_lo[q];
+          const float* src = piece0 + (idx)ow * ldk + q * W;
+          for (; ow + U <= ow_hi[q]; ow += U, src += U * ldk)
+#pragma GCC unroll 4
+            for (int u = 0; u < U; u++)
+              acc[u][q] = add(acc[u][q], loadu(piece[q][ow + u], src + u * ldk - (ow + u)));
+          for (; ow < ow_hi[q]; ow++, src += ldk)
+            acc[0][q] = add(acc[0][q], loadu(piece[q][ow], src - ow));
+        }
+      }
+      float* d = dxn + ((idx)c * g.H + ih) * g.W;
+#pragma GCC unroll 4
+      for (int q = 0; q < NV; q++) {
+        V sum = add(acc[0][q], acc[1][q]);
+        if constexpr (U == 4) sum = add(sum, add(acc[2][q], acc[3][q]));
+        if (q * W + W <= g.W) storeu(d + q * W, sum);
+        else storeu(d + q * W, first(g.W - q * W), sum);
+      }
+    }
+}
+using Row2imRows = void (*)(float*, const float*, idx, const Geometry&);
+template <size_t... I>
+constexpr std::array<Row2imRows, sizeof...(I)> row2im_rows_table(std::index_sequence<I...>) {
+  return {&row2im_rows<int(I) + 1>...};
+}
+static constexpr auto ROW2IM_ROWS =  // [NV - 1]
+    row2im_rows_table(std::make_index_sequence<(kDirectRowFloats + simd::W - 1) / simd::W>{});
+
+static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Conv2dShape& s) {
   const Geometry g(s);
-  const int CKK = g.C * g.KH * g.KW;
-  if (!direct_rows(g) || g.W > W) {
-    transpose(col, (idx)g.P, dcolT, ldk, (int)g.P, CKK);
+  if (!direct_rows(g) || g.W > kDirectRowFloats) {
+    transpose(col, (idx)g.P, dcolT, ldk, (int)g.P, g.C * g.KH * g.KW);
     col2im(dxn, col, s);
     return;
   }
-  const Mask row_lanes = first(g.W);
-  const int KW = g.KW;
-  for (int c = 0; c < g.C; c++)
-    for (int ih = 0; ih < g.H; ih++) {
-      // input row ih of channel c: for each kh with oh = ih - kh an output row, lanes
-      // ow..ow+KW-1 get dcolT[(oh, ow), (c, kh, 0..KW)]; four independent sums, one store
-      V acc[4] = {zero(), zero(), zero(), zero()};
-      for (int kh = std::max(0, ih - g.OH + 1); kh <= std::min(g.KH - 1, ih); kh++) {
-        const float* src = dcolT + (idx)(ih - kh) * g.OW * ldk + (c * g.KH + kh) * KW;
-        int ow = 0;
-        for (; ow + 4 <= g.OW; ow += 4, src += 4 * ldk)
-#pragma GCC unroll 4
-          for (int u = 0; u < 4; u++)
-            acc[u] = add(acc[u], loadu(lanes(ow + u, ow + u + KW), src + u * ldk - (ow + u)));
-        for (; ow < g.OW; ow++, src += ldk)
-          acc[0] = add(acc[0], loadu(lanes(ow, ow + KW), src - ow));
-      }
-      const V sum = add(add(acc[0], acc[1]), add(acc[2], acc[3]));
-      storeu(dxn + ((idx)c * g.H + ih) * g.W, row_lanes, sum);
-    }
+  ROW2IM_ROWS[(g.W + simd::W - 1) / simd::W - 1](dxn, dcolT, ldk, g);
 }
 
 // The zero-skipping weight gradient read straight from the image, for a stride-1 unpadded
@@ -346,8 +415,9 @@ static void row2im(float* dxn, const float* dcolT, idx ldk, float* col, const Co
 // row, instead of copying every window into colT (P x CKK floats per image, 73 KB for LeNet's
 // first layer) and summing colT's rows: the same terms, spread over U partial sums (term j into
 // sum j mod U, the first starting from dW's row) and added as sparse::sum_rows adds them over a
-// colT row of the same width, so the bits are those of the im2row path. The U x R accumulators
-// take at most three quarters of the vector registers.
+// colT row of the same width, so the bits are those of the im2row path (a row of one sum_rows
+// chunk, whose vector count sets U). The U x R accumulators take at most three quarters of the
+// vector registers.
 static constexpr int kWindowAccumulators = simd::kRegisters * 3 / 4;
 static int window_partial_sums(const Conv2dShape& s) {
   const int nv = (int)(ckk_padded(s) / simd::W);  // sum_rows's vectors over a colT row
@@ -355,6 +425,7 @@ static int window_partial_sums(const Conv2dShape& s) {
 }
 static bool window_dw(const Conv2dShape& s) {
   return direct_rows(Geometry(s)) && s.KW <= simd::narrow::W &&
+         ckk_padded(s) <= (size_t)simd::W * sparse::CHUNK_V &&
          s.C * s.KH * window_partial_sums(s) <= kWindowAccumulators;
 }
 template <int R, int U>

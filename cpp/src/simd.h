@@ -186,6 +186,7 @@ inline Mask first(int n) { return (Mask)((1u << n) - 1); }
 inline V zero() { return _mm256_setzero_ps(); }
 inline V set1(float a) { return _mm256_set1_ps(a); }
 inline V loadu(Mask m, const float* p) { return _mm256_maskz_loadu_ps(m, p); }
+inline void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
 inline void storeu(float* p, Mask m, V v) { _mm256_mask_storeu_ps(p, m, v); }
 inline V add(V a, V b) { return _mm256_add_ps(a, b); }
 inline V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
