@@ -289,23 +289,10 @@ def profile_nnfast(spec, weights, x, y, batches, threads):
             return out
         return wrapper
 
-    for i, layer in enumerate(engine.model):
-        name = f"{i}:{type(layer).__name__}"
-        layer.forward = timed((name, "forward"), layer.forward)
-        layer.backward = timed((name, "backward"), layer.backward)
-        layer.backward_parameters = timed((name, "backward"), layer.backward_parameters)
-        if hasattr(layer, "forward_activation"):     # Linear -> ReLU / Sigmoid, one kernel
-            layer.forward_activation = timed((name + "+activation", "forward"),
-                                             layer.forward_activation)
-        if hasattr(layer, "backward_through_activation") and i > 0:   # and back, with the
-            before = f"{i - 1}:{type(engine.model[i - 1]).__name__}"  # activation before it
-            layer.backward_through_activation = timed((f"{name}+{before}", "backward"),
-                                                      layer.backward_through_activation)
-        if hasattr(layer, "forward_relu_maxpool"):   # Conv2d -> ReLU -> MaxPool2d, one kernel
-            layer.forward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "forward"),
-                                               layer.forward_relu_maxpool)
-            layer.backward_relu_maxpool = timed((name + "+ReLU+MaxPool2d", "backward"),
-                                                layer.backward_relu_maxpool)
+    for i, step in enumerate(engine.model.plan().steps):   # each step: a layer or a fused group
+        name = f"{i}:{step.name}"
+        step.forward = timed((name, "forward"), step.forward)
+        step.backward = timed((name, "backward"), step.backward)
     engine.loss_fn.forward = timed(("loss", "forward"), engine.loss_fn.forward)
     engine.loss_fn.backward = timed(("loss", "backward"), engine.loss_fn.backward)
     engine.opt.step = timed(("optimizer", "step"), engine.opt.step)

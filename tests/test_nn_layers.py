@@ -88,30 +88,6 @@ def test_linear_weight_is_pytorch_shaped_view_of_padded_transposed_memory(make_o
     assert layer.get_weights()[0].flags.c_contiguous
 
 
-@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid])
-def test_linear_activation_fused_in_sequential_equals_layer_by_layer(act):
-    """Sequential runs Linear -> ReLU / Sigmoid forward as one kernel, and backward the second
-    Linear with the activation before it (Linear.backward_through_activation): the
-    layer-by-layer numbers, forward and backward, and the activation still answers its own
-    backward."""
-    nf.seed(5)
-    lin, a = nn.Linear(30, 20), act()
-    model = nn.Sequential(lin, a, nn.Linear(20, 3))
-    x = x32(31, 8, 30)
-    y = model(x)
-    g = x32(32, 8, 3)
-    dx = model.backward(g)
-    w_grad = lin.weight.grad.copy()
-    h = a(lin(x))                                     # layer by layer
-    np.testing.assert_array_equal(y, model[2](h))
-    lin.zero_grad()
-    model[2].zero_grad()
-    np.testing.assert_array_equal(dx, lin.backward(a.backward(model[2].backward(g))))
-    np.testing.assert_array_equal(lin.weight.grad, w_grad)
-    with nf.no_grad():
-        np.testing.assert_array_equal(model(x), y)
-
-
 def test_conv2d_layer_matches_reference():
     nf.seed(1)
     layer = nn.Conv2d(3, 4, kernel_size=(3, 2), stride=2, padding=1)
@@ -351,41 +327,3 @@ def test_activation_kernels_write_into_out():
     np.testing.assert_array_equal(y, expected)
     with pytest.raises(ValueError, match="out"):
         _core.sigmoid_forward(x, out=np.empty((5, 4), np.float32))
-
-
-@pytest.mark.parametrize("with_nan", [False, True])
-@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, stride=1, padding=1),
-                                  nn.MaxPool2d((2, 3), stride=(1, 2))])
-def test_conv_relu_maxpool_fused_in_sequential_equals_layer_by_layer(pool, with_nan):
-    """Sequential runs Conv2d -> ReLU -> MaxPool2d forward as one kernel (the layer-by-layer
-    numbers exactly) and backward as one kernel (the same within rounding: it skips the zeros
-    pooling leaves in the gradient; exactly, through the dense products, when x holds a NaN)."""
-    nf.seed(4)
-    conv, relu = nn.Conv2d(2, 3, 3), nn.ReLU()
-    model = nn.Sequential(conv, relu, pool)
-    x = x32(21, 2, 2, 9, 9)
-    if with_nan:
-        x[0, 0, 3, 4] = np.nan                       # NaN goes through both paths alike
-    y = model(x)
-    with pytest.raises(RuntimeError, match="fused"):  # the fused ReLU kept nothing of its own
-        relu.backward(y)
-    g = x32(22, *y.shape)
-    fused = model.backward(g)
-    w_grad = conv.weight.grad.copy()
-
-    y_unfused = pool(relu(conv(x)))                  # layer by layer
-    np.testing.assert_array_equal(y, y_unfused)
-    g_nan = g.copy()
-    g_nan.reshape(-1)[::17] = np.nan                # NaN gradients take the same path too
-    np.testing.assert_array_equal(pool.backward_through_relu(g_nan),
-                                  relu.backward(pool.backward(g_nan)))
-    conv.zero_grad()
-    unfused = conv.backward(relu.backward(pool.backward(g)))
-    same = np.testing.assert_array_equal if with_nan else functools.partial(
-        np.testing.assert_allclose, rtol=1e-5, atol=1e-6)
-    same(fused, unfused)
-    same(conv.weight.grad, w_grad)
-    unfused_w_grad = conv.weight.grad.copy()
-    model(x)
-    model.backward_parameters(g)                      # the training path takes it too (adding)
-    np.testing.assert_array_equal(conv.weight.grad, unfused_w_grad + w_grad)

@@ -4,16 +4,16 @@
     from nnfast import nn, optim
 """
 from . import _core
-from ._config import config, select_isa_from_environment as _select_isa
+from ._config import __version__, config, select_isa_from_environment as _select_isa
 
 _select_isa()
-from . import data, metrics, nn, optim, reference  # noqa: F401  (public sub-modules)
+from . import backend, data, metrics, nn, optim  # noqa: F401  (public sub-modules)
 from ._grad import no_grad
 from ._rng import seed
+from .backend import reference
+from .callbacks import Callback, EarlyStopping, History
 from .io import ModelFileError, load
-from .training import Callback, EarlyStopping, History
-
-__version__ = "0.1.0"
+from .model import Model, Sequential
 
 
 def set_num_threads(n):
@@ -25,6 +25,6 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-__all__ = ["config", "nn", "optim", "data", "metrics", "reference", "seed", "load", "ModelFileError", "no_grad",
-           "set_num_threads",
-           "get_num_threads", "Callback", "EarlyStopping", "History", "__version__"]
+__all__ = ["config", "nn", "optim", "data", "metrics", "backend", "reference", "seed", "load",
+           "ModelFileError", "no_grad", "set_num_threads", "get_num_threads", "Model",
+           "Sequential", "Callback", "EarlyStopping", "History", "__version__"]

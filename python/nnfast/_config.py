@@ -10,6 +10,8 @@ import warnings
 
 from . import _core
 
+__version__ = "0.1.0"   # pyproject.toml's version
+
 ISAS = ("avx512", "avx2", "baseline", "native")
 
 
@@ -41,7 +43,6 @@ def config():
     machine's), ``compiled`` (each copy in the build and whether this CPU runs it, best first),
     ``num_threads``, ``compiler``, ``build_type``, ``native`` (a host-tuned build), ``flags``
     (each copy's compiler flags), ``cuda`` and ``version``."""
-    from . import __version__
     info = _core.build_info()
     return {
         "version": __version__,

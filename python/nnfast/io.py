@@ -17,6 +17,10 @@ import zipfile
 
 import numpy as np
 
+from . import optim
+from .nn.losses import Loss
+from .nn.module import describe, rebuild
+
 FORMAT = "nnfast-model"
 VERSION = 1
 
@@ -26,43 +30,20 @@ class ModelFileError(ValueError):
 
 
 # ---------------------------------------------------------------------------------- architecture
-def _layer_registry():
-    from . import nn
-    return {name: getattr(nn, name) for name in nn.__all__
-            if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module)}
-
-
 def architecture(model):
     """JSON-able description that ``build`` turns back into an equivalent, untrained model."""
-    from .nn import Sequential
-    registry = _layer_registry()
-
-    def describe(module):
-        kind = type(module).__name__
-        if registry.get(kind) is not type(module):
-            raise TypeError(f"cannot save the architecture of {kind}: only nnfast's own layers "
-                            "can be rebuilt; use save_weights / load_weights for custom modules")
-        return {"class": kind, "config": module.get_config()}
-
-    if isinstance(model, Sequential):
-        return {"class": "Sequential", "layers": [describe(layer) for layer in model]}
     return describe(model)
 
 
 def build(arch):
-    """The model an ``architecture`` dict describes (fresh weights)."""
-    from .nn import Sequential
-    registry = _layer_registry()
-
-    def make(entry):
-        kind = entry.get("class")
-        if kind not in registry or kind == "Sequential":
-            raise ModelFileError(f"unknown layer class {kind!r} in model file")
-        return registry[kind](**entry.get("config", {}))
-
-    if arch.get("class") == "Sequential":
-        return Sequential([make(entry) for entry in arch["layers"]])
-    return make(arch)
+    """The model an ``architecture`` dict describes (fresh weights); ModelFileError for one that
+    does not describe nnfast's own layers."""
+    if isinstance(arch, dict) and "layers" in arch and "config" not in arch:
+        arch = {"class": arch.get("class"), "config": {"layers": arch["layers"]}}   # version 1
+    try:
+        return rebuild(arch)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        raise ModelFileError(f"invalid architecture in model file ({e})") from e
 
 
 # ---------------------------------------------------------------------------------- files
@@ -142,12 +123,12 @@ def save_model(model, path):
     header = {"format": FORMAT, "version": VERSION, "kind": "model", "count": len(weights),
               "architecture": architecture(model)}
     arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
-    loss_fn = getattr(model, "loss_fn", None)
-    if loss_fn is not None:
-        compiled = {"loss": model.loss_name or type(loss_fn).__name__,
-                    "metrics": list(model.metrics), "optimizer_name": model.optimizer_name}
-        if model.optimizer is not None:
-            state = model.optimizer.state_dict()
+    state = model.compiled
+    if state is not None:
+        compiled = {"loss": state.loss_name or type(state.loss).__name__,
+                    "metrics": list(state.metrics), "optimizer_name": state.optimizer_name}
+        if state.optimizer is not None:
+            state = state.optimizer.state_dict()
             compiled["optimizer"] = {"type": state["type"], "config": state["config"],
                                      "steps": state["steps"],
                                      "state": {k: [a is not None for a in v]
@@ -162,14 +143,10 @@ def save_model(model, path):
 
 def load(path):
     """The model saved by ``model.save(path)``: same architecture, weights, compile state."""
-    from . import nn, optim
     header, arrays = _read(path)
     if header.get("kind") != "model" or "architecture" not in header:
         raise ModelFileError(f"{path} holds weights only; build the model and use load_weights")
-    try:
-        model = build(header["architecture"])
-    except (TypeError, ValueError) as e:
-        raise ModelFileError(f"{path}: invalid architecture ({e})") from e
+    model = build(header["architecture"])
     weights = _weights_from(arrays, header["count"], path)
     if len(weights) != len(model.parameters()):
         raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
@@ -181,7 +158,10 @@ def load(path):
     compiled = header.get("compile")
     if compiled:
         loss = compiled["loss"]
-        loss = loss if not hasattr(nn, loss) else getattr(nn, loss)()
+        try:   # a Loss class by name, or a Keras name that compile knows
+            loss = rebuild({"class": loss}, base=Loss)
+        except ValueError:
+            pass
         optimizer = compiled.get("optimizer_name") or "sgd"
         saved_opt = compiled.get("optimizer")
         if saved_opt is not None:

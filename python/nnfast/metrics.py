@@ -57,3 +57,14 @@ def classification_report(y_true, y_pred, target_names=None, digits=2, num_class
     lines.append(row.format("weighted avg", weights @ precision, weights @ recall, weights @ f1,
                             total, w=width, d=digits))
     return "\n".join(lines) + "\n"
+
+
+def correct_predictions(output, target, threshold):
+    """How many rows of ``output`` predict ``target``: argmax for (N, C) outputs with C > 1
+    (targets as labels or one-hot rows), ``output > threshold`` for binary outputs."""
+    output, target = np.asarray(output), np.asarray(target)
+    if output.ndim == 2 and output.shape[1] > 1:
+        labels = target.argmax(axis=1) if target.ndim == 2 else target
+        return int(np.sum(output.argmax(axis=1) == labels))
+    predicted = output.reshape(len(output), -1) > threshold
+    return int(np.sum(predicted == (target.reshape(len(target), -1) > 0.5)))

@@ -1,9 +1,9 @@
-"""Optimizers over Parameters, each step a fused in-place C++ update per parameter (PyTorch
-semantics): SGD (momentum, dampening, nesterov, weight decay), Adam and AdamW."""
+"""Optimizers over Parameters, each step a fused in-place update by the parameters' backend
+(PyTorch semantics): SGD (momentum, dampening, nesterov, weight decay), Adam and AdamW."""
 import numpy as np
 
-from . import _core
 from .nn._arrays import aligned_zeros
+from .nn.module import Parameter
 
 
 class Optimizer:
@@ -18,7 +18,6 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__} got an empty parameter list (a model whose "
                              "Dense layers are not built yet has no parameters: pass an optimizer "
                              "name to compile, or call the model on a batch first)")
-        from .nn import Parameter
         for p in params:
             if not isinstance(p, Parameter):
                 raise TypeError(f"{type(self).__name__} expects Parameters, got {type(p).__name__}")
@@ -101,9 +100,10 @@ class SGD(Optimizer):
         """All parameters in one kernel call."""
         h, n = self.hyper, len(self.params)
         bufs = [self._state("momentum_buffer", i) for i in range(n)] if h["momentum"] else None
-        _core.sgd_step([p.storage for p in self.params], [p.grad_storage for p in self.params],
-                       bufs, h["lr"], h["momentum"], h["dampening"], h["weight_decay"],
-                       self.nesterov, self.steps == 0)
+        params = self.params
+        params[0].backend.sgd_step([p.storage for p in params], [p.grad_storage for p in params],
+                                   bufs, h["lr"], h["momentum"], h["dampening"],
+                                   h["weight_decay"], self.nesterov, self.steps == 0)
         self.steps += 1
 
     def get_config(self):
@@ -129,7 +129,7 @@ class Adam(Optimizer):
 
     def _update(self, i, p):
         h = self.hyper
-        _core.adam_step(p.storage, p.grad_storage, self._state("m", i), self._state("v", i),
+        p.backend.adam_step(p.storage, p.grad_storage, self._state("m", i), self._state("v", i),
                         h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"], self.steps + 1,
                         self.decoupled)
 

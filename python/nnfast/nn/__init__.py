@@ -1,8 +1,7 @@
 """nnfast.nn: modules, layers, activations, losses and Sequential (PyTorch names and layouts)."""
-from .activations import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, Threshold
-from .containers import Sequential
-from .layers import (AvgPool2d, Conv2d, Dense, Dropout, Flatten, Identity, Linear, MaxPool2d,
-                     ZeroPad2d)
+from ..model import Sequential
+from .activations import Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh, Threshold
+from .layers import AvgPool2d, Conv2d, Dense, Dropout, Flatten, Linear, MaxPool2d, ZeroPad2d
 from .losses import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, Loss, MSELoss,
                      NLLLoss)
 from .module import Module, Parameter

@@ -1,11 +1,12 @@
 """Layers with parameters or structure: Linear, Dense, Conv2d, pooling, Flatten, Dropout,
-ZeroPad2d, Identity. Layouts are PyTorch's: Linear weight (out, in); Conv2d weight
+ZeroPad2d. Layouts are PyTorch's: Linear weight (out, in); Conv2d weight
 (out_channels, in_channels, kh, kw); images NCHW."""
 import numpy as np
 
-from .. import _core, _rng
+from .. import _rng
 from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
+from .activations import Identity, activation_by_name
 from .init import initialize
 from .module import Module, Parameter, add_parameter_gradients, require_forward
 
@@ -39,52 +40,44 @@ class Linear(_WeightedLayer):
         self.weight = Parameter(initialize(init, (self.out_features, self.in_features)),
                                 transposed=True)
         self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
-        self._x = None
-        self._x_nonzeros = -1   # x's nonzero count from the forward kernel (-1: not counted)
+        self._x, self._aux = None, -1
 
-    def forward(self, x):
-        return self._forward(x, "none")
-
-    def forward_activation(self, x, activation):
-        """``activation(self(x))`` in one kernel, the activation (a ReLU or Sigmoid, whose
-        ``fused_name`` names it) applied to each row of the output while it is in cache: the same
-        numbers. The activation keeps its output for its own backward. Sequential runs
-        Linear -> ReLU / Sigmoid this way."""
-        y = self._forward(x, activation.fused_name)
-        activation.keep_output(y)
-        return y
-
-    def _forward(self, x, activation):
+    def apply(self, x, activation="none"):
+        """(x as float32, y, aux): y = activation(x @ weight.T + bias) by the backend's one kernel
+        (activation "none", "relu" or "sigmoid"), keeping nothing; aux goes back to
+        ``gradients``. ``forward`` and the fused steps of nn/fusion.py keep x and aux."""
         x = as_float32(x, "Linear")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
-        self._x = saved_for_backward(x)
         # positional arguments (x, wt, b, out_features, activation, return_nonzeros): pybind11
         # parses keywords slowly enough to show in a training step
-        y, self._x_nonzeros = _core.linear_forward(
+        y, aux = self.backend.linear_forward(
             x, self.weight.storage, self.bias.storage if self.bias else None, self.out_features,
             activation, True)
-        return y
+        return x, y, aux
 
-    def backward_through_activation(self, grad_out, activation):
-        """``activation.backward(self.backward(grad_out))`` in one kernel, for the ReLU or
-        Sigmoid (``fused_name``) whose output was this layer's input: the gradient at the
-        activation's input, the same numbers. Sequential's backward runs Linear -> ReLU / Sigmoid
-        this way."""
-        require_forward(activation, activation._saved)
-        return self._backward(grad_out, True, activation.fused_name)
-
-    def _backward(self, grad_out, need_dx, dx_activation="none"):
-        x = require_forward(self, self._x)
+    def gradients(self, grad_out, x, aux, need_dx=True, dx_activation="none"):
+        """Add the parameter gradients for ``grad_out`` at the output of ``apply(x)`` and return
+        the gradient at the input (None without ``need_dx``). With ``dx_activation`` ("relu" or
+        "sigmoid"), x is that activation's output and the result the gradient at its input,
+        computed in the same kernel."""
         grad_out = as_float32(grad_out, "Linear.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
             # positional: (dy, x, wt, dwt, db, need_dx, need_db, accumulate, out_features,
-            # x_nonzeros, dx_activation), as in _forward
-            self.weight, self.bias, lambda dwt, db, accumulate: _core.linear_backward(
+            # x_nonzeros, dx_activation), as in apply
+            self.weight, self.bias, lambda dwt, db, accumulate: self.backend.linear_backward(
                 grad_out, x, self.weight.storage, dwt, db, need_dx, db is not None, accumulate,
-                self.out_features, self._x_nonzeros, dx_activation))
+                self.out_features, aux, dx_activation))
         return dx
+
+    def forward(self, x):
+        x, y, aux = self.apply(x)
+        self._x, self._aux = saved_for_backward(x), aux
+        return y
+
+    def _backward(self, grad_out, need_dx):
+        return self.gradients(grad_out, require_forward(self, self._x), self._aux, need_dx)
 
     def output_shape(self, input_shape):
         return (self.out_features,)
@@ -113,55 +106,33 @@ class Conv2d(_WeightedLayer):
         self.bias = Parameter(np.zeros(self.out_channels, np.float32)) if bias else None
         self._x = None
 
-    def _input(self, x):
+    def check_input(self, x):
+        """x as float32, checked to be (N, in_channels, H, W)."""
         x = as_float32(x, "Conv2d")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), "
                              f"got {shape_str(x.shape)}")
-        self._x = saved_for_backward(x)
         return x
 
     def forward(self, x):
-        x = self._input(x)
-        return _core.conv2d_forward(x, self.weight.data, self.bias.data if self.bias else None,
-                                    self.stride, self.padding)
+        x = self.check_input(x)
+        self._x = saved_for_backward(x)
+        return self.backend.conv2d_forward(x, self.weight.data,
+                                           self.bias.data if self.bias else None, self.stride,
+                                           self.padding)
 
-    def forward_relu_maxpool(self, x, relu, pool):
-        """``pool(relu(self(x)))`` in one kernel (_core.conv2d_relu_maxpool_forward), number for
-        number, without writing the full-size convolution output to memory; (N, OC, PH, PW).
-        Sequential runs Conv2d -> ReLU -> MaxPool2d this way, and its backward through
-        ``backward_relu_maxpool``."""
-        x = self._input(x)
-        y, argmax = _core.conv2d_relu_maxpool_forward(
-            x, self.weight.data, self.bias.data if self.bias else None, self.stride,
-            self.padding, pool.kernel_size, pool.stride, pool.padding)
-        relu.ran_fused()
-        pool.remember(x.shape[:1] + self.output_shape(x.shape[1:]), y, argmax)
-        return y
-
-    def backward_relu_maxpool(self, grad_out, pool, need_dx=True):
-        """The backward of ``forward_relu_maxpool`` from the pooled gradient (N, OC, PH, PW):
-        ``self.backward(relu.backward(pool.backward(grad_out)))`` in one kernel
-        (_core.conv2d_relu_maxpool_backward), the same numbers without the full-size gradient.
-        Returns the input gradient, or None when ``need_dx`` is false."""
-        x = require_forward(self, self._x)
-        grad_out, y = pool.pooled_gradient(grad_out)
-        argmax = require_forward(pool, pool._argmax)
-        dx, _, _ = add_parameter_gradients(
-            self.weight, self.bias, lambda dw, db, accumulate: _core.conv2d_relu_maxpool_backward(
-                grad_out, y, argmax, x, self.weight.data, self.stride, self.padding,
-                pool.kernel_size, pool.stride, pool.padding, dw=dw, db=db, need_dx=need_dx,
-                need_db=db is not None, accumulate=accumulate))
-        return dx
-
-    def _backward(self, grad_out, need_dx):
-        x = require_forward(self, self._x)
+    def gradients(self, grad_out, x, need_dx=True):
+        """Add the parameter gradients for ``grad_out`` at the output of ``self(x)`` and return
+        the gradient at the input (None without ``need_dx``)."""
         grad_out = as_float32(grad_out, "Conv2d.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
-            self.weight, self.bias, lambda dw, db, accumulate: _core.conv2d_backward(
+            self.weight, self.bias, lambda dw, db, accumulate: self.backend.conv2d_backward(
                 grad_out, x, self.weight.data, self.stride, self.padding, dw=dw, db=db,
                 need_dx=need_dx, need_db=db is not None, accumulate=accumulate))
         return dx
+
+    def _backward(self, grad_out, need_dx):
+        return self.gradients(grad_out, require_forward(self, self._x), need_dx)
 
     def output_shape(self, input_shape):
         _, h, w = input_shape
@@ -181,14 +152,16 @@ class _Pool2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
-        self._shape = self._argmax = self._y = None
+        if min(*self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"{type(self).__name__} needs kernel_size and stride >= 1 and "
+                             f"padding >= 0, got {kernel_size}, {stride}, {padding}")
+        self._shape = self._argmax = None
 
     def _input(self, x):
         x = as_float32(x, type(self).__name__)
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} expected input (N, C, H, W), "
                              f"got {shape_str(x.shape)}")
-        self._shape = x.shape
         return x
 
     def output_shape(self, input_shape):
@@ -204,54 +177,40 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     """Window maxima over (N, C, H, W); backward routes each gradient to its argmax."""
 
+    def apply(self, x):
+        """(y, argmax) for x (N, C, H, W), keeping nothing."""
+        return self.backend.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
+                                              self.padding)
+
+    def gradients(self, grad_out, argmax, input_shape):
+        """The gradient at the input: each element of ``grad_out`` sent to its argmax."""
+        return self.backend.maxpool2d_backward(
+            as_float32(grad_out, "MaxPool2d.backward", "gradient"), argmax, input_shape,
+            self.kernel_size, self.stride, self.padding)
+
     def forward(self, x):
-        y, argmax = _core.maxpool2d_forward(self._input(x), self.kernel_size, self.stride,
-                                            self.padding)
-        self._argmax = saved_for_backward(argmax)
-        self._y = saved_for_backward(y)
+        y, argmax = self.apply(x)
+        self._shape, self._argmax = np.shape(x), saved_for_backward(argmax)
         return y
 
-    def pooled_gradient(self, grad_out):
-        """(gradient as float32, y): a gradient checked against the last forward's output y."""
-        y = require_forward(self, self._y)
-        grad_out = as_float32(grad_out, "MaxPool2d.backward", "gradient")
-        if grad_out.shape != y.shape:
-            raise ValueError(f"MaxPool2d.backward expected a gradient of shape "
-                             f"{shape_str(y.shape)}, got {shape_str(grad_out.shape)}")
-        return grad_out, y
-
-    def remember(self, input_shape, y, argmax):
-        """Keep what backward needs from a forward computed elsewhere (a fused kernel)."""
-        self._shape = input_shape
-        self._argmax = saved_for_backward(argmax)
-        self._y = saved_for_backward(y)
-
     def backward(self, grad_out):
-        shape = require_forward(self, self._shape)
-        return _core.maxpool2d_backward(as_float32(grad_out, "MaxPool2d.backward", "gradient"),
-                                        require_forward(self, self._argmax), shape,
-                                        self.kernel_size, self.stride, self.padding)
-
-    def backward_through_relu(self, grad_out):
-        """The gradient with respect to the input of a ReLU whose output this layer pooled:
-        ``relu.backward(self.backward(g))`` computed as ``self.backward(g * (y > 0))``. The two
-        are equal number for number (each window's maximum is the ReLU output at the element
-        its gradient goes to, positive exactly where the ReLU passes gradients), and the mask
-        then costs a pass over the pooled array instead of two over the full-size one."""
-        grad_out, y = self.pooled_gradient(grad_out)
-        return self.backward(_core.relu_backward(grad_out, y))
+        argmax = require_forward(self, self._argmax)
+        return self.gradients(grad_out, argmax, self._shape)
 
 
 class AvgPool2d(_Pool2d):
     """Window means over (N, C, H, W) (zero padding counted, as PyTorch's default)."""
 
     def forward(self, x):
-        return _core.avgpool2d_forward(self._input(x), self.kernel_size, self.stride, self.padding)
+        x = self._input(x)
+        self._shape = x.shape
+        return self.backend.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding)
 
     def backward(self, grad_out):
         shape = require_forward(self, self._shape)
-        return _core.avgpool2d_backward(as_float32(grad_out, "AvgPool2d.backward", "gradient"),
-                                        shape, self.kernel_size, self.stride, self.padding)
+        return self.backend.avgpool2d_backward(
+            as_float32(grad_out, "AvgPool2d.backward", "gradient"), shape, self.kernel_size,
+            self.stride, self.padding)
 
 
 class Flatten(Module):
@@ -290,7 +249,7 @@ class Dropout(Module):
             self._mask = False
             return x
         seed = int(_rng.generator().integers(0, 2**63))
-        y, mask = _core.dropout_forward(x, self.p, seed)
+        y, mask = self.backend.dropout_forward(x, self.p, seed)
         self._mask = saved_for_backward(mask)
         return y
 
@@ -298,8 +257,8 @@ class Dropout(Module):
         mask = require_forward(self, self._mask)
         if mask is False:
             return grad_out
-        return _core.dropout_backward(as_float32(grad_out, "Dropout.backward", "gradient"), mask,
-                                      self.p)
+        return self.backend.dropout_backward(
+            as_float32(grad_out, "Dropout.backward", "gradient"), mask, self.p)
 
     def get_config(self):
         return {"p": self.p}
@@ -337,16 +296,6 @@ class ZeroPad2d(Module):
         return {"padding": list(self.padding)}
 
 
-class Identity(Module):
-    """Returns its input unchanged."""
-
-    def forward(self, x):
-        return x
-
-    def backward(self, grad_out):
-        return grad_out
-
-
 class Dense(Module):
     """Keras's Dense: ``Dense(units, activation=None)``, a Linear layer whose input size is
     inferred on first use (or given as ``input_dim``), followed by an optional activation
@@ -354,7 +303,6 @@ class Dense(Module):
 
     def __init__(self, units, activation=None, init="glorot_uniform", use_bias=True,
                  input_dim=None):
-        from .activations import activation_by_name
         self.units, self.activation_name, self.init = int(units), activation, init
         self.use_bias = bool(use_bias)
         self.activation = activation_by_name(activation)
@@ -368,6 +316,14 @@ class Dense(Module):
 
     def is_built(self):
         return self.linear is not None
+
+    def parts(self):
+        """The layers Dense runs, in order, for a model's fusion plan (see nn/fusion.py): its
+        Linear and its activation; None until the Linear is built."""
+        if self.linear is None:
+            return None
+        return [self.linear] if isinstance(self.activation, Identity) else [self.linear,
+                                                                             self.activation]
 
     @property
     def weight(self):

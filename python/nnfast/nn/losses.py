@@ -2,7 +2,6 @@
 caches what ``loss_fn.backward()`` needs to return d loss / d output."""
 import numpy as np
 
-from .. import _core
 from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
 from .module import Module, require_forward
@@ -62,19 +61,19 @@ class CrossEntropyLoss(Loss):
         t = np.asarray(target)
         if t.ndim == 2:
             t = matching_target(t, z, "CrossEntropyLoss")
-            loss, probs = _core.cross_entropy_soft_forward(z, t)
+            loss, probs = self.backend.cross_entropy_soft_forward(z, t)
             self._cache = saved_for_backward((probs, t, True))
         else:
             y = class_labels(t, z.shape[0], "CrossEntropyLoss")
-            loss, probs = _core.cross_entropy_forward(z, y)
+            loss, probs = self.backend.cross_entropy_forward(z, y)
             self._cache = saved_for_backward((probs, y, False))
         return loss
 
     def backward(self, grad=1.0):
         probs, t, soft = require_forward(self, getattr(self, "_cache", None))
         if soft:
-            return _core.cross_entropy_soft_backward(probs, t, float(grad))
-        return _core.cross_entropy_backward(probs, t, float(grad))
+            return self.backend.cross_entropy_soft_backward(probs, t, float(grad))
+        return self.backend.cross_entropy_backward(probs, t, float(grad))
 
 
 class NLLLoss(Loss):
@@ -86,28 +85,28 @@ class NLLLoss(Loss):
             raise ValueError(f"NLLLoss expected log-probabilities (N, C), got {shape_str(logp.shape)}")
         y = class_labels(target, logp.shape[0], "NLLLoss")
         self._cache = saved_for_backward((y, logp.shape[1]))
-        return _core.nll_forward(logp, y)
+        return self.backend.nll_forward(logp, y)
 
     def backward(self, grad=1.0):
         y, classes = require_forward(self, getattr(self, "_cache", None))
-        return _core.nll_backward(y, classes, float(grad))
+        return self.backend.nll_backward(y, classes, float(grad))
 
 
 class _ElementwiseLoss(Loss):
-    """Losses over output and target of the same shape, by a _core kernel pair."""
+    """Losses over output and target of the same shape, by a backend kernel pair."""
 
-    kernel = None  # name prefix in _core
+    kernel = None  # name prefix of the backend's pair
 
     def forward(self, output, target):
         who = type(self).__name__
         p = as_float32(output, who, "output")
         t = matching_target(target, p, who)
         self._cache = saved_for_backward((p, t))
-        return getattr(_core, self.kernel + "_forward")(p, t)
+        return getattr(self.backend, self.kernel + "_forward")(p, t)
 
     def backward(self, grad=1.0):
         p, t = require_forward(self, getattr(self, "_cache", None))
-        return getattr(_core, self.kernel + "_backward")(p, t, float(grad))
+        return getattr(self.backend, self.kernel + "_backward")(p, t, float(grad))
 
 
 class MSELoss(_ElementwiseLoss):

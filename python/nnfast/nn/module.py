@@ -1,11 +1,13 @@
 """Module and Parameter: the explicit-backward building blocks (no autograd tape).
 
 A Module's ``forward(x)`` caches what ``backward(grad_out)`` needs; ``backward`` accumulates into
-each ``Parameter.grad`` and returns the gradient with respect to the input.
+each ``Parameter.grad`` and returns the gradient with respect to the input. Modules compute only
+through their ``backend`` (see ``nnfast.backend``); the training loop belongs to models
+(``nnfast.Model``), not to layers.
 """
 import numpy as np
 
-from ..training import TrainingMixin
+from .. import backend as backends
 from ._arrays import aligned_zeros
 
 
@@ -30,6 +32,14 @@ class Parameter:
         self.storage = self.stored(data, "data")
         self._grad = aligned_zeros(self.storage.shape)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
+        self.backend = backends.cpu   # the device the arrays live on
+
+    def to(self, device):
+        """Move the values and the gradient to ``device`` (a name or a backend); returns self.
+        The NumPy backends ("cpu", "reference") share one kind of array, so nothing is copied
+        between them."""
+        self.backend = backends.get(device)
+        return self
 
     def public(self, array):
         """An array in the storage layout, seen in the public one (a view)."""
@@ -107,15 +117,25 @@ def add_parameter_gradients(weight, bias, kernel):
     return result
 
 
-class Module(TrainingMixin):
+_REGISTRY = {}   # class name -> class, for nnfast's own modules: what a model file may rebuild
+
+
+class Module:
     """Base class of layers, losses and models.
 
     Subclasses implement ``forward(x)`` and ``backward(grad_out) -> grad_in``. Parameters and
     sub-modules held as attributes (or in a list attribute) are found by ``parameters()`` in the
-    order they were assigned.
+    order they were assigned. ``backend`` is where the module computes: the backend of the device
+    its parameters live on, moved together with them by ``to``.
     """
 
     training = True
+    backend = backends.cpu
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("nnfast."):
+            _REGISTRY[cls.__name__] = cls
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
@@ -189,6 +209,29 @@ class Module(TrainingMixin):
         for p in self.parameters():
             p.zero_grad()
 
+    def to(self, device):
+        """Compute on ``device`` ("cpu", "reference", or a backend object) from now on: this module,
+        its children and their parameters move together. Returns self."""
+        backend = backends.get(device)
+        missing = backends.missing(backend)
+        if missing:
+            raise TypeError(f"{backend!r} is not a complete backend: it lacks {missing}")
+        for module in self.modules():
+            module.backend = backend
+        for p in self.parameters():
+            p.to(backend)
+        return self
+
+    def modules(self):
+        """This module and every module below it, each once, parents first."""
+        seen, stack = set(), [self]
+        while stack:
+            module = stack.pop()
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield module
+                stack.extend(reversed(list(module.children())))
+
     # ------------------------------------------------------------------ weights
     def get_weights(self):
         """Copies of the parameter arrays, in layer order (PyTorch layouts)."""
@@ -208,8 +251,13 @@ class Module(TrainingMixin):
 
     # ------------------------------------------------------------------ configuration
     def get_config(self):
-        """Constructor arguments that rebuild this module (used by ``save``)."""
+        """Constructor arguments that rebuild this module (``from_config``; used by ``save``)."""
         return {}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new, untrained module from ``get_config()``'s dict."""
+        return cls(**config)
 
     def output_shape(self, input_shape):
         """Shape of one sample's output for one sample's ``input_shape`` (default: unchanged)."""
@@ -219,19 +267,28 @@ class Module(TrainingMixin):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
-    # ------------------------------------------------------------------ persistence
-    def save(self, path):
-        """Architecture, weights and compile state in one file (see ``nnfast.load``)."""
-        from ..io import save_model
-        save_model(self, path)
 
-    def save_weights(self, path):
-        from ..io import save_weights
-        save_weights(self, path)
+def describe(module):
+    """{"class", "config"}: what ``rebuild`` turns back into an equivalent, untrained module
+    (TypeError for a class that is not one of nnfast's own)."""
+    kind = type(module).__name__
+    if _REGISTRY.get(kind) is not type(module):
+        raise TypeError(f"cannot save the architecture of {kind}: only nnfast's own layers can be "
+                        "rebuilt; use save_weights / load_weights for custom modules")
+    return {"class": kind, "config": module.get_config()}
 
-    def load_weights(self, path):
-        from ..io import load_weights
-        load_weights(self, path)
+
+def rebuild(entry, base=None):
+    """The module ``describe`` described; ``base`` (a Module subclass) restricts the classes a
+    description may name. ValueError for an entry that names no such class."""
+    kind = entry.get("class") if isinstance(entry, dict) else None
+    cls = _REGISTRY.get(kind)
+    if cls is None or (base is not None and not issubclass(cls, base)):
+        raise ValueError(f"unknown layer class {kind!r}")
+    config = entry.get("config", {})
+    if not isinstance(config, dict):
+        raise ValueError(f"the config of {kind} is not a dict")
+    return cls.from_config(config)
 
 
 def require_forward(module, cache):

@@ -1,7 +1,8 @@
-"""Pure-NumPy reference of every nnfast kernel, forward and backward.
+"""The reference backend: every function of ``nnfast.backend.INTERFACE`` in pure NumPy.
 
-Each function has the name, argument order and return convention of its twin in ``nnfast._core``
-so that tests can call both with the same arguments. It is written as a careful NumPy user would
+Each function has the name, argument order, defaults and return convention of its twin in the
+CPU backend (``nnfast._core``), so that tests call both with the same arguments and a model runs
+on either (``model.to("reference")``). It is written as a careful NumPy user would
 write it (im2col by stride tricks, ``@`` for products, no Python loops over elements), because
 the benchmarks compare against it. Functions work in the dtype they are given (float32 to compare
 with the kernels, float64 for finite-difference checks).
@@ -11,19 +12,7 @@ Layouts: row-major; images NCHW; Linear weight (out, in); Conv2d weight (out, in
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = [
-    "sgemm", "matmul_forward", "matmul_backward", "linear_forward", "linear_backward",
-    "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
-    "avgpool2d_forward", "avgpool2d_backward", "relu_forward", "relu_backward",
-    "leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward", "threshold_forward", "threshold_backward",
-    "softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward",
-    "cross_entropy_forward", "cross_entropy_backward", "cross_entropy_soft_forward",
-    "cross_entropy_soft_backward", "nll_forward", "nll_backward", "mse_forward", "mse_backward",
-    "l1_forward", "l1_backward", "bce_forward", "bce_backward", "bce_with_logits_forward",
-    "bce_with_logits_backward", "dropout_mask", "dropout_forward", "dropout_backward",
-    "sgd_step", "adam_step",
-]
+name = "reference"
 
 
 def _pair(v):
@@ -57,31 +46,44 @@ def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
     return _op(d_opa, trans_a), _op(d_opb, trans_b)
 
 
-def linear_forward(x, wt, b=None, out_features=None):
-    """y (B, OUT) = x (B, IN) @ wt[:, :OUT] + b (OUT,); wt (IN, LD) is the weight w (OUT, IN)
+def linear_forward(x, wt, b=None, out_features=None, activation="none", return_nonzeros=False):
+    """y (B, OUT) = act(x (B, IN) @ wt[:, :OUT] + b (OUT,)); wt (IN, LD) is the weight w (OUT, IN)
     transposed, its rows maybe padded past OUT = out_features (default LD): the layout nnfast's
-    Linear keeps in memory."""
+    Linear keeps in memory. With return_nonzeros, (y, -1): the reference counts nothing."""
     y = x @ wt[:, :out_features]
-    return y if b is None else y + b
+    if b is not None:
+        y = y + b
+    y = _ACTIVATIONS[activation][0](y)
+    return (y, -1) if return_nonzeros else y
 
 
-def _accumulate(grad, into):
-    """Parameter gradients accumulate into a caller's array when one is given."""
+def _write(grad, into, accumulate=True):
+    """A parameter gradient into the caller's array when one is given: added to it when
+    ``accumulate``, replacing its values otherwise."""
     if into is None:
         return grad
-    into += grad
+    if accumulate:
+        into += grad
+    else:
+        into[...] = grad
     return into
 
 
-def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, out_features=None):
+def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, accumulate=True,
+                    out_features=None, x_nonzeros=-1, dx_activation="none"):
     """(dx (B, IN), dwt (IN, LD), db (OUT,)) for y = x @ wt[:, :OUT] + b, dwt zero in the padding
-    columns; None where not needed."""
+    columns; None where not needed. With dx_activation, x is that activation's output and dx the
+    gradient at its input."""
     out = dy.shape[1]
-    dx = dy @ wt[:, :out].T if need_dx else None
-    db = _accumulate(dy.sum(axis=0), db) if need_db else None
-    grad = np.zeros_like(wt)
-    grad[:, :out] = x.T @ dy
-    return dx, _accumulate(grad, dwt), db
+    dx = None
+    if need_dx:
+        dx = _ACTIVATIONS[dx_activation][1](dy @ wt[:, :out].T, x)
+    db = _write(dy.sum(axis=0), db, accumulate) if need_db else None
+    if dwt is None:
+        dwt = np.zeros_like(wt)
+        accumulate = True
+    _write(x.T @ dy, dwt[:, :out], accumulate)
+    return dx, dwt, db
 
 
 # ------------------------------------------------------------------------------------- conv
@@ -119,15 +121,16 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     return y.reshape(x.shape[0], oh, ow, oc).transpose(0, 3, 1, 2).copy()
 
 
-def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=True, need_db=True):
+def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=True, need_db=True,
+                    accumulate=True):
     """(dx (N, C, H, W), dw (OC, C, kh, kw), db (OC,)) for y = conv2d(x, w) + b."""
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     n, c, h, wd = x.shape
     oc, _, kh, kw = w.shape
     cols, oh, ow = _im2col(x, kh, kw, stride, padding)
     dy_rows = dy.transpose(0, 2, 3, 1).reshape(-1, oc)        # N*OH*OW, OC
-    dw = _accumulate((dy_rows.T @ cols).reshape(w.shape), dw)
-    db = _accumulate(dy.sum(axis=(0, 2, 3)), db) if need_db else None
+    dw = _write((dy_rows.T @ cols).reshape(w.shape), dw, accumulate)
+    db = _write(dy.sum(axis=(0, 2, 3)), db, accumulate) if need_db else None
     dx = None
     if need_dx:
         dcols = (dy_rows @ w.reshape(oc, -1)).reshape(n, oh, ow, c, kh, kw)
@@ -190,43 +193,70 @@ def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w])
 
 
+def conv2d_relu_maxpool_forward(x, w, b=None, stride=1, padding=0, pool_kernel=2, pool_stride=None,
+                                pool_padding=0):
+    """(y, argmax) = maxpool2d_forward(relu_forward(conv2d_forward(x, w, b, stride, padding)))."""
+    return maxpool2d_forward(relu_forward(conv2d_forward(x, w, b, stride, padding)), pool_kernel,
+                             pool_stride, pool_padding)
+
+
+def conv2d_relu_maxpool_backward(g, y, argmax, x, w, stride=1, padding=0, pool_kernel=2,
+                                 pool_stride=None, pool_padding=0, dw=None, db=None, need_dx=True,
+                                 need_db=True, accumulate=True):
+    """(dx, dw, db): conv2d_backward of maxpool2d_backward of relu_backward(g, y)."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(w.shape[2:]), _pair(stride), _pair(padding)
+    n, _, h, wd = x.shape
+    conv_shape = (n, w.shape[0], (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1)
+    dz = maxpool2d_backward(relu_backward(g, y), argmax, conv_shape, pool_kernel, pool_stride,
+                            pool_padding)
+    return conv2d_backward(dz, x, w, stride, padding, dw, db, need_dx, need_db, accumulate)
+
+
 # ------------------------------------------------------------------------------------- activations
-def relu_forward(x):
-    return np.maximum(x, 0)
+def _into(y, out):
+    """y, or y written into ``out`` (the activations' ``out`` argument)."""
+    if out is None:
+        return y
+    out[...] = y
+    return out
+
+
+def relu_forward(x, out=None):
+    return _into(np.maximum(x, 0), out)
 
 
 def relu_backward(dy, x):
     return np.where(x > 0, dy, 0).astype(dy.dtype)
 
 
-def leaky_relu_forward(x, slope=0.01):
-    return np.where(x > 0, x, slope * x).astype(x.dtype)
+def leaky_relu_forward(x, slope=0.01, out=None):
+    return _into(np.where(x > 0, x, slope * x).astype(x.dtype), out)
 
 
 def leaky_relu_backward(dy, x, slope=0.01):
     return np.where(x > 0, dy, slope * dy).astype(dy.dtype)
 
 
-def sigmoid_forward(x):
+def sigmoid_forward(x, out=None):
     """1 / (1 + exp(-x)) through exp(-|x|), so it never overflows."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+    return _into(np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype), out)
 
 
 def sigmoid_backward(dy, y):
     return dy * y * (1 - y)
 
 
-def tanh_forward(x):
-    return np.tanh(x)
+def tanh_forward(x, out=None):
+    return _into(np.tanh(x), out)
 
 
 def tanh_backward(dy, y):
     return dy * (1 - y * y)
 
 
-def threshold_forward(x, threshold, value):
-    return np.where(x > threshold, x, value).astype(x.dtype)
+def threshold_forward(x, threshold, value, out=None):
+    return _into(np.where(x > threshold, x, value).astype(x.dtype), out)
 
 
 def threshold_backward(dy, x, threshold):
@@ -251,6 +281,15 @@ def log_softmax_forward(x):
 
 def log_softmax_backward(dy, y):
     return dy - np.exp(y) * dy.sum(axis=-1, keepdims=True)
+
+
+def _identity(x, y=None):
+    return x
+
+
+# (forward, backward from the output) of the activations fused kernels apply, by name
+_ACTIVATIONS = {"none": (_identity, _identity), "relu": (relu_forward, relu_backward),
+                "sigmoid": (sigmoid_forward, sigmoid_backward)}
 
 
 # ------------------------------------------------------------------------------------- losses
@@ -336,6 +375,12 @@ def bce_with_logits_backward(z, target, scale=1.0):
     return ((scale / z.size) * (sigmoid_forward(z) - target)).astype(z.dtype)
 
 
+# ------------------------------------------------------------------------------------- data
+def gather_rows(src, rows, out=None):
+    """src[rows] (IndexError for a row out of range), or written into ``out``."""
+    return _into(src[rows], out)
+
+
 # ------------------------------------------------------------------------------------- dropout
 def dropout_mask(shape, p, seed):
     """uint8 keep-mask: element i (flat) kept iff splitmix64-uniform(seed, i) >= p."""
@@ -363,7 +408,13 @@ def dropout_backward(dy, mask, p):
 # ------------------------------------------------------------------------------------- optimizers
 def sgd_step(param, grad, momentum_buf=None, lr=0.01, momentum=0.0, dampening=0.0,
              weight_decay=0.0, nesterov=False, first_step=True):
-    """In-place SGD update with PyTorch semantics (see cpp/include/nnfast/optim.h)."""
+    """In-place SGD update with PyTorch semantics (see cpp/include/nnfast/optim.h), of one array
+    or of each array of a list."""
+    if isinstance(param, (list, tuple)):
+        bufs = momentum_buf if momentum_buf is not None else [None] * len(param)
+        for p, g, buf in zip(param, grad, bufs):
+            sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step)
+        return
     g = grad + weight_decay * param
     if momentum != 0:
         if first_step:

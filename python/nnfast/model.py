@@ -1,131 +1,20 @@
-"""Keras-style training for any Module with forward/backward: compile, fit, evaluate, predict,
-summary; History, callbacks (EarlyStopping) and the per-epoch progress bar."""
+"""Models: Modules that train. ``Model`` holds the training state and runs the Keras-style loop
+(compile / fit / evaluate / predict / train_on_batch / summary / save) over any ``forward`` and
+``backward``; ``Sequential`` is the chain of layers, run by a fusion plan (nn/fusion.py)."""
 import math
 import sys
-import time
 
 import numpy as np
 
-from . import _rng
-from .data import batch_slices, take_rows
+from . import _rng, io, optim
 from ._grad import no_grad
-
-
-# ---------------------------------------------------------------------------------- callbacks
-class History:
-    """What ``fit`` returns: ``history`` maps "loss", "accuracy", "val_loss", ... to per-epoch
-    lists; ``epoch`` lists the epoch indices run."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def record(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-
-class Callback:
-    """Base class: override any of the hooks; ``self.model`` is set by ``fit``."""
-
-    model = None
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-
-class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs;
-    optionally put back the weights of the best epoch. ``mode`` "auto" minimises losses and
-    maximises everything else (accuracy)."""
-
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="auto",
-                 restore_best_weights=False, verbose=0):
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.monitor, self.patience, self.min_delta = monitor, int(patience), abs(min_delta)
-        self.restore_best_weights, self.verbose = restore_best_weights, verbose
-        if mode == "auto":
-            mode = "min" if "loss" in monitor else "max"
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.stopped_epoch = None
-
-    def on_train_begin(self, logs=None):
-        self.best, self.best_weights, self.best_epoch, self.wait = math.inf, None, None, 0
-        self.stopped_epoch = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.monitor not in logs:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, which fit does not log "
-                           f"(available: {sorted(logs)})")
-        value = self.sign * logs[self.monitor]
-        if value < self.best - self.min_delta:
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_weights = self.model.get_weights()
-            return
-        self.wait += 1
-        if self.wait > self.patience:
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
-            if self.verbose:
-                print(f"Epoch {epoch + 1}: early stopping (best {self.monitor} at epoch "
-                      f"{self.best_epoch + 1})", file=sys.stderr)
-
-
-class ProgressBar:
-    """One line per epoch on stderr: a bar while it runs, then loss, metrics and time."""
-
-    def __init__(self, epoch, epochs, steps, verbose):
-        self.steps, self.verbose, self.start, self.last = steps, verbose, time.perf_counter(), 0.0
-        if verbose == 1:
-            print(f"Epoch {epoch + 1}/{epochs}", file=sys.stderr)
-        self.prefix = f"Epoch {epoch + 1}/{epochs} - " if verbose == 2 else ""
-
-    @staticmethod
-    def _format(logs):
-        return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-
-    def update(self, step, logs):
-        now = time.perf_counter()
-        if self.verbose != 1 or (now - self.last < 0.1 and step < self.steps):
-            return
-        self.last = now
-        filled = int(30 * step / self.steps)
-        bar = "=" * filled + (">" if filled < 30 else "") + "." * (29 - filled)
-        sys.stderr.write(f"\r{step}/{self.steps} [{bar}] - {now - self.start:.1f}s - "
-                         f"{self._format(logs)}")
-        sys.stderr.flush()
-
-    def finish(self, logs):
-        elapsed = time.perf_counter() - self.start
-        if self.verbose == 1:
-            sys.stderr.write(f"\r{self.steps}/{self.steps} [{'=' * 30}] - {elapsed:.1f}s - "
-                             f"{self._format(logs)}\n")
-        elif self.verbose == 2:
-            sys.stderr.write(f"{self.prefix}{elapsed:.1f}s - {self._format(logs)}\n")
-        sys.stderr.flush()
-
-
-# ---------------------------------------------------------------------------------- helpers
-def correct_predictions(output, target, threshold):
-    """How many rows of ``output`` predict ``target``: argmax for (N, C) outputs with C > 1
-    (targets as labels or one-hot rows), ``output > threshold`` for binary outputs."""
-    output, target = np.asarray(output), np.asarray(target)
-    if output.ndim == 2 and output.shape[1] > 1:
-        labels = target.argmax(axis=1) if target.ndim == 2 else target
-        return int(np.sum(output.argmax(axis=1) == labels))
-    predicted = output.reshape(len(output), -1) > threshold
-    return int(np.sum(predicted == (target.reshape(len(target), -1) > 0.5)))
+from .callbacks import History, ProgressBar
+from .data import batch_slices, take_rows
+from .metrics import correct_predictions
+from .nn import losses
+from .nn.activations import Sigmoid, Softmax
+from .nn.fusion import Plan
+from .nn.module import Module, describe, rebuild
 
 
 def _check_inputs(x, y, who):
@@ -146,10 +35,63 @@ def _as_batch(x):
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy"}
+# optimizer names compile knows: (class, Keras's default learning rate)
+_OPTIMIZERS = {"sgd": (optim.SGD, 0.01), "adam": (optim.Adam, 1e-3), "adamw": (optim.AdamW, 1e-3)}
 
 
-class TrainingMixin:
-    """compile / fit / evaluate / predict / summary, mixed into Module."""
+class TrainingState:
+    """What ``compile`` sets and ``fit`` uses, in one place (``nnfast.io`` saves it with the model):
+    ``loss`` (a Loss) and ``loss_name`` (the Keras name it was given by, or None), ``optimizer``
+    (None while a named one waits for the model's parameters to exist) and ``optimizer_name``,
+    ``metrics`` (["accuracy"] or [])."""
+
+    def __init__(self, loss, loss_name, optimizer, optimizer_name, metrics):
+        self.loss, self.loss_name = loss, loss_name
+        self.optimizer, self.optimizer_name = optimizer, optimizer_name
+        self.metrics = metrics
+
+
+class Model(Module):
+    """A Module that trains: Keras's ``compile`` / ``fit`` / ``evaluate`` / ``predict`` /
+    ``train_on_batch`` / ``summary`` / ``save`` over its ``forward`` and ``backward``.
+
+    Subclass it for a network of your own: assign its layers as attributes and write
+    ``forward(x)`` and ``backward(grad_out)`` (calling the layers' own), as with a PyTorch
+    ``nn.Module``. The training state lives in ``self.compiled`` (a TrainingState, None before
+    ``compile``), never among the model's children."""
+
+    compiled = None
+    stop_training = False
+    history = None
+
+    @property
+    def loss_fn(self):
+        """The compiled loss (None before compile)."""
+        return self.compiled.loss if self.compiled else None
+
+    @property
+    def loss_name(self):
+        return self.compiled.loss_name if self.compiled else None
+
+    @property
+    def optimizer(self):
+        """The compiled optimizer (None before compile, or until a named one is built)."""
+        return self.compiled.optimizer if self.compiled else None
+
+    @property
+    def optimizer_name(self):
+        return self.compiled.optimizer_name if self.compiled else None
+
+    @property
+    def metrics(self):
+        return self.compiled.metrics if self.compiled else []
+
+    def to(self, device):
+        """Module.to, the compiled loss included."""
+        super().to(device)
+        if self.compiled:
+            self.compiled.loss.to(device)
+        return self
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer="sgd", loss=None, metrics=None):
@@ -160,30 +102,28 @@ class TrainingMixin:
         Keras names follow Keras's meaning: after a final Softmax (Sigmoid) layer the
         cross-entropies take probabilities; without one they take logits and use the fused,
         stable kernels."""
-        from .nn.losses import Loss
         if loss is None:
             raise ValueError("compile needs a loss")
-        self.loss_fn = loss if isinstance(loss, Loss) else self._loss_from_name(loss)
-        self.loss_name = loss if isinstance(loss, str) else None
-        self.metrics = []
+        loss_fn = loss if isinstance(loss, losses.Loss) else self._loss_from_name(loss)
+        names = []
         for m in metrics or []:
             if m not in _METRIC_NAMES:
                 raise ValueError(f"unknown metric {m!r}; nnfast knows {sorted(_METRIC_NAMES)}")
-            self.metrics.append(_METRIC_NAMES[m])
-        self.optimizer_name = optimizer if isinstance(optimizer, str) else None
-        self.optimizer = None if isinstance(optimizer, str) else optimizer
-        if self.optimizer_name is not None:
-            key = self.optimizer_name.lower()
-            if key not in ("sgd", "adam", "adamw"):
-                raise ValueError(f"unknown optimizer {optimizer!r}; use 'sgd', 'adam', 'adamw' "
-                                 "or an nnfast.optim object")
-            if self.is_built() and self.parameters():   # else fit builds it after a first batch
-                self._build_optimizer()
-        elif not self.is_built():
+            names.append(_METRIC_NAMES[m])
+        optimizer_name = optimizer if isinstance(optimizer, str) else None
+        if optimizer_name is not None and optimizer_name.lower() not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; use 'sgd', 'adam', 'adamw' or an "
+                             "nnfast.optim object")
+        if optimizer_name is None and not self.is_built():
             raise ValueError("the model has Dense layers whose input size is not known yet, so "
                              "an optimizer made now would miss their weights: pass an optimizer "
                              "name (e.g. 'adam'), give Dense an input_dim, or call "
                              "model.summary(input_shape=...) before creating the optimizer")
+        loss_fn.to(self.backend)
+        self.compiled = TrainingState(loss_fn, loss if isinstance(loss, str) else None,
+                                      None if optimizer_name else optimizer, optimizer_name, names)
+        if optimizer_name and self.is_built() and self.parameters():
+            self._build_optimizer()   # else fit builds it after a first batch
         return self
 
     def _last_layer(self):
@@ -194,13 +134,12 @@ class TrainingMixin:
         return getattr(last, "activation", last)   # Dense(..., activation=...) counts too
 
     def _loss_from_name(self, name):
-        from .nn import activations, losses
         last = self._last_layer()
         table = {
             "categorical_crossentropy": losses.ProbabilityCrossEntropy
-            if isinstance(last, activations.Softmax) else losses.CrossEntropyLoss,
+            if isinstance(last, Softmax) else losses.CrossEntropyLoss,
             "binary_crossentropy": losses.BCELoss
-            if isinstance(last, activations.Sigmoid) else losses.BCEWithLogitsLoss,
+            if isinstance(last, Sigmoid) else losses.BCEWithLogitsLoss,
             "mse": losses.MSELoss, "mean_squared_error": losses.MSELoss,
             "mae": losses.L1Loss, "mean_absolute_error": losses.L1Loss,
         }
@@ -211,37 +150,30 @@ class TrainingMixin:
         return table[name]()
 
     def _build_optimizer(self):
-        from . import optim
-        key = self.optimizer_name.lower()
-        params = self.parameters()
-        if key == "sgd":
-            self.optimizer = optim.SGD(params, lr=0.01)        # Keras's default rate
-        elif key == "adam":
-            self.optimizer = optim.Adam(params, lr=1e-3)
-        else:
-            self.optimizer = optim.AdamW(params, lr=1e-3)
+        cls, lr = _OPTIMIZERS[self.compiled.optimizer_name.lower()]
+        self.compiled.optimizer = cls(self.parameters(), lr=lr)
 
     def _require_compiled(self, who):
-        if getattr(self, "loss_fn", None) is None:
+        if self.compiled is None:
             raise RuntimeError(f"{who}: call model.compile(optimizer, loss) first")
 
     def _binary_threshold(self):
-        from .nn.losses import BCEWithLogitsLoss
-        return 0.0 if isinstance(self.loss_fn, BCEWithLogitsLoss) else 0.5
+        return 0.0 if isinstance(self.compiled.loss, losses.BCEWithLogitsLoss) else 0.5
 
     # ------------------------------------------------------------------ training
     def train_on_batch(self, x, y):
         """One optimizer step on (x, y); returns (loss, correct predictions)."""
+        state = self.compiled
         out = self.forward(x)
-        loss = self.loss_fn(out, y)
+        loss = state.loss(out, y)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss became {loss}: training diverged (lower the learning rate, check the "
                 "inputs for NaN / inf, or scale them, e.g. divide images by 255)")
-        self.backward_parameters(self.loss_fn.backward())
-        self.optimizer.step()
-        self.optimizer.zero_grad()
-        correct = correct_predictions(out, y, self._binary_threshold()) if self.metrics else 0
+        self.backward_parameters(state.loss.backward())
+        state.optimizer.step()
+        state.optimizer.zero_grad()
+        correct = correct_predictions(out, y, self._binary_threshold()) if state.metrics else 0
         return loss, correct
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
@@ -332,7 +264,7 @@ class TrainingMixin:
         total_loss, total_correct = 0.0, 0
         for idx, out in self._eval_batches(x, batch_size):
             yb = y[idx]
-            total_loss += self.loss_fn(out, yb) * len(out)
+            total_loss += self.compiled.loss(out, yb) * len(out)
             if self.metrics:
                 total_correct += correct_predictions(out, yb, self._binary_threshold())
         result = self._logs(total_loss, total_correct, len(x))
@@ -346,30 +278,41 @@ class TrainingMixin:
         return np.concatenate([out for _, out in self._eval_batches(x, batch_size)])
 
     # ------------------------------------------------------------------ summary
+    def summary_layers(self):
+        """The rows of ``summary``: this model's layers (its children, for a subclass)."""
+        return list(self.children()) or [self]
+
+    def step_of(self, layer):
+        """The fusion step that runs ``layer`` (Sequential's plan), or None."""
+        return None
+
     def summary(self, input_shape=None, print_fn=print):
-        """Print (and return) a Keras-style table: layer, output shape, parameter count.
+        """Print (and return) a Keras-style table: layer, output shape, parameter count, and the
+        fused step that runs the layer, if any.
 
         ``input_shape`` is one sample's shape, e.g. (784,) or (1, 28, 28); it is needed for output
         shapes and to build Dense layers whose input size is not known yet."""
-        layers = list(getattr(self, "layers", [self]))
         if input_shape is not None:
             self._build_from_shape(tuple(input_shape))
         rows, counts, shape = [], {}, tuple(input_shape) if input_shape is not None else None
-        for layer in layers:
+        for layer in self.summary_layers():
             kind = type(layer).__name__
             counts[kind] = counts.get(kind, 0) + 1
             name = kind.lower() + ("" if counts[kind] == 1 else f"_{counts[kind] - 1}")
             if shape is not None:
                 shape = tuple(layer.output_shape(shape))
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
-            rows.append((f"{name} ({kind})", out, f"{layer.count_params():,}"))
+            step = self.step_of(layer)
+            fused = step.name if step is not None and step.fused else ""
+            rows.append((f"{name} ({kind})", out, f"{layer.count_params():,}", fused))
         total = self.count_params()
-        width = (34, 26, 12)
+        width = (30, 22, 10, 26)
         line = "=" * sum(width)
         text = [f'Model: "{type(self).__name__.lower()}"', "_" * sum(width),
-                f"{'Layer (type)':<{width[0]}}{'Output Shape':<{width[1]}}{'Param #':>{width[2]}}",
-                line]
-        text += [f"{a:<{width[0]}}{b:<{width[1]}}{c:>{width[2]}}" for a, b, c in rows]
+                f"{'Layer (type)':<{width[0]}}{'Output Shape':<{width[1]}}"
+                f"{'Param #':>{width[2]}}  Fused as", line]
+        text += [f"{a:<{width[0]}}{b:<{width[1]}}{c:>{width[2]}}  {d}".rstrip()
+                 for a, b, c, d in rows]
         text += [line, f"Total params: {total:,}", f"Trainable params: {total:,}",
                  "Non-trainable params: 0", "_" * sum(width)]
         table = "\n".join(text)
@@ -385,3 +328,101 @@ class TrainingMixin:
             self.forward(np.zeros((1, *input_shape), dtype=np.float32))
         finally:
             self.train(was_training)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Architecture, weights and compile state in one file (see ``nnfast.load``)."""
+        io.save_model(self, path)
+
+    def save_weights(self, path):
+        io.save_weights(self, path)
+
+    def load_weights(self, path):
+        io.load_weights(self, path)
+
+
+class Sequential(Model):
+    """``Sequential(layer1, layer2, ...)`` or ``Sequential([layers])``: the layers applied in order
+    (PyTorch's container, Keras's model), run by a fusion plan (nn/fusion.py) that ``fuse=False``
+    turns off. Indexing, slicing (a new Sequential sharing the same layer objects), ``len``,
+    iteration, ``add`` and ``pop``."""
+
+    def __init__(self, *layers, fuse=True):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = layers[0]
+        self.layers = []
+        self.fuse = bool(fuse)
+        self._plan = self._ran = None
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer):
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.add expects a Module, got {type(layer).__name__}")
+        self.layers.append(layer)
+        return self
+
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self.layers:
+            raise IndexError("pop from an empty Sequential")
+        return self.layers.pop()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(self.layers[index], fuse=self.fuse)
+        return self.layers[index]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def plan(self):
+        """The fusion plan of the layers as they are now (made again when they change)."""
+        plan = self._plan
+        if plan is None or not plan.is_for(self.layers, self.fuse):
+            plan = self._plan = Plan(self.layers, self.fuse)
+        return plan
+
+    def forward(self, x):
+        self._ran = plan = self.plan()
+        return plan.forward(x)
+
+    def backward(self, grad_out):
+        """The gradient at the input, through the plan the last forward ran."""
+        return (self._ran or self.plan()).backward(grad_out, True)
+
+    def backward_parameters(self, grad_out):
+        """Backward for training: the parameter gradients only, without the input gradient
+        nobody needs (which saves a product per step for a first Linear / Conv2d)."""
+        (self._ran or self.plan()).backward(grad_out, False)
+
+    def step_of(self, layer):
+        return self.plan().step_of(layer)
+
+    def summary_layers(self):
+        return list(self.layers)
+
+    def output_shape(self, input_shape):
+        for layer in self.layers:
+            input_shape = layer.output_shape(input_shape)
+        return input_shape
+
+    def get_config(self):
+        config = {"layers": [describe(layer) for layer in self.layers]}
+        if not self.fuse:
+            config["fuse"] = False
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        layers = config.get("layers")
+        if not isinstance(layers, list):
+            raise ValueError("a Sequential's config needs a list of layers")
+        return cls([rebuild(entry) for entry in layers], fuse=config.get("fuse", True))
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"

@@ -1,0 +1,114 @@
+"""Backends: the one way layers, losses and optimizers reach their kernels.
+
+A backend is an object (here, a module) with every function of ``INTERFACE`` below, taking and
+returning arrays of its own device. Layers hold the backend of the device their parameters live
+on (``module.backend``, set by ``module.to(device)`` together with the parameters) and call only
+it, so a new device is a new module implementing these functions, not edits in each layer.
+
+- ``cpu``: nnfast's compiled kernels (``nnfast._core``), float32 NumPy arrays.
+- ``reference``: the same functions in plain NumPy, written to be read; the tests run layers and
+  models on both and compare.
+
+Conventions, shared by every function: row-major, C-contiguous arrays; images NCHW; float32 data
+(the reference also runs float64 for finite differences); integer labels int64; ``kernel_size``,
+``stride`` and ``padding`` are an int or an (h, w) pair, ``stride=None`` meaning the kernel size
+for pooling. Linear's weight is kept as ``wt`` (IN, LD): the transpose of PyTorch's (OUT, IN)
+weight, each row padded with zeros to LD >= OUT columns (``out_features`` = OUT). Gradients of
+parameters (``dwt``, ``dw``, ``db``) are written into the caller's arrays when given: added to
+them when ``accumulate``, overwriting them otherwise; a new array is returned when None is given.
+Activations ``"none"``, ``"relu"``, ``"sigmoid"`` name what a fused kernel applies. Functions
+with ``out`` write their result into it (the same shape as x) and return it.
+"""
+from . import cpu, reference
+
+INTERFACE = {
+    # dense
+    "matmul_forward": "(a, b, trans_a=False, trans_b=False) -> c (M, N) = op(a) @ op(b)",
+    "matmul_backward": "(dc, a, b, trans_a=False, trans_b=False) -> (da, db), each in its "
+                       "operand's layout",
+    "linear_forward": "(x (B, IN), wt (IN, LD), b (OUT,) or None, out_features, activation, "
+                      "return_nonzeros) -> y (B, OUT) = act(x @ wt[:, :OUT] + b); with "
+                      "return_nonzeros, (y, aux): aux is passed back to linear_backward as "
+                      "x_nonzeros (the CPU's count of x's nonzeros; -1 where not counted)",
+    "linear_backward": "(dy (B, OUT), x, wt, dwt, db, need_dx, need_db, accumulate, "
+                       "out_features, x_nonzeros, dx_activation) -> (dx (B, IN) or None, dwt, "
+                       "db or None); dwt's padding columns stay zero; with dx_activation, x is "
+                       "that activation's output and dx the gradient at its input",
+    # convolution and pooling
+    "conv2d_forward": "(x (N, C, H, W), w (OC, C, kh, kw), b (OC,) or None, stride, padding) "
+                      "-> y (N, OC, OH, OW), OH = (H + 2 ph - kh) // sh + 1",
+    "conv2d_backward": "(dy, x, w, stride, padding, dw=None, db=None, need_dx=True, "
+                       "need_db=True, accumulate=True) -> (dx or None, dw, db or None)",
+    "conv2d_relu_maxpool_forward": "(x, w, b, stride, padding, pool_kernel, pool_stride, "
+                                   "pool_padding) -> (y, argmax) of maxpool2d_forward(relu("
+                                   "conv2d_forward(x, w, b)))",
+    "conv2d_relu_maxpool_backward": "(g, y, argmax, x, w, stride, padding, pool_kernel, "
+                                    "pool_stride, pool_padding, dw=None, db=None, need_dx=True, "
+                                    "need_db=True, accumulate=True) -> (dx or None, dw, db or "
+                                    "None): conv2d_backward of maxpool2d_backward of "
+                                    "relu_backward(g, y)",
+    "maxpool2d_forward": "(x, kernel_size, stride=None, padding=0) -> (y, argmax int32: each "
+                         "maximum's flat h * W + w index in its input plane; the first maximum "
+                         "of a window wins)",
+    "maxpool2d_backward": "(dy, argmax, input_shape, kernel_size, stride=None, padding=0) -> dx",
+    "avgpool2d_forward": "(x, kernel_size, stride=None, padding=0) -> y: window means, zero "
+                         "padding counted",
+    "avgpool2d_backward": "(dy, input_shape, kernel_size, stride=None, padding=0) -> dx",
+    # elementwise and row-wise activations
+    "relu_forward": "(x, out=None) -> max(x, 0)",
+    "relu_backward": "(dy, x) -> dy where x > 0, else 0",
+    "leaky_relu_forward": "(x, slope=0.01, out=None) -> x if x > 0 else slope * x",
+    "leaky_relu_backward": "(dy, x, slope=0.01) -> dy if x > 0 else slope * dy",
+    "sigmoid_forward": "(x, out=None) -> 1 / (1 + exp(-x))",
+    "sigmoid_backward": "(dy, y) -> dy * y * (1 - y)",
+    "tanh_forward": "(x, out=None) -> tanh(x)",
+    "tanh_backward": "(dy, y) -> dy * (1 - y^2)",
+    "threshold_forward": "(x, threshold, value, out=None) -> x if x > threshold else value",
+    "threshold_backward": "(dy, x, threshold) -> dy where x > threshold, else 0",
+    "softmax_forward": "(x (N, C)) -> softmax over the last axis",
+    "softmax_backward": "(dy, y) -> y * (dy - sum(dy * y))",
+    "log_softmax_forward": "(x (N, C)) -> x - logsumexp(x) over the last axis",
+    "log_softmax_backward": "(dy, y) -> dy - exp(y) * sum(dy)",
+    # losses: the mean over the batch, a Python float; backward scaled by `scale`
+    "cross_entropy_forward": "(logits (N, C), labels (N,)) -> (loss, probs (N, C))",
+    "cross_entropy_backward": "(probs, labels, scale=1.0) -> dlogits",
+    "cross_entropy_soft_forward": "(logits, targets (N, C)) -> (loss, probs)",
+    "cross_entropy_soft_backward": "(probs, targets, scale=1.0) -> dlogits",
+    "nll_forward": "(logp (N, C), labels (N,)) -> loss",
+    "nll_backward": "(labels, num_classes, scale=1.0) -> dlogp",
+    "mse_forward": "(pred, target) -> loss",
+    "mse_backward": "(pred, target, scale=1.0) -> dpred",
+    "l1_forward": "(pred, target) -> loss",
+    "l1_backward": "(pred, target, scale=1.0) -> dpred",
+    "bce_forward": "(p, target) -> loss, logs clamped at -100",
+    "bce_backward": "(p, target, scale=1.0) -> dp",
+    "bce_with_logits_forward": "(z, target) -> loss",
+    "bce_with_logits_backward": "(z, target, scale=1.0) -> dz",
+    # data, dropout, optimizers
+    "gather_rows": "(src (N, ...), rows int64 (B,), out=None) -> src[rows]",
+    "dropout_forward": "(x, p, seed) -> (y, mask uint8): element i kept iff the splitmix64 "
+                       "uniform of (seed, i) >= p, y = x * mask / (1 - p)",
+    "dropout_backward": "(dy, mask, p) -> dy * mask / (1 - p)",
+    "sgd_step": "(param, grad, momentum_buf, lr, momentum, dampening, weight_decay, nesterov, "
+                "first_step): in place, PyTorch's SGD; each of the three an array or a list of "
+                "arrays (momentum_buf None without momentum)",
+    "adam_step": "(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled): in "
+                 "place, PyTorch's Adam (AdamW when decoupled)",
+}
+
+BACKENDS = {"cpu": cpu, "reference": reference}
+
+
+def get(device):
+    """The backend for a device name ("cpu", "reference") or a backend object itself."""
+    if not isinstance(device, str):
+        return device
+    try:
+        return BACKENDS[device]
+    except KeyError:
+        raise ValueError(f"unknown device {device!r}; nnfast has {sorted(BACKENDS)}") from None
+
+
+def missing(backend):
+    """The INTERFACE functions ``backend`` lacks (empty for a complete backend)."""
+    return [name for name in INTERFACE if not callable(getattr(backend, name, None))]
