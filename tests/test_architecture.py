@@ -1,8 +1,11 @@
 """The package's shape: layers know nothing of training, the imports between nnfast's modules form
 no cycle and sit at the top of each module, and every backend implements the interface."""
 import ast
+import copy
 import pathlib
+import pickle
 
+import numpy as np
 import pytest
 
 import nnfast as nf
@@ -76,7 +79,14 @@ def test_no_import_cycle_and_every_import_at_the_top():
 
 @pytest.mark.parametrize("name", sorted(backend.BACKENDS))
 def test_every_backend_implements_the_interface(name):
-    assert backend.missing(backend.BACKENDS[name]) == []
+    assert backend.missing(getattr(backend, name)) == []   # the module behind the backend
+
+
+def test_modules_copy_and_pickle_with_their_backend():
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU()).to("reference")
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert clone[0].backend is backend.BACKENDS["reference"] is clone[0].weight.backend
+        np.testing.assert_array_equal(clone[0].weight.data, model[0].weight.data)
 
 
 def test_an_incomplete_backend_is_refused():

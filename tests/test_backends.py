@@ -91,3 +91,9 @@ def test_a_model_trains_the_same_on_both_backends(make_optimizer):
         weights.append(model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_a_dense_built_later_lives_on_its_models_device():
+    model = nn.Sequential(nn.Dense(4), nn.ReLU()).to("reference")
+    model(random_array(1, (2, 3)))
+    assert model[0].linear.backend is model[0].linear.weight.backend is model.backend

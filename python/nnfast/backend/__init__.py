@@ -1,6 +1,6 @@
 """Backends: the one way layers, losses and optimizers reach their kernels.
 
-A backend is an object (here, a module) with every function of ``INTERFACE`` below, taking and
+A backend is an object with every function of ``INTERFACE`` below as an attribute, taking and
 returning arrays of its own device. Layers hold the backend of the device their parameters live
 on (``module.backend``, set by ``module.to(device)`` together with the parameters) and call only
 it, so a new device is a new module implementing these functions, not edits in each layer.
@@ -96,7 +96,25 @@ INTERFACE = {
                  "place, PyTorch's Adam (AdamW when decoupled)",
 }
 
-BACKENDS = {"cpu": cpu, "reference": reference}
+
+
+class Backend:
+    """A device's functions, taken from the module that implements them (cpu.py, reference.py).
+    Copying or pickling a module that uses it refers to it by name: there is one per device."""
+
+    def __init__(self, name, module):
+        self.name = name
+        for function in INTERFACE:
+            setattr(self, function, getattr(module, function))
+
+    def __reduce__(self):
+        return get, (self.name,)
+
+    def __repr__(self):
+        return f"<nnfast backend {self.name!r}>"
+
+
+BACKENDS = {"cpu": Backend("cpu", cpu), "reference": Backend("reference", reference)}
 
 
 def get(device):

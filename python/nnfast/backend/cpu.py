@@ -10,7 +10,5 @@ from .._core import (  # noqa: F401  (the backend's functions)
     leaky_relu_forward, linear_backward, linear_forward, log_softmax_backward,
     log_softmax_forward, matmul_backward, matmul_forward, maxpool2d_backward, maxpool2d_forward,
     mse_backward, mse_forward, nll_backward, nll_forward, relu_backward, relu_forward,
-    sgd_step, sgemm, sigmoid_backward, sigmoid_forward, softmax_backward, softmax_forward,
+    sgd_step, sigmoid_backward, sigmoid_forward, softmax_backward, softmax_forward,
     tanh_backward, tanh_forward, threshold_backward, threshold_forward)
-
-name = "cpu"

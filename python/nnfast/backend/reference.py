@@ -12,8 +12,6 @@ Layouts: row-major; images NCHW; Linear weight (out, in); Conv2d weight (out, in
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-name = "reference"
-
 
 def _pair(v):
     """An int or a pair of ints, as PyTorch's kernel_size / stride / padding."""

@@ -311,8 +311,9 @@ class Dense(Module):
             self.build(input_dim)
 
     def build(self, input_dim):
-        """Create the weights for inputs of ``input_dim`` features."""
+        """Create the weights for inputs of ``input_dim`` features, on this layer's device."""
         self.linear = Linear(int(input_dim), self.units, bias=self.use_bias, init=self.init)
+        self.linear.to(self.backend)
 
     def is_built(self):
         return self.linear is not None

@@ -32,7 +32,7 @@ class Parameter:
         self.storage = self.stored(data, "data")
         self._grad = aligned_zeros(self.storage.shape)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
-        self.backend = backends.cpu   # the device the arrays live on
+        self.backend = backends.BACKENDS["cpu"]   # the device the arrays live on
 
     def to(self, device):
         """Move the values and the gradient to ``device`` (a name or a backend); returns self.
@@ -130,7 +130,7 @@ class Module:
     """
 
     training = True
-    backend = backends.cpu
+    backend = backends.BACKENDS["cpu"]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
