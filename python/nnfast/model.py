@@ -379,6 +379,10 @@ class Sequential(Model):
     def __iter__(self):
         return iter(self.layers)
 
+    def named_children(self):
+        """The layers named by their index, as PyTorch's Sequential ("0", "1", ...)."""
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
     def plan(self):
         """The fusion plan of the layers as they are now (made again when they change)."""
         plan = self._plan

@@ -326,6 +326,10 @@ class Dense(Module):
         return [self.linear] if isinstance(self.activation, Identity) else [self.linear,
                                                                              self.activation]
 
+    def named_parameters(self, prefix=""):
+        """Its Linear's, named as a Linear's own ("weight", "bias")."""
+        return self.linear.named_parameters(prefix) if self.linear else iter(())
+
     @property
     def weight(self):
         return self.linear.weight if self.linear else None

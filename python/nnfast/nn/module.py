@@ -157,30 +157,33 @@ class Module:
         self.backward(grad_out)
 
     # ------------------------------------------------------------------ structure
+    def named_children(self):
+        """(name, sub-module) pairs in assignment order; the modules of a list attribute are
+        named "attribute.index"."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+            elif isinstance(value, (list, tuple)):
+                yield from ((f"{name}.{i}", v) for i, v in enumerate(value)
+                            if isinstance(v, Module))
+
     def children(self):
         """Direct sub-modules, in assignment order."""
-        for value in vars(self).values():
-            if isinstance(value, Module):
-                yield value
-            elif isinstance(value, (list, tuple)):
-                yield from (v for v in value if isinstance(v, Module))
+        return (child for _, child in self.named_children())
 
     def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs: own parameters first, then each child's."""
+        """(dotted name, Parameter) pairs, PyTorch's names: own parameters first, then each
+        child's ("0.weight" in a Sequential, "features.3.bias" below an attribute)."""
         seen = set()
         for name, value in vars(self).items():
             if isinstance(value, Parameter) and id(value) not in seen:
                 seen.add(id(value))
                 yield prefix + name, value
-        for name, value in vars(self).items():
-            children = [(name, value)] if isinstance(value, Module) else (
-                [(f"{name}.{i}", v) for i, v in enumerate(value) if isinstance(v, Module)]
-                if isinstance(value, (list, tuple)) else [])
-            for child_name, child in children:
-                for pname, p in child.named_parameters(prefix + child_name + "."):
-                    if id(p) not in seen:
-                        seen.add(id(p))
-                        yield pname, p
+        for child_name, child in self.named_children():
+            for name, p in child.named_parameters(prefix + child_name + "."):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield name, p
 
     def parameters(self):
         """Every Parameter of this module and its children, in layer order."""
@@ -249,6 +252,37 @@ class Module:
                 raise ValueError(f"set_weights: array {i} must have shape {p.shape}, got {w.shape}")
             p.data[...] = w
 
+    def state_dict(self):
+        """{PyTorch's dotted name: a copy of the values} of every parameter, in layer order: the
+        keys and layouts of the same architecture in PyTorch, so a state_dict moves between the
+        two engines unchanged."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Set the parameters from ``state_dict`` (NumPy arrays, or anything ``numpy.asarray``
+        reads: a CPU torch tensor). Keys the model lacks and keys the dict lacks are errors when
+        ``strict``; a shape mismatch always is; nothing is changed when there is one. Returns
+        (missing_keys, unexpected_keys) as PyTorch does."""
+        own = dict(self.named_parameters())
+        missing = [key for key in own if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in own]
+        values, problems = {}, []
+        for key in own.keys() & state_dict.keys():
+            value = _as_numpy(state_dict[key], key)
+            if value.shape != own[key].shape:
+                problems.append(f"size mismatch for {key}: {value.shape} in the state_dict, "
+                                f"{own[key].shape} in the model")
+            values[key] = value
+        if strict:
+            problems += [f"missing key(s): {', '.join(missing)}"] if missing else []
+            problems += [f"unexpected key(s): {', '.join(unexpected)}"] if unexpected else []
+        if problems:
+            raise RuntimeError(f"error(s) in loading state_dict for {type(self).__name__}:\n  "
+                               + "\n  ".join(problems))
+        for key, value in values.items():
+            own[key].data[...] = value
+        return LoadedKeys(missing, unexpected)
+
     # ------------------------------------------------------------------ configuration
     def get_config(self):
         """Constructor arguments that rebuild this module (``from_config``; used by ``save``)."""
@@ -266,6 +300,31 @@ class Module:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+class LoadedKeys(tuple):
+    """(missing_keys, unexpected_keys): what ``load_state_dict`` did not match."""
+
+    def __new__(cls, missing_keys, unexpected_keys):
+        return super().__new__(cls, (missing_keys, unexpected_keys))
+
+    @property
+    def missing_keys(self):
+        return self[0]
+
+    @property
+    def unexpected_keys(self):
+        return self[1]
+
+
+def _as_numpy(value, key):
+    """A state_dict value as a float32 NumPy array (torch tensors through ``detach``)."""
+    if hasattr(value, "detach"):
+        value = value.detach()
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"state_dict[{key!r}] is not numeric (dtype {array.dtype})")
+    return array.astype(np.float32, copy=False)
 
 
 def describe(module):
