@@ -17,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from . import optim
+from .optim import optimizers as optim
 from .nn.losses import Loss
 from .nn.module import describe, rebuild
 
@@ -131,6 +131,7 @@ def save_model(model, path):
             state = state.optimizer.state_dict()
             compiled["optimizer"] = {"type": state["type"], "config": state["config"],
                                      "steps": state["steps"],
+                                     "param_groups": state["param_groups"],
                                      "state": {k: [a is not None for a in v]
                                                for k, v in state["state"].items()}}
             for name, per_param in state["state"].items():
@@ -157,22 +158,28 @@ def load(path):
         raise ModelFileError(f"{path}: {e}") from e
     compiled = header.get("compile")
     if compiled:
-        loss = compiled["loss"]
-        try:   # a Loss class by name, or a Keras name that compile knows
-            loss = rebuild({"class": loss}, base=Loss)
-        except ValueError:
-            pass
-        optimizer = compiled.get("optimizer_name") or "sgd"
-        saved_opt = compiled.get("optimizer")
-        if saved_opt is not None:
-            optimizer = optim.optimizer_from_config(saved_opt["type"], model.parameters(),
-                                                    saved_opt["config"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics"))
-        if saved_opt is not None:
-            state = {name: [arrays.get(f"opt_{name}_{i}") if present else None
-                            for i, present in enumerate(flags)]
-                     for name, flags in saved_opt["state"].items()}
-            model.optimizer.load_state_dict({"type": saved_opt["type"],
-                                             "config": saved_opt["config"],
-                                             "steps": saved_opt["steps"], "state": state})
+        try:
+            _restore_compile_state(model, compiled, arrays)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise ModelFileError(f"{path}: invalid compile state ({e!r})") from e
     return model
+
+
+def _restore_compile_state(model, compiled, arrays):
+    """compile the loaded model as it was saved, and put back the optimizer's state."""
+    loss = compiled["loss"]
+    try:   # a Loss class by name, or a Keras name that compile knows
+        loss = rebuild({"class": loss}, base=Loss)
+    except ValueError:
+        pass
+    optimizer = compiled.get("optimizer_name") or "sgd"
+    saved = compiled.get("optimizer")
+    if saved is not None:
+        optimizer = optim.optimizer_from_config(saved["type"], model.parameters(),
+                                                saved["config"], saved.get("param_groups"))
+    model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics"))
+    if saved is not None:
+        state = {name: [arrays.get(f"opt_{name}_{i}") if present else None
+                        for i, present in enumerate(flags)]
+                 for name, flags in saved["state"].items()}
+        model.optimizer.load_state_dict({**saved, "state": state})

@@ -36,7 +36,8 @@ def _as_batch(x):
 
 _METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy"}
 # optimizer names compile knows: (class, Keras's default learning rate)
-_OPTIMIZERS = {"sgd": (optim.SGD, 0.01), "adam": (optim.Adam, 1e-3), "adamw": (optim.AdamW, 1e-3)}
+_OPTIMIZERS = {"sgd": (optim.SGD, 0.01), "adam": (optim.Adam, 1e-3),
+               "adamw": (optim.AdamW, 1e-3)}
 
 
 class TrainingState:
