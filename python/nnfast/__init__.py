@@ -11,7 +11,9 @@ from . import backend, data, metrics, nn, optim  # noqa: F401  (public sub-modul
 from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
-from .callbacks import Callback, EarlyStopping, History
+from . import callbacks
+from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                        ModelCheckpoint, ReduceLROnPlateau)
 from .io import ModelFileError, load
 from .model import Model, Sequential
 
@@ -27,4 +29,5 @@ def get_num_threads():
 
 __all__ = ["config", "nn", "optim", "data", "metrics", "backend", "reference", "seed", "load",
            "ModelFileError", "no_grad", "set_num_threads", "get_num_threads", "Model",
-           "Sequential", "Callback", "EarlyStopping", "History", "__version__"]
+           "Sequential", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
+           "LearningRateScheduler", "ReduceLROnPlateau", "History", "__version__"]

@@ -214,6 +214,8 @@ class Model(Module):
         rng = _rng.generator()
         for epoch in range(epochs):
             self.train()
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
             bar = ProgressBar(epoch, epochs, steps, verbose)
             order = rng.permutation(n) if shuffle else None
             total_loss, total_correct, seen = 0.0, 0, 0
@@ -223,15 +225,18 @@ class Model(Module):
                 total_loss += loss * len(xb)
                 total_correct += correct
                 seen += len(xb)
-                bar.update(step, self._logs(total_loss, total_correct, seen))
+                logs = self._logs(total_loss, total_correct, seen)
+                bar.update(step, logs)
+                for cb in callbacks:
+                    cb.on_train_batch_end(step - 1, logs)
             logs = self._logs(total_loss, total_correct, seen)
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                 logs.update({"val_" + k: v for k, v in val.items()})
             bar.finish(logs)
-            history.record(epoch, logs)
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
+            history.record(epoch, logs)
             if self.stop_training:
                 break
         for cb in callbacks:
