@@ -2,6 +2,7 @@
 (compile / fit / evaluate / predict / train_on_batch / summary / save) over any ``forward`` and
 ``backward``; ``Sequential`` is the chain of layers, run by a fusion plan (nn/fusion.py)."""
 import math
+import re
 import sys
 
 import numpy as np
@@ -14,6 +15,7 @@ from .metrics import correct_predictions
 from .nn import losses
 from .nn.activations import Sigmoid, Softmax
 from .nn.fusion import Plan
+from .nn.keras import Input
 from .nn.module import Module, describe, rebuild
 
 
@@ -105,6 +107,7 @@ class Model(Module):
         stable kernels."""
         if loss is None:
             raise ValueError("compile needs a loss")
+        self._build_if_known()
         loss_fn = loss if isinstance(loss, losses.Loss) else self._loss_from_name(loss)
         names = []
         for m in metrics or []:
@@ -292,19 +295,30 @@ class Model(Module):
         """The fusion step that runs ``layer`` (Sequential's plan), or None."""
         return None
 
+    def known_input_shape(self):
+        """One sample's input shape when the model knows it before seeing data (an ``Input``
+        or an ``input_shape`` first layer), else None."""
+        return None
+
     def summary(self, input_shape=None, print_fn=print):
         """Print (and return) a Keras-style table: layer, output shape, parameter count, and the
         fused step that runs the layer, if any.
 
         ``input_shape`` is one sample's shape, e.g. (784,) or (1, 28, 28); it is needed for output
-        shapes and to build Dense layers whose input size is not known yet."""
+        shapes and to build Dense layers whose input size is not known yet; without it, the
+        model's own (``known_input_shape``) is used."""
+        if input_shape is None:
+            input_shape = self.known_input_shape()
         if input_shape is not None:
             self._build_from_shape(tuple(input_shape))
         rows, counts, shape = [], {}, tuple(input_shape) if input_shape is not None else None
         for layer in self.summary_layers():
+            if isinstance(layer, Input):   # Keras lists no row for it either
+                continue
             kind = type(layer).__name__
             counts[kind] = counts.get(kind, 0) + 1
-            name = kind.lower() + ("" if counts[kind] == 1 else f"_{counts[kind] - 1}")
+            name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind).lower() + (
+                "" if counts[kind] == 1 else f"_{counts[kind] - 1}")
             if shape is not None:
                 shape = tuple(layer.output_shape(shape))
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
@@ -331,13 +345,24 @@ class Model(Module):
         was_training = self.training
         self.eval()
         try:
-            self.forward(np.zeros((1, *input_shape), dtype=np.float32))
+            with no_grad():
+                self.forward(np.zeros((1, *input_shape), dtype=np.float32))
         finally:
             self.train(was_training)
+
+    def _build_if_known(self):
+        """Build the lazy layers when the model knows its input shape (``known_input_shape``)."""
+        if not self.is_built() and self.known_input_shape() is not None:
+            self._build_from_shape(self.known_input_shape())
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
         """Architecture, weights and compile state in one file (see ``nnfast.load``)."""
+        self._build_if_known()
+        if not self.is_built():
+            raise ValueError("save: the model has layers whose input size is not known yet "
+                             "(their weights do not exist): call it on a batch, or give its "
+                             "first layer input_shape / an nn.Input")
         io.save_model(self, path)
 
     def save_weights(self, path):
@@ -414,6 +439,9 @@ class Sequential(Model):
 
     def summary_layers(self):
         return list(self.layers)
+
+    def known_input_shape(self):
+        return getattr(self.layers[0], "input_shape", None) if self.layers else None
 
     def output_shape(self, input_shape):
         for layer in self.layers:

@@ -5,8 +5,10 @@ them. ``Plan(layers)`` walks the layers left to right and takes, at each positio
 pattern that matches there; a layer matches a class when it is an instance whose class does not
 override ``forward`` or ``backward`` (a subclass that changes only defaults fuses; one that
 computes differently runs on its own). A Dense enters the plan as its parts (its Linear and its
-activation). Each step owns its forward, its backward and what the backward needs; a model's
-forward and backward walk the same plan, so what ran fused forward goes back fused.
+activation), a Keras layer as its parts (nn/keras.py: the layout changes around the NCHW layer,
+less those that undo each other). Each step owns its forward, its backward and what the
+backward needs; a model's forward and backward walk the same plan, so what ran fused forward
+goes back fused.
 
 One rule links neighbouring steps: a step that begins with a Linear computes its input gradient
 through the ReLU or Sigmoid that ends the step before it (Linear's backward kernel applies that
@@ -21,6 +23,7 @@ import numpy as np
 from .._grad import grad_enabled, saved_for_backward
 from ._arrays import as_float32
 from .activations import Identity, ReLU, Sigmoid
+from .keras import cancel_layout_changes
 from .layers import Conv2d, Linear, MaxPool2d
 from .module import add_parameter_gradients, require_forward
 
@@ -200,14 +203,15 @@ PATTERNS = [
 
 
 def _flatten(layers):
-    """The layers a plan runs: each Dense replaced by its parts. (list, all parts known)."""
+    """The layers a plan runs: each composite (Dense, the Keras layers) replaced by its parts,
+    without the layout changes that undo each other. (list, all parts known)."""
     flat, complete = [], True
     for layer in layers:
         parts = layer.parts() if hasattr(layer, "parts") else [layer]
-        if parts is None:   # a Dense not built yet runs on its own until it is
+        if parts is None:   # a composite not built yet runs on its own until it is
             parts, complete = [layer], False
         flat.extend(parts)
-    return flat, complete
+    return cancel_layout_changes(flat), complete
 
 
 class Plan:
@@ -241,10 +245,11 @@ class Plan:
         return self.complete and self.fuse == fuse and self.source == layers
 
     def step_of(self, layer):
-        """The step that runs ``layer`` (for a Dense, its Linear), or None."""
-        parts = layer.parts() if hasattr(layer, "parts") else None
-        target = parts[0] if parts else layer
-        return next((s for s in self.steps if any(target is l for l in s.layers)), None)
+        """The step that runs ``layer`` (for a composite, the first fused step among its
+        parts'), or None."""
+        parts = (layer.parts() if hasattr(layer, "parts") else None) or [layer]
+        steps = [s for s in self.steps if any(p is l for p in parts for l in s.layers)]
+        return next((s for s in steps if s.fused), steps[0] if steps else None)
 
     def forward(self, x):
         temporary = False   # x is an array made by nnfast's own layers in this loop

@@ -87,15 +87,28 @@ class Linear(_WeightedLayer):
                 "bias": self.bias is not None, "init": self.init}
 
 
+def same_padding(kernel_size, who):
+    """The symmetric padding that keeps the size at stride 1 ("same"): (k - 1) / 2 per side."""
+    if any(k % 2 == 0 for k in kernel_size):
+        raise ValueError(f"{who}: padding='same' with the even kernel size {kernel_size} needs "
+                         "uneven padding; put nn.ZeroPad2d before a layer with padding=0")
+    return tuple((k - 1) // 2 for k in kernel_size)
+
+
 class Conv2d(_WeightedLayer):
     """y (N, OC, OH, OW) = cross-correlation of x (N, C, H, W) with weight (OC, C, kh, kw) + bias;
-    OH = (H + 2 * padding - kh) // stride + 1."""
+    OH = (H + 2 * padding - kh) // stride + 1. ``padding`` is an int, a pair, "valid" (0) or
+    "same" (stride 1 and odd kernel sizes, as PyTorch)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  init="glorot_uniform"):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride, self.padding = _pair(stride, "stride"), _pair(padding, "padding")
+        self.stride = _pair(stride, "stride")
+        if padding == "same" and self.stride != (1, 1):
+            raise ValueError(f"Conv2d: padding='same' needs stride 1, got {stride}")
+        self.padding = (same_padding(self.kernel_size, "Conv2d") if padding == "same" else
+                        (0, 0) if padding == "valid" else _pair(padding, "padding"))
         if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride) < 1:
             raise ValueError("Conv2d needs positive channels, kernel_size and stride")
         if min(self.padding) < 0:
@@ -264,23 +277,26 @@ class Dropout(Module):
         return {"p": self.p}
 
 
-class ZeroPad2d(Module):
-    """Zero padding of (N, C, H, W): an int, or (left, right, top, bottom) as PyTorch."""
+class ConstantPad2d(Module):
+    """Padding of (N, C, H, W) with ``value``: an int, or (left, right, top, bottom) as PyTorch."""
 
-    def __init__(self, padding):
+    def __init__(self, padding, value=0.0):
         pad = (padding,) * 4 if isinstance(padding, (int, np.integer)) else tuple(padding)
         if len(pad) != 4 or min(pad) < 0:
-            raise ValueError(f"ZeroPad2d padding must be an int or 4 non-negative ints, got {padding}")
-        self.padding = tuple(int(p) for p in pad)
+            raise ValueError(f"{type(self).__name__} padding must be an int or 4 non-negative "
+                             f"ints, got {padding}")
+        self.padding, self.value = tuple(int(p) for p in pad), float(value)
         self._shape = None
 
     def forward(self, x):
         x = np.asarray(x)
         if x.ndim != 4:
-            raise ValueError(f"ZeroPad2d expected input (N, C, H, W), got {shape_str(x.shape)}")
+            raise ValueError(f"{type(self).__name__} expected input (N, C, H, W), "
+                             f"got {shape_str(x.shape)}")
         self._shape = x.shape
         left, right, top, bottom = self.padding
-        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                      constant_values=self.value)
 
     def backward(self, grad_out):
         _, _, h, w = require_forward(self, self._shape)
@@ -293,6 +309,16 @@ class ZeroPad2d(Module):
         return (c, h + top + bottom, w + left + right)
 
     def get_config(self):
+        return {"padding": list(self.padding), "value": self.value}
+
+
+class ZeroPad2d(ConstantPad2d):
+    """Zero padding of (N, C, H, W): an int, or (left, right, top, bottom) as PyTorch."""
+
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def get_config(self):
         return {"padding": list(self.padding)}
 
 
@@ -302,7 +328,11 @@ class Dense(Module):
     ("relu", "sigmoid", "tanh", "softmax", "leaky_relu", "linear" / None)."""
 
     def __init__(self, units, activation=None, init="glorot_uniform", use_bias=True,
-                 input_dim=None):
+                 input_dim=None, input_shape=None):
+        if input_shape is not None:
+            if len(tuple(input_shape)) != 1:
+                raise ValueError(f"Dense takes input_shape (features,), got {input_shape}")
+            input_dim = tuple(input_shape)[0]
         self.units, self.activation_name, self.init = int(units), activation, init
         self.use_bias = bool(use_bias)
         self.activation = activation_by_name(activation)
@@ -317,6 +347,11 @@ class Dense(Module):
 
     def is_built(self):
         return self.linear is not None
+
+    @property
+    def input_shape(self):
+        """One sample's shape, (features,), once known."""
+        return None if self.linear is None else (self.linear.in_features,)
 
     def parts(self):
         """The layers Dense runs, in order, for a model's fusion plan (see nn/fusion.py): its
