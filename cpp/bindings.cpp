@@ -861,6 +861,63 @@ void py_adam_step(py::object p_, py::object g_, py::object m_, py::object v_, fl
               weight_decay, step, decoupled);
 }
 
+// Checks shared by the optimizers below: the hyperparameters finite, lr >= 0.
+void check_hypers(const char* fn, std::initializer_list<std::pair<float, const char*>> values) {
+  for (auto [v, name] : values) finite_hyper(v, fn, name);
+  if (values.begin()->first < 0.0f) value_error(fn, "lr must be >= 0");
+}
+
+void py_rmsprop_step(py::object p_, py::object g_, py::object sq_, py::object buf_,
+                     py::object ga_, float lr, float alpha, float eps, float weight_decay,
+                     float momentum, bool centered) {
+  const char* fn = "rmsprop_step";
+  check_hypers(fn, {{lr, "lr"}, {alpha, "alpha"}, {eps, "eps"}, {weight_decay, "weight_decay"},
+                    {momentum, "momentum"}});
+  py::array p = f32(p_, fn, "param", true);
+  py::array g = state_like(g_, p, fn, "grad", false);
+  py::array sq = state_like(sq_, p, fn, "square_avg", true);
+  py::array buf, ga;
+  if (momentum > 0.0f) {
+    if (buf_.is_none()) value_error(fn, "momentum_buf is required when momentum > 0");
+    buf = state_like(buf_, p, fn, "momentum_buf", true);
+  }
+  if (centered) {
+    if (ga_.is_none()) value_error(fn, "grad_avg is required when centered");
+    ga = state_like(ga_, p, fn, "grad_avg", true);
+  }
+  py::gil_scoped_release release;
+  kernels().rmsprop_update(mptr(p), fptr(g), mptr(sq), momentum > 0.0f ? mptr(buf) : nullptr,
+                           centered ? mptr(ga) : nullptr, (size_t)p.size(), lr, alpha, eps,
+                           weight_decay, momentum, centered);
+}
+
+void py_adagrad_step(py::object p_, py::object g_, py::object sum_, float lr, float lr_decay,
+                     float weight_decay, float eps, long step) {
+  const char* fn = "adagrad_step";
+  check_hypers(fn, {{lr, "lr"}, {lr_decay, "lr_decay"}, {weight_decay, "weight_decay"},
+                    {eps, "eps"}});
+  if (step < 1) value_error(fn, "step must be >= 1");
+  py::array p = f32(p_, fn, "param", true);
+  py::array g = state_like(g_, p, fn, "grad", false);
+  py::array sum = state_like(sum_, p, fn, "state_sum", true);
+  py::gil_scoped_release release;
+  kernels().adagrad_update(mptr(p), fptr(g), mptr(sum), (size_t)p.size(), lr, lr_decay,
+                           weight_decay, eps, step);
+}
+
+void py_adadelta_step(py::object p_, py::object g_, py::object sq_, py::object acc_, float lr,
+                      float rho, float eps, float weight_decay) {
+  const char* fn = "adadelta_step";
+  check_hypers(fn, {{lr, "lr"}, {rho, "rho"}, {eps, "eps"}, {weight_decay, "weight_decay"}});
+  py::array p = f32(p_, fn, "param", true);
+  py::array g = state_like(g_, p, fn, "grad", false);
+  py::array sq = state_like(sq_, p, fn, "square_avg", true);
+  py::array acc = state_like(acc_, p, fn, "acc_delta", true);
+  py::gil_scoped_release release;
+  kernels().adadelta_update(mptr(p), fptr(g), mptr(sq), mptr(acc), (size_t)p.size(), lr, rho,
+                            eps, weight_decay);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -1064,4 +1121,15 @@ PYBIND11_MODULE(_core, m) {
         arg("lr") = 1e-3f, arg("beta1") = 0.9f, arg("beta2") = 0.999f, arg("eps") = 1e-8f,
         arg("weight_decay") = 0.0f, arg("step") = 1, arg("decoupled") = false,
         "In-place Adam / AdamW update (PyTorch semantics).");
+  m.def("rmsprop_step", &py_rmsprop_step, arg("param"), arg("grad"), arg("square_avg"),
+        arg("momentum_buf") = py::none(), arg("grad_avg") = py::none(), arg("lr") = 0.01f,
+        arg("alpha") = 0.99f, arg("eps") = 1e-8f, arg("weight_decay") = 0.0f,
+        arg("momentum") = 0.0f, arg("centered") = false,
+        "In-place RMSprop update (PyTorch semantics).");
+  m.def("adagrad_step", &py_adagrad_step, arg("param"), arg("grad"), arg("state_sum"),
+        arg("lr") = 0.01f, arg("lr_decay") = 0.0f, arg("weight_decay") = 0.0f,
+        arg("eps") = 1e-10f, arg("step") = 1, "In-place Adagrad update (PyTorch semantics).");
+  m.def("adadelta_step", &py_adadelta_step, arg("param"), arg("grad"), arg("square_avg"),
+        arg("acc_delta"), arg("lr") = 1.0f, arg("rho") = 0.9f, arg("eps") = 1e-6f,
+        arg("weight_decay") = 0.0f, "In-place Adadelta update (PyTorch semantics).");
 }

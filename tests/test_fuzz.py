@@ -34,6 +34,8 @@ SIGNATURES = {
     "bce_forward": "f f", "bce_backward": "f f x", "bce_with_logits_forward": "f f",
     "bce_with_logits_backward": "f f x", "dropout_forward": "f x n", "dropout_backward": "f m x",
     "gather_rows": "f l f?", "sgd_step": "f f f? x x x x b b", "adam_step": "f f f f x x x x x n b",
+    "rmsprop_step": "f f f f? f? x x x x x b", "adagrad_step": "f f f x x x x n",
+    "adadelta_step": "f f f f x x x x",
     "set_num_threads": "n", "select_isa": "i",
 }
 # The bindings without arguments, which only report.

@@ -100,3 +100,66 @@ def test_reduce_lr_on_plateau_follows_torch():
         b.step(metric)
         assert a.get_last_lr() == b.get_last_lr()
     assert a.get_last_lr() == [0.1]              # reduced down to min_lr
+
+
+OPTIMIZERS = [
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.8, centered=True, weight_decay=0.01)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("Adam", dict(lr=0.01, weight_decay=0.01)),
+    ("AdamW", dict(lr=0.01)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", OPTIMIZERS, ids=lambda v: v if isinstance(v, str) else "")
+def test_optimizers_on_cpu_equal_the_reference_and_torch(name, kwargs):
+    """Five steps on a Linear's (padded, transposed) weight and its bias: the CPU kernels, the
+    NumPy reference backend and torch.optim (where installed) agree."""
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    rng = np.random.default_rng(0)
+    w0, b0 = rng.standard_normal((5, 3)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    grads = [(rng.standard_normal((5, 3)).astype(np.float32),
+              rng.standard_normal(5).astype(np.float32)) for _ in range(5)]
+    results = []
+    for device in ("cpu", "reference"):
+        layer = nn.Linear(3, 5).to(device)
+        layer.set_weights([w0, b0])
+        opt = getattr(optim, name)(layer.parameters(), **kwargs)
+        for gw, gb in grads:
+            layer.weight.grad, layer.bias.grad = gw, gb
+            opt.step()
+        results.append(layer.get_weights())
+        assert not layer.weight.storage[:, 5:].any()          # the padding stays zero
+    if torch is not None:
+        w, b = torch.tensor(w0, requires_grad=True), torch.tensor(b0, requires_grad=True)
+        opt = getattr(torch.optim, name)([w, b], **kwargs)
+        for gw, gb in grads:
+            w.grad, b.grad = torch.tensor(gw), torch.tensor(gb)
+            opt.step()
+        results.append([w.detach().numpy(), b.detach().numpy()])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(results[0][0], w0)                  # it did move
+
+
+def test_optimizer_kernels_refuse_bad_state():
+    from nnfast import _core
+    p = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="momentum_buf is required"):
+        _core.rmsprop_step(p, p.copy(), np.zeros(4, np.float32), momentum=0.9)
+    with pytest.raises(ValueError, match="grad_avg is required"):
+        _core.rmsprop_step(p, p.copy(), np.zeros(4, np.float32), centered=True)
+    with pytest.raises(ValueError, match="acc_delta must have shape"):
+        _core.adadelta_step(p, p.copy(), np.zeros(4, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        _core.adagrad_step(p, p.copy(), np.zeros(4, np.float32), step=0)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        _core.adadelta_step(p, p.copy(), p.copy(), p.copy(), lr=float("nan"))

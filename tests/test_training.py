@@ -140,7 +140,9 @@ def test_fit_validation_split_history_keys_and_predict():
     assert len(history.history["loss"]) == 5
     assert history.history["val_accuracy"][-1] > 0.85
     result = model.evaluate(x, y)
-    assert set(result) == {"loss", "accuracy"}
+    loss, accuracy = result                               # Keras's list, readable by name too
+    assert result.keys() == ("loss", "accuracy") and result["accuracy"] == accuracy == result[1]
+    assert model.evaluate(x, y, return_dict=True) == {"loss": loss, "accuracy": accuracy}
     pred = model.predict(x, batch_size=7)
     assert pred.shape == (200, 2) and pred.dtype == np.float32
     np.testing.assert_allclose(pred, model(x), rtol=1e-6)

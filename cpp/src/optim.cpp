@@ -78,5 +78,51 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
   });
 }
 
+// RMSprop, PyTorch's order of operations (its centered mean is a lerp)
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buf,
+                    float* grad_avg, size_t n, float lr, float alpha, float eps,
+                    float weight_decay, float momentum, bool centered) {
+  parallel_elements(n, [=](size_t i) {
+    const float g = grad[i] + weight_decay * param[i];
+    square_avg[i] = square_avg[i] * alpha + (1.0f - alpha) * g * g;
+    float avg;
+    if (centered) {
+      grad_avg[i] += (1.0f - alpha) * (g - grad_avg[i]);
+      avg = std::sqrt(square_avg[i] - grad_avg[i] * grad_avg[i]) + eps;
+    } else {
+      avg = std::sqrt(square_avg[i]) + eps;
+    }
+    if (momentum > 0.0f) {
+      momentum_buf[i] = momentum_buf[i] * momentum + g / avg;
+      param[i] -= lr * momentum_buf[i];
+    } else {
+      param[i] -= lr * (g / avg);
+    }
+  });
+}
+
+// Adagrad at step `step` (>= 1)
+void adagrad_update(float* param, const float* grad, float* sum, size_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, long step) {
+  const float clr = lr / (1.0f + (float)(step - 1) * lr_decay);
+  parallel_elements(n, [=](size_t i) {
+    const float g = grad[i] + weight_decay * param[i];
+    sum[i] += g * g;
+    param[i] -= clr * (g / (std::sqrt(sum[i]) + eps));
+  });
+}
+
+// Adadelta
+void adadelta_update(float* param, const float* grad, float* square_avg, float* acc_delta,
+                     size_t n, float lr, float rho, float eps, float weight_decay) {
+  parallel_elements(n, [=](size_t i) {
+    const float g = grad[i] + weight_decay * param[i];
+    square_avg[i] = square_avg[i] * rho + (1.0f - rho) * g * g;
+    const float delta = std::sqrt(acc_delta[i] + eps) / std::sqrt(square_avg[i] + eps) * g;
+    acc_delta[i] = acc_delta[i] * rho + (1.0f - rho) * delta * delta;
+    param[i] -= lr * delta;
+  });
+}
+
 }  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -7,7 +7,7 @@ from . import _core
 from ._config import __version__, config, select_isa_from_environment as _select_isa
 
 _select_isa()
-from . import backend, data, metrics, nn, optim  # noqa: F401  (public sub-modules)
+from . import backend, data, datasets, metrics, nn, optim, utils  # noqa: F401  (sub-modules)
 from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
@@ -16,6 +16,7 @@ from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRat
                         ModelCheckpoint, ReduceLROnPlateau)
 from .io import ModelFileError, load
 from .model import Model, Sequential
+from .nn import Input
 
 
 def set_num_threads(n):
@@ -28,6 +29,6 @@ def get_num_threads():
 
 
 __all__ = ["config", "nn", "optim", "data", "metrics", "backend", "reference", "seed", "load",
-           "ModelFileError", "no_grad", "set_num_threads", "get_num_threads", "Model",
+           "ModelFileError", "no_grad", "set_num_threads", "get_num_threads", "Model", "Input", "datasets", "utils",
            "Sequential", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger",
            "LearningRateScheduler", "ReduceLROnPlateau", "History", "__version__"]

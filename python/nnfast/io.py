@@ -110,10 +110,9 @@ def save_weights(model, path):
 def load_weights(model, path):
     """Parameters from ``save_weights`` or ``save`` into an existing model of the same shape."""
     header, arrays = _read(path)
-    count = header.get("count")
-    if count != len(model.parameters()):
-        raise ValueError(f"{path} holds {count} weight arrays, the model has "
-                         f"{len(model.parameters())}")
+    count, expected = header.get("count"), len(model.get_weights())
+    if count != expected:
+        raise ValueError(f"{path} holds {count} weight arrays, the model has {expected}")
     model.set_weights(_weights_from(arrays, count, path))
 
 
@@ -149,9 +148,10 @@ def load(path):
         raise ModelFileError(f"{path} holds weights only; build the model and use load_weights")
     model = build(header["architecture"])
     weights = _weights_from(arrays, header["count"], path)
-    if len(weights) != len(model.parameters()):
+    expected = len(model.get_weights())
+    if len(weights) != expected:
         raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
-                             f"{len(model.parameters())} parameters")
+                             f"{expected}")
     try:
         model.set_weights(weights)
     except ValueError as e:

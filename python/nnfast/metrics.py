@@ -68,3 +68,37 @@ def correct_predictions(output, target, threshold):
         return int(np.sum(output.argmax(axis=1) == labels))
     predicted = output.reshape(len(output), -1) > threshold
     return int(np.sum(predicted == (target.reshape(len(target), -1) > 0.5)))
+
+
+class Scores(tuple):
+    """What ``evaluate`` returns: the values in order ("loss", then the metrics), as Keras's
+    list (``loss, accuracy = model.evaluate(...)``, ``score[1]``), that also reads by name as a
+    dict (``scores["accuracy"]``, ``scores.items()``)."""
+
+    def __new__(cls, values):
+        scores = super().__new__(cls, values.values())
+        scores.names = tuple(values)
+        return scores
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            try:
+                return super().__getitem__(self.names.index(key))
+            except ValueError:
+                raise KeyError(key) from None
+        return super().__getitem__(key)
+
+    def keys(self):
+        return self.names
+
+    def values(self):
+        return tuple(self)
+
+    def items(self):
+        return tuple(zip(self.names, self))
+
+    def get(self, key, default=None):
+        return self[key] if key in self.names else default
+
+    def __repr__(self):
+        return "Scores(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"

@@ -11,7 +11,7 @@ from . import _rng, io, optim
 from ._grad import no_grad
 from .callbacks import History, ProgressBar
 from .data import batch_slices, take_rows
-from .metrics import correct_predictions
+from .metrics import Scores, correct_predictions
 from .nn import losses
 from .nn.activations import Sigmoid, Softmax
 from .nn.fusion import Plan
@@ -266,8 +266,9 @@ class Model(Module):
         finally:
             self.train(was_training)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0):
-        """{"loss": mean loss, "accuracy": ... (when compiled with it)} over (x, y)."""
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
+        """The mean loss and metrics over (x, y): Scores, ``(loss, accuracy)`` as Keras's list
+        that also reads by name (``["accuracy"]``); a plain dict with ``return_dict``."""
         self._require_compiled("evaluate")
         x, y = _check_inputs(x, y, "evaluate")
         total_loss, total_correct = 0.0, 0
@@ -279,7 +280,7 @@ class Model(Module):
         result = self._logs(total_loss, total_correct, len(x))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), file=sys.stderr)
-        return result
+        return result if return_dict else Scores(result)
 
     def predict(self, x, batch_size=32):
         """The model's outputs for x (eval mode), as one float32 NumPy array."""
@@ -325,7 +326,7 @@ class Model(Module):
             step = self.step_of(layer)
             fused = step.name if step is not None and step.fused else ""
             rows.append((f"{name} ({kind})", out, f"{layer.count_params():,}", fused))
-        total = self.count_params()
+        total, frozen = self.count_params(), self.count_non_trainable()
         width = (30, 22, 10, 26)
         line = "=" * sum(width)
         text = [f'Model: "{type(self).__name__.lower()}"', "_" * sum(width),
@@ -333,8 +334,8 @@ class Model(Module):
                 f"{'Param #':>{width[2]}}  Fused as", line]
         text += [f"{a:<{width[0]}}{b:<{width[1]}}{c:>{width[2]}}  {d}".rstrip()
                  for a, b, c, d in rows]
-        text += [line, f"Total params: {total:,}", f"Trainable params: {total:,}",
-                 "Non-trainable params: 0", "_" * sum(width)]
+        text += [line, f"Total params: {total + frozen:,}", f"Trainable params: {total:,}",
+                 f"Non-trainable params: {frozen:,}", "_" * sum(width)]
         table = "\n".join(text)
         if print_fn is not None:
             print_fn(table)

@@ -37,7 +37,8 @@
   X(cross_entropy_soft_backward) X(nll_forward) X(nll_backward) X(mse_forward) X(mse_backward)  \
   X(l1_forward) X(l1_backward) X(bce_forward) X(bce_backward) X(bce_with_logits_forward)        \
   X(bce_with_logits_backward)                                                                   \
-  X(sgd_update) X(sgd_update_all) X(adam_update)                                                \
+  X(sgd_update) X(sgd_update_all) X(adam_update) X(rmsprop_update) X(adagrad_update)            \
+  X(adadelta_update)                                                                            \
   X(maxpool2d_forward) X(maxpool2d_backward) X(argmax_in_range) X(avgpool2d_forward)            \
   X(avgpool2d_backward)
 

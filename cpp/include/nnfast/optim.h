@@ -34,5 +34,24 @@ void adam_update(float* param, const float* grad, float* m, float* v, size_t n, 
                  float beta1, float beta2, float eps, float weight_decay, long step,
                  bool decoupled);
 
+// RMSprop: g = grad + weight_decay * p; sq = alpha sq + (1 - alpha) g^2;
+// centered: ga += (1 - alpha) (g - ga), avg = sqrt(sq - ga^2) + eps; else avg = sqrt(sq) + eps;
+// momentum > 0: buf = momentum buf + g / avg, p -= lr buf; else p -= lr g / avg.
+// momentum_buf is null when momentum == 0, grad_avg unless centered.
+void rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buf,
+                    float* grad_avg, size_t n, float lr, float alpha, float eps,
+                    float weight_decay, float momentum, bool centered);
+
+// Adagrad (step counts from 1): g = grad + weight_decay * p; sum += g^2;
+// p -= lr / (1 + (step - 1) lr_decay) * g / (sqrt(sum) + eps).
+void adagrad_update(float* param, const float* grad, float* sum, size_t n, float lr,
+                    float lr_decay, float weight_decay, float eps, long step);
+
+// Adadelta: g = grad + weight_decay * p; sq = rho sq + (1 - rho) g^2;
+// delta = sqrt(acc + eps) / sqrt(sq + eps) * g; acc = rho acc + (1 - rho) delta^2;
+// p -= lr delta.
+void adadelta_update(float* param, const float* grad, float* square_avg, float* acc_delta,
+                     size_t n, float lr, float rho, float eps, float weight_decay);
+
 }  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -94,6 +94,12 @@ INTERFACE = {
                 "arrays (momentum_buf None without momentum)",
     "adam_step": "(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled): in "
                  "place, PyTorch's Adam (AdamW when decoupled)",
+    "rmsprop_step": "(param, grad, square_avg, momentum_buf or None, grad_avg or None, lr, alpha, "
+                    "eps, weight_decay, momentum, centered): in place, PyTorch's RMSprop",
+    "adagrad_step": "(param, grad, state_sum, lr, lr_decay, weight_decay, eps, step): in place, "
+                    "PyTorch's Adagrad",
+    "adadelta_step": "(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay): in place, "
+                     "PyTorch's Adadelta",
 }
 
 

@@ -438,3 +438,45 @@ def adam_step(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weig
     v += (1 - beta2) * g * g
     bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
     param -= (lr / bc1) * m / (np.sqrt(v) / np.sqrt(bc2) + eps)
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buf=None, grad_avg=None, lr=0.01, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """In-place RMSprop update with PyTorch semantics: momentum_buf given when momentum > 0,
+    grad_avg when centered."""
+    g = grad + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * g * g
+    if centered:
+        grad_avg *= alpha
+        grad_avg += (1 - alpha) * g
+        avg = np.sqrt(square_avg - grad_avg * grad_avg) + eps
+    else:
+        avg = np.sqrt(square_avg) + eps
+    if momentum > 0:
+        momentum_buf *= momentum
+        momentum_buf += g / avg
+        param -= lr * momentum_buf
+    else:
+        param -= lr * (g / avg)
+
+
+def adagrad_step(param, grad, state_sum, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 step=1):
+    """In-place Adagrad update with PyTorch semantics at ``step`` (from 1)."""
+    g = grad + weight_decay * param
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += g * g
+    param -= clr * (g / (np.sqrt(state_sum) + eps))
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0):
+    """In-place Adadelta update with PyTorch semantics."""
+    g = grad + weight_decay * param
+    square_avg *= rho
+    square_avg += (1 - rho) * g * g
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+    acc_delta *= rho
+    acc_delta += (1 - rho) * delta * delta
+    param -= lr * delta

@@ -85,6 +85,7 @@ class Input(Module):
 class _Composite(Module):
     """A Keras layer run as its ``parts()`` (None until the first input builds them)."""
 
+    transparent = True   # its NCHW layer's weights are named as its own
     data_format = "channels_last"
     input_shape = None
 
@@ -197,9 +198,6 @@ class Conv2D(_Composite):
         if not isinstance(self.activation, Identity):
             inner.append(self.activation)
         return self._wrap(inner)
-
-    def named_parameters(self, prefix=""):
-        return self.conv.named_parameters(prefix) if self.conv else iter(())
 
     def get_config(self):
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),

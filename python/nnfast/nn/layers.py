@@ -327,6 +327,8 @@ class Dense(Module):
     inferred on first use (or given as ``input_dim``), followed by an optional activation
     ("relu", "sigmoid", "tanh", "softmax", "leaky_relu", "linear" / None)."""
 
+    transparent = True   # its Linear's weights are named as its own ("weight", "bias")
+
     def __init__(self, units, activation=None, init="glorot_uniform", use_bias=True,
                  input_dim=None, input_shape=None):
         if input_shape is not None:
@@ -360,10 +362,6 @@ class Dense(Module):
             return None
         return [self.linear] if isinstance(self.activation, Identity) else [self.linear,
                                                                              self.activation]
-
-    def named_parameters(self, prefix=""):
-        """Its Linear's, named as a Linear's own ("weight", "bias")."""
-        return self.linear.named_parameters(prefix) if self.linear else iter(())
 
     @property
     def weight(self):

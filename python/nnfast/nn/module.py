@@ -157,33 +157,47 @@ class Module:
         self.backward(grad_out)
 
     # ------------------------------------------------------------------ structure
+    buffer_names = ()     # attributes holding state that is saved but not trained (BatchNorm's)
+    transparent = False   # a composite layer whose children's weights are named as its own
+    #                       (Dense: "weight", not "linear.weight")
+
     def named_children(self):
         """(name, sub-module) pairs in assignment order; the modules of a list attribute are
-        named "attribute.index"."""
+        named "attribute.index"; a transparent module's children are named ""."""
         for name, value in vars(self).items():
             if isinstance(value, Module):
-                yield name, value
+                yield ("" if self.transparent else name), value
             elif isinstance(value, (list, tuple)):
-                yield from ((f"{name}.{i}", v) for i, v in enumerate(value)
-                            if isinstance(v, Module))
+                yield from (("" if self.transparent else f"{name}.{i}", v)
+                            for i, v in enumerate(value) if isinstance(v, Module))
 
     def children(self):
         """Direct sub-modules, in assignment order."""
         return (child for _, child in self.named_children())
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs, PyTorch's names: own parameters first, then each
-        child's ("0.weight" in a Sequential, "features.3.bias" below an attribute)."""
-        seen = set()
-        for name, value in vars(self).items():
-            if isinstance(value, Parameter) and id(value) not in seen:
+    def named_state(self, prefix="", seen=None):
+        """(dotted name, Parameter or buffer array) in PyTorch's state_dict order: this
+        module's parameters, then its buffers, then each child's, each object once."""
+        seen = set() if seen is None else seen
+        own = [(name, value) for name, value in vars(self).items() if isinstance(value, Parameter)]
+        own += [(name, getattr(self, name)) for name in self.buffer_names
+                if getattr(self, name, None) is not None]
+        for name, value in own:
+            if id(value) not in seen:
                 seen.add(id(value))
                 yield prefix + name, value
         for child_name, child in self.named_children():
-            for name, p in child.named_parameters(prefix + child_name + "."):
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield name, p
+            yield from child.named_state(prefix + child_name + "." if child_name else prefix,
+                                         seen)
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, Parameter) pairs, PyTorch's names: own parameters first, then each
+        child's ("0.weight" in a Sequential, "features.3.bias" below an attribute)."""
+        return ((n, v) for n, v in self.named_state(prefix) if isinstance(v, Parameter))
+
+    def named_buffers(self, prefix=""):
+        """(dotted name, array) of the saved, untrained state (BatchNorm's running statistics)."""
+        return ((n, v) for n, v in self.named_state(prefix) if not isinstance(v, Parameter))
 
     def parameters(self):
         """Every Parameter of this module and its children, in layer order."""
@@ -196,6 +210,10 @@ class Module:
     def count_params(self):
         """Number of trainable scalars."""
         return int(sum(p.size for p in self.parameters()))
+
+    def count_non_trainable(self):
+        """Number of saved, untrained float scalars (running statistics; counters excluded)."""
+        return int(sum(b.size for _, b in self.named_buffers() if b.dtype.kind == "f"))
 
     def train(self, mode=True):
         """Training mode (dropout active) for this module and its children; returns self."""
@@ -237,33 +255,36 @@ class Module:
 
     # ------------------------------------------------------------------ weights
     def get_weights(self):
-        """Copies of the parameter arrays, in layer order (PyTorch layouts)."""
-        return [p.data.copy() for p in self.parameters()]
+        """Copies of the parameter and buffer arrays, in state_dict order (PyTorch layouts)."""
+        return [_values(v).copy() for _, v in self.named_state()]
 
     def set_weights(self, weights):
-        """Replace the parameter values (in place) from a list in ``get_weights`` order."""
-        params = self.parameters()
+        """Replace the parameter and buffer values (in place) from a list in ``get_weights``
+        order."""
+        entries = [v for _, v in self.named_state()]
         weights = list(weights)
-        if len(weights) != len(params):
-            raise ValueError(f"set_weights expected {len(params)} arrays, got {len(weights)}")
-        for i, (p, w) in enumerate(zip(params, weights)):
+        if len(weights) != len(entries):
+            raise ValueError(f"set_weights expected {len(entries)} arrays, got {len(weights)}")
+        for i, (entry, w) in enumerate(zip(entries, weights)):
             w = np.asarray(w)
-            if w.shape != p.shape:
-                raise ValueError(f"set_weights: array {i} must have shape {p.shape}, got {w.shape}")
-            p.data[...] = w
+            if w.shape != np.shape(_values(entry)):
+                raise ValueError(f"set_weights: array {i} must have shape "
+                                 f"{np.shape(_values(entry))}, got {w.shape}")
+        for entry, w in zip(entries, weights):
+            _values(entry)[...] = w
 
     def state_dict(self):
-        """{PyTorch's dotted name: a copy of the values} of every parameter, in layer order: the
-        keys and layouts of the same architecture in PyTorch, so a state_dict moves between the
-        two engines unchanged."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{PyTorch's dotted name: a copy of the values} of every parameter and buffer, in
+        PyTorch's order: the keys and layouts of the same architecture in PyTorch, so a
+        state_dict moves between the two engines unchanged."""
+        return {name: _values(v).copy() for name, v in self.named_state()}
 
     def load_state_dict(self, state_dict, strict=True):
         """Set the parameters from ``state_dict`` (NumPy arrays, or anything ``numpy.asarray``
         reads: a CPU torch tensor). Keys the model lacks and keys the dict lacks are errors when
         ``strict``; a shape mismatch always is; nothing is changed when there is one. Returns
         (missing_keys, unexpected_keys) as PyTorch does."""
-        own = dict(self.named_parameters())
+        own = {name: _values(v) for name, v in self.named_state()}
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         values, problems = {}, []
@@ -280,7 +301,7 @@ class Module:
             raise RuntimeError(f"error(s) in loading state_dict for {type(self).__name__}:\n  "
                                + "\n  ".join(problems))
         for key, value in values.items():
-            own[key].data[...] = value
+            own[key][...] = value
         return LoadedKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ configuration
@@ -317,14 +338,19 @@ class LoadedKeys(tuple):
         return self[1]
 
 
+def _values(entry):
+    """The array of a state entry: a Parameter's values (public layout) or a buffer itself."""
+    return entry.data if isinstance(entry, Parameter) else entry
+
+
 def _as_numpy(value, key):
-    """A state_dict value as a float32 NumPy array (torch tensors through ``detach``)."""
+    """A state_dict value as a NumPy array (torch tensors through ``detach``)."""
     if hasattr(value, "detach"):
         value = value.detach()
     array = np.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"state_dict[{key!r}] is not numeric (dtype {array.dtype})")
-    return array.astype(np.float32, copy=False)
+    return array
 
 
 def describe(module):

@@ -1,6 +1,6 @@
 """Optimizers over Parameters with PyTorch's defaults, update rules and ``param_groups``; each
 step a fused in-place update by the parameters' backend: SGD (momentum, dampening, nesterov,
-weight decay), Adam and AdamW."""
+weight decay), Adam, AdamW, RMSprop (momentum, centered), Adagrad and Adadelta."""
 import math
 
 import numpy as np
@@ -213,7 +213,76 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay)
 
 
-OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW}
+class RMSprop(Optimizer):
+    """RMSprop: g / (sqrt(mean of g^2) + eps), the mean over time with weight ``alpha``;
+    ``centered`` subtracts the squared mean gradient; optional momentum (PyTorch's rule)."""
+
+    state_names = ("square_avg", "momentum_buffer", "grad_avg")
+
+    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=bool(centered)))
+
+    def check_options(self, group):
+        super().check_options(group)
+        if group["alpha"] > 1:
+            raise ValueError(f"RMSprop: alpha must be in [0, 1], got {group['alpha']}")
+
+    def update(self, group, start):
+        for i, p in enumerate(group["params"], start):
+            p.backend.rmsprop_step(
+                p.storage, p.grad_storage, self._state("square_avg", i),
+                self._state("momentum_buffer", i) if group["momentum"] > 0 else None,
+                self._state("grad_avg", i) if group["centered"] else None, group["lr"],
+                group["alpha"], group["eps"], group["weight_decay"], group["momentum"],
+                group["centered"])
+
+
+class Adagrad(Optimizer):
+    """Adagrad: lr / (1 + (step - 1) lr_decay) * g / (sqrt(sum of g^2) + eps), the sum starting
+    at ``initial_accumulator_value`` (PyTorch's rule)."""
+
+    state_names = ("sum",)
+
+    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps))
+
+    def update(self, group, start):
+        for i, p in enumerate(group["params"], start):
+            if self.state["sum"][i] is None:
+                self._state("sum", i).fill(group["initial_accumulator_value"])
+            p.backend.adagrad_step(p.storage, p.grad_storage, self.state["sum"][i], group["lr"],
+                                   group["lr_decay"], group["weight_decay"], group["eps"],
+                                   self.steps + 1)
+
+
+class Adadelta(Optimizer):
+    """Adadelta: steps of sqrt(mean of delta^2 + eps) / sqrt(mean of g^2 + eps) * g, times lr
+    (PyTorch's rule, whose default lr is 1.0)."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    def check_options(self, group):
+        super().check_options(group)
+        if group["rho"] > 1:
+            raise ValueError(f"Adadelta: rho must be in [0, 1], got {group['rho']}")
+
+    def update(self, group, start):
+        for i, p in enumerate(group["params"], start):
+            p.backend.adadelta_step(p.storage, p.grad_storage, self._state("square_avg", i),
+                                    self._state("acc_delta", i), group["lr"], group["rho"],
+                                    group["eps"], group["weight_decay"])
+
+
+OPTIMIZERS = {"SGD": SGD, "Adam": Adam, "AdamW": AdamW, "RMSprop": RMSprop, "Adagrad": Adagrad,
+              "Adadelta": Adadelta}
 
 
 def optimizer_from_config(name, params, config, param_groups=None):
