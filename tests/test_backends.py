@@ -25,6 +25,9 @@ LAYERS = [
     (lambda: nn.Dropout(0.3), (9,)),
     (lambda: nn.Flatten(), (2, 3, 3)),
     (lambda: nn.ZeroPad2d(1), (2, 3, 3)),
+    (lambda: nn.BatchNorm1d(5), (5,)),
+    (lambda: nn.BatchNorm2d(2, momentum=None), (2, 3, 3)),
+    (lambda: nn.BatchNormalization(), (3, 3, 2)),
 ]
 
 

@@ -36,6 +36,7 @@ SIGNATURES = {
     "gather_rows": "f l f?", "sgd_step": "f f f? x x x x b b", "adam_step": "f f f f x x x x x n b",
     "rmsprop_step": "f f f f? f? x x x x x b", "adagrad_step": "f f f x x x x n",
     "adadelta_step": "f f f f x x x x",
+    "batchnorm_forward": "f f? f? f? f? b x x", "batchnorm_backward": "f f f? f f f? f? b b b b",
     "set_num_threads": "n", "select_isa": "i",
 }
 # The bindings without arguments, which only report.

@@ -25,10 +25,10 @@ def keras_convnet():
 
 
 def test_summary_before_any_data_shows_keras_shapes_and_counts():
-    table = keras_convnet().summary(print_fn=None)
-    for row in ["conv2d (Conv2D)               (None, 26, 26, 32)           320",
-                "max_pooling2d (MaxPooling2D)  (None, 13, 13, 32)",
-                "conv2d_1 (Conv2D)             (None, 11, 11, 64)        18,496",
+    table = " ".join(keras_convnet().summary(print_fn=None).split())
+    for row in ["conv2d (Conv2D) (None, 26, 26, 32) 320",
+                "max_pooling2d (MaxPooling2D) (None, 13, 13, 32)",
+                "conv2d_1 (Conv2D) (None, 11, 11, 64) 18,496",
                 "(None, 5, 5, 64)", "(None, 1600)", "16,010", "Total params: 34,826"]:
         assert row in table
     dense = nf.Sequential([nn.Dense(64, input_shape=(784,)), nn.Dense(10)])

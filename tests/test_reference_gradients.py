@@ -178,3 +178,21 @@ def test_dropout(seed, n, d, p):
     dx = ref.dropout_backward(g, mask, p)
     assert_grad(dx, lambda x_: np.sum(g * x_ * mask / (1 - p)), x)
     np.testing.assert_allclose(y, x * mask / (1 - p), rtol=1e-12)
+
+
+@given(seeds, st.integers(1, 3), st.integers(1, 3), st.sampled_from([(), (3,), (2, 2)]),
+       st.booleans())
+def test_batchnorm(seed, n, c, spatial, training):
+    x = f64(seed, n + 1, c, *spatial)                       # two or more values per channel
+    gamma, beta = f64(seed + 1, c), f64(seed + 2, c)
+    rm, rv = f64(seed + 3, c), np.abs(f64(seed + 4, c)) + 0.5
+    g = f64(seed + 5, *x.shape)
+
+    def forward(x_, gamma_=gamma, beta_=beta):
+        return ref.batchnorm_forward(x_, gamma_, beta_, rm.copy(), rv.copy(), training)[0]
+
+    _, mean, invstd = ref.batchnorm_forward(x, gamma, beta, rm.copy(), rv.copy(), training)
+    dx, dgamma, dbeta = ref.batchnorm_backward(g, x, gamma, mean, invstd, training=training)
+    assert_grad(dx, lambda x_: np.sum(g * forward(x_)), x)
+    assert_grad(dgamma, lambda w_: np.sum(g * forward(x, w_)), gamma)
+    assert_grad(dbeta, lambda b_: np.sum(g * forward(x, gamma, b_)), beta)

@@ -325,9 +325,10 @@ class Model(Module):
             out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
             step = self.step_of(layer)
             fused = step.name if step is not None and step.fused else ""
-            rows.append((f"{name} ({kind})", out, f"{layer.count_params():,}", fused))
+            count = layer.count_params() + layer.count_non_trainable()
+            rows.append((f"{name} ({kind})", out, f"{count:,}", fused))
         total, frozen = self.count_params(), self.count_non_trainable()
-        width = (30, 22, 10, 26)
+        width = (max([30] + [len(row[0]) + 2 for row in rows]), 22, 10, 26)
         line = "=" * sum(width)
         text = [f'Model: "{type(self).__name__.lower()}"', "_" * sum(width),
                 f"{'Layer (type)':<{width[0]}}{'Output Shape':<{width[1]}}"

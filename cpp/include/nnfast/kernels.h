@@ -19,6 +19,7 @@
 #include "nnfast/dropout.h"
 #include "nnfast/gemm.h"
 #include "nnfast/loss.h"
+#include "nnfast/norm.h"
 #include "nnfast/optim.h"
 #include "nnfast/pool.h"
 
@@ -38,7 +39,7 @@
   X(l1_forward) X(l1_backward) X(bce_forward) X(bce_backward) X(bce_with_logits_forward)        \
   X(bce_with_logits_backward)                                                                   \
   X(sgd_update) X(sgd_update_all) X(adam_update) X(rmsprop_update) X(adagrad_update)            \
-  X(adadelta_update)                                                                            \
+  X(adadelta_update) X(batchnorm_forward) X(batchnorm_backward)                                \
   X(maxpool2d_forward) X(maxpool2d_backward) X(argmax_in_range) X(avgpool2d_forward)            \
   X(avgpool2d_backward)
 

@@ -54,6 +54,14 @@ INTERFACE = {
     "avgpool2d_forward": "(x, kernel_size, stride=None, padding=0) -> y: window means, zero "
                          "padding counted",
     "avgpool2d_backward": "(dy, input_shape, kernel_size, stride=None, padding=0) -> dx",
+    # normalisation
+    "batchnorm_forward": "(x (N, C, ...), gamma or None, beta or None, running_mean or None, "
+                         "running_var or None, training, momentum, eps) -> (y, mean (C,), "
+                         "invstd (C,)): by the batch's statistics when training (the running "
+                         "ones updated in place, with the unbiased variance), else the running "
+                         "ones",
+    "batchnorm_backward": "(dy, x, gamma or None, mean, invstd, dgamma, dbeta, training, need_dx, "
+                          "need_dgamma, accumulate) -> (dx or None, dgamma or None, dbeta or None)",
     # elementwise and row-wise activations
     "relu_forward": "(x, out=None) -> max(x, 0)",
     "relu_backward": "(dy, x) -> dy where x > 0, else 0",

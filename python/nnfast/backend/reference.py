@@ -210,6 +210,59 @@ def conv2d_relu_maxpool_backward(g, y, argmax, x, w, stride=1, padding=0, pool_k
     return conv2d_backward(dz, x, w, stride, padding, dw, db, need_dx, need_db, accumulate)
 
 
+# ------------------------------------------------------------------------------------- batchnorm
+def _channel_axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(v, x):
+    """A (C,) array shaped to broadcast over x (N, C, ...)."""
+    return v.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+
+def batchnorm_forward(x, gamma=None, beta=None, running_mean=None, running_var=None,
+                      training=True, momentum=0.1, eps=1e-5):
+    """(y, mean, invstd): batch normalisation over x (N, C, ...) by the batch's statistics
+    (training; running ones updated in place, with the unbiased variance) or the running ones."""
+    axes = _channel_axes(x)
+    if training:
+        mean = x.mean(axis=axes, dtype=np.float64)
+        var = x.var(axis=axes, dtype=np.float64)
+        if running_mean is not None:
+            count = x.size // x.shape[1]
+            running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+            running_var[...] = (1 - momentum) * running_var + momentum * var * count / (count - 1)
+    else:
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    invstd = 1 / np.sqrt(var + eps)
+    y = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    if gamma is not None:
+        y = y * _per_channel(gamma, x)
+    if beta is not None:
+        y = y + _per_channel(beta, x)
+    return y.astype(x.dtype), mean.astype(x.dtype), invstd.astype(x.dtype)
+
+
+def batchnorm_backward(dy, x, gamma, mean, invstd, dgamma=None, dbeta=None, training=True,
+                       need_dx=True, need_dgamma=True, accumulate=True):
+    """(dx, dgamma, dbeta) for batchnorm_forward's y."""
+    axes = _channel_axes(x)
+    xhat = (x - _per_channel(mean, x)) * _per_channel(invstd, x)
+    dg = db = dx = None
+    if need_dgamma:
+        dg = _write((dy * xhat).sum(axis=axes), dgamma, accumulate)
+        db = _write(dy.sum(axis=axes), dbeta, accumulate)
+    if need_dx:
+        k = _per_channel(invstd if gamma is None else invstd * gamma, x)
+        if training:
+            dx = k * (dy - dy.mean(axis=axes, keepdims=True)
+                      - xhat * (dy * xhat).mean(axis=axes, keepdims=True))
+        else:
+            dx = k * dy
+        dx = dx.astype(dy.dtype)
+    return dx, dg, db
+
+
 # ------------------------------------------------------------------------------------- activations
 def _into(y, out):
     """y, or y written into ``out`` (the activations' ``out`` argument)."""

@@ -1,5 +1,5 @@
 """Keras spellings of the image layers: ``Input``, ``Conv2D``, ``MaxPooling2D``,
-``AveragePooling2D``, channels-last (N, H, W, C) by default as Keras has them.
+``AveragePooling2D``, ``BatchNormalization``, channels-last (N, H, W, C) by default as Keras has them.
 
 Each is a composite of nnfast's own layers (``parts()``): the layout change to channels-first,
 the NCHW layer (and the activation), the change back. A model's plan runs the parts and drops
@@ -14,6 +14,7 @@ from ._arrays import shape_str
 from .activations import Identity, activation_by_name
 from .layers import AvgPool2d, ConstantPad2d, Conv2d, MaxPool2d, _pair
 from .module import Module, require_forward
+from .normalization import BatchNorm1d, BatchNorm2d
 
 _FORMATS = ("channels_last", "channels_first")
 
@@ -108,6 +109,7 @@ class _Composite(Module):
         if sample_shape is not None:
             self.input_shape = tuple(int(d) for d in sample_shape)
         self.make_parts(self.input_shape)
+        self.train(self.training)   # the new parts take this layer's mode
 
     def make_parts(self, sample_shape):
         raise NotImplementedError
@@ -262,3 +264,40 @@ class AveragePooling2D(_Pooling2D):
             raise ValueError("AveragePooling2D supports padding='valid' only")
         super().__init__(pool_size, strides, padding, data_format, input_shape)
 
+
+class BatchNormalization(_Composite):
+    """Keras's ``BatchNormalization(axis=-1, momentum=0.99, epsilon=1e-3, center=True,
+    scale=True)``: BatchNorm1d on (N, features), BatchNorm2d on images (N, H, W, C) with
+    ``axis=-1`` (or (N, C, H, W) with ``axis=1``). Keras's momentum is the running statistics'
+    decay: PyTorch's momentum is 1 - it. (The running variance is PyTorch's, unbiased.)"""
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 input_shape=None):
+        if axis not in (-1, 1, 3):
+            raise ValueError(f"BatchNormalization normalises axis -1 (channels last) or 1, got "
+                             f"{axis}")
+        if center != scale:
+            raise ValueError("BatchNormalization needs center and scale both on or both off")
+        self.axis, self.momentum, self.epsilon = axis, float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+        self._layout("channels_first" if axis == 1 else "channels_last")
+        self.norm = None
+        if input_shape is not None:
+            self.build(input_shape)
+
+    def make_parts(self, sample_shape):
+        options = dict(eps=self.epsilon, momentum=1.0 - self.momentum, affine=self.center)
+        if len(sample_shape) == 1:
+            self.norm = BatchNorm1d(sample_shape[0], **options).to(self.backend)
+            self.data_format = "channels_first"     # (N, C): no layout to change
+        else:
+            channels = self.channels_first_shape(sample_shape)[0]
+            self.norm = BatchNorm2d(channels, **options).to(self.backend)
+
+    def parts(self):
+        return None if self.norm is None else self._wrap([self.norm])
+
+    def get_config(self):
+        return {"axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "input_shape": None if self.input_shape is None else list(self.input_shape)}
