@@ -108,10 +108,32 @@ class Threshold(_Activation):
         return {"threshold": self.threshold, "value": self.value}
 
 
-class Softmax(_Activation):
-    """Softmax over the last axis."""
+class _RowActivation(_Activation):
+    """An activation over the last axis; ``dim`` (PyTorch's argument) may name it (-1, or 1 for
+    (N, C) rows)."""
+
     uses_output = True
     elementwise = False
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        if dim not in (-1, 1):
+            raise ValueError(f"{type(self).__name__} works over the last axis: dim must be -1 "
+                             f"(or 1 for (N, C) inputs), got {dim}")
+        self.dim = dim
+
+    def forward(self, x):
+        if self.dim == 1 and getattr(x, "ndim", 2) != 2:
+            raise ValueError(f"{type(self).__name__}(dim=1) takes (N, C) inputs, got "
+                             f"{x.ndim} dimensions")
+        return super().forward(x)
+
+    def get_config(self):
+        return {} if self.dim == -1 else {"dim": self.dim}
+
+
+class Softmax(_RowActivation):
+    """Softmax over the last axis."""
 
     def apply(self, x, out=None):
         return self.backend.softmax_forward(x)
@@ -120,10 +142,8 @@ class Softmax(_Activation):
         return self.backend.softmax_backward(g, y)
 
 
-class LogSoftmax(_Activation):
+class LogSoftmax(_RowActivation):
     """Log-softmax over the last axis."""
-    uses_output = True
-    elementwise = False
 
     def apply(self, x, out=None):
         return self.backend.log_softmax_forward(x)
