@@ -49,8 +49,33 @@ def dense():
                          nn.Dense(4, activation="softmax"))
 
 
+def with_moved_statistics(model, shape):
+    """The model after two training-mode forwards, so running statistics are not 0 and 1."""
+    rng = np.random.default_rng(3)
+    for _ in range(2):
+        model(rng.standard_normal((6, *shape)).astype(np.float32) * 2 + 1)
+    return model
+
+
+def batchnorm():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 5 * 5, 6), nn.BatchNorm1d(6, affine=False))
+    return with_moved_statistics(model, (2, 7, 7))
+
+
+def keras():
+    """Channels-last Keras layers: transposes, "same" padding (an uneven one among them)."""
+    model = nf.Sequential([
+        nn.Input(shape=(9, 9, 2)), nn.Conv2D(4, 3, padding="same", activation="relu"),
+        nn.MaxPooling2D(2, padding="same"), nn.BatchNormalization(),
+        nn.Conv2D(3, 2, strides=2, padding="same"), nn.Flatten(),
+        nn.Dense(5, activation="softmax")])
+    return with_moved_statistics(model, (9, 9, 2))
+
+
 CASES = {"mlp": (mlp, (10,)), "lenet": (lenet, (1, 28, 28)),
-         "every_layer": (every_layer, (2, 9, 8)), "dense": (dense, (7,))}
+         "every_layer": (every_layer, (2, 9, 8)), "dense": (dense, (7,)),
+         "batchnorm": (batchnorm, (2, 7, 7)), "keras": (keras, (9, 9, 2))}
 
 
 def run_onnx(path, x):

@@ -14,7 +14,9 @@ from ._grad import no_grad
 from .model import Sequential
 from .nn.activations import (Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh,
                              Threshold)
-from .nn.layers import AvgPool2d, Conv2d, Dense, Dropout, Flatten, Linear, MaxPool2d, ZeroPad2d
+from .nn.keras import Input, ToChannelsFirst
+from .nn.layers import AvgPool2d, ConstantPad2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
+from .nn.normalization import _BatchNorm
 
 
 def _import_onnx():
@@ -31,13 +33,14 @@ def _import_onnx():
 
 def _layers(module, prefix=""):
     """(state_dict prefix, layer) for each layer ``module`` runs, in order: nested Sequentials
-    flattened, a Dense as its Linear and its activation."""
+    flattened, a composite (Dense, the Keras layers) as its parts."""
+    parts = module.parts() if hasattr(module, "parts") else None
     if isinstance(module, Sequential):
         for i, layer in enumerate(module.layers):
             yield from _layers(layer, f"{prefix}{i}.")
-    elif isinstance(module, Dense):
-        yield prefix, module.linear
-        yield prefix, module.activation
+    elif parts is not None:
+        for part in parts:
+            yield prefix, part
     else:
         yield prefix, module
 
@@ -52,6 +55,15 @@ class _Graph:
         output = f"{op.lower()}_{len(self.nodes)}"
         self.nodes.append(self.onnx.helper.make_node(op, inputs, [output], **attributes))
         return output
+
+    def unique(self, name):
+        """``name``, or ``name`` with a suffix when an initializer already has it (the parts of
+        one composite layer share its prefix)."""
+        taken = {t.name for t in self.initializers}
+        suffix, candidate = 1, name
+        while candidate in taken:
+            candidate, suffix = f"{name}_{suffix}", suffix + 1
+        return candidate
 
     def constant(self, name, array):
         """An initializer of ``array`` (float arrays as float32, ints as int64) named ``name``."""
@@ -89,13 +101,27 @@ def _emit(g, prefix, layer, x):
     if isinstance(layer, AvgPool2d):   # zero padding counted in the mean, as PyTorch's default
         return g.node("AveragePool", [x], kernel_shape=list(layer.kernel_size),
                       strides=list(layer.stride), pads=_pads(layer.padding), count_include_pad=1)
-    if isinstance(layer, ZeroPad2d):
+    if isinstance(layer, ConstantPad2d):
         left, right, top, bottom = layer.padding
-        pads = g.constant(prefix + "pads", [0, 0, top, left, 0, 0, bottom, right])
-        return g.node("Pad", [x, pads], mode="constant")
+        pads = g.constant(g.unique(prefix + "pads"), [0, 0, top, left, 0, 0, bottom, right])
+        value = g.constant(g.unique(prefix + "pad_value"), np.float32(layer.value))
+        return g.node("Pad", [x, pads, value], mode="constant")
+    if isinstance(layer, ToChannelsFirst):   # and ToChannelsLast, its subclass
+        return g.node("Transpose", [x], perm=list(layer.order))
+    if isinstance(layer, _BatchNorm):   # inference: the running statistics
+        if not layer.track_running_stats:
+            raise TypeError(f"nnfast.onnx.export: {type(layer).__name__} without running "
+                            "statistics normalises by each batch's, which ONNX cannot express")
+        c = layer.num_features
+        scale = layer.weight.data if layer.affine else np.ones(c, np.float32)
+        shift = layer.bias.data if layer.affine else np.zeros(c, np.float32)
+        inputs = [x] + [g.constant(g.unique(prefix + name), value) for name, value in (
+            ("weight", scale), ("bias", shift), ("running_mean", layer.running_mean),
+            ("running_var", layer.running_var))]
+        return g.node("BatchNormalization", inputs, epsilon=layer.eps)
     if isinstance(layer, Flatten):
         return g.node("Flatten", [x], axis=1)
-    if isinstance(layer, (Dropout, Identity)):
+    if isinstance(layer, (Dropout, Identity, Input)):
         return x
     if isinstance(layer, ReLU):
         return g.node("Relu", [x])
@@ -114,8 +140,8 @@ def _emit(g, prefix, layer, x):
         return g.node("Where", [above, x, g.constant(prefix + "value", layer.value)])
     raise TypeError(f"nnfast.onnx.export: no ONNX operator for layer {type(layer).__name__} "
                     f"({prefix.rstrip('.') or 'the model'}); export supports Sequential models of "
-                    "Linear, Dense, Conv2d, MaxPool2d, AvgPool2d, ZeroPad2d, Flatten, Dropout and "
-                    "the activations")
+                    "Linear, Dense, Conv2d, MaxPool2d, AvgPool2d, ZeroPad2d / ConstantPad2d, "
+                    "Flatten, Dropout, BatchNorm, the Keras image layers and the activations")
 
 
 def export(model, path, input_shape, opset=17):
