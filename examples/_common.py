@@ -14,8 +14,7 @@ def parse_args(description, epochs):
     parser.add_argument("--quick", action="store_true", help="tiny subset, 1 epoch")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output"),
-                        help="folder for plots")
+    parser.add_argument("--out", default=".", help="folder for plots (default: here)")
     args = parser.parse_args()
     if args.quick:
         args.epochs = 1
@@ -37,19 +36,15 @@ def load(name="mnist", quick=False, flat=True):
     return (scale(x_train), y_train.astype(np.int64)), (scale(x_test), y_test.astype(np.int64))
 
 
-def pyplot():
-    """matplotlib.pyplot with a file backend, or None when matplotlib is not installed."""
+def figure_path(args, name):
+    """Where the example saves plot `name` (in --out), or None when matplotlib is not installed
+    (the example then skips its plots)."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        return plt
+        import matplotlib  # noqa: F401
     except ImportError:
+        print(f"matplotlib is not installed: {name} not drawn")
         return None
-
-
-def save_figure(fig, args, name):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, name)
-    fig.savefig(path, dpi=100)
-    print(f"saved {path}")
+    print(f"saving {path}")
+    return path

@@ -4,7 +4,7 @@ import numpy as np
 
 import nnfast as nf
 from nnfast import nn, optim
-from _common import load, parse_args, pyplot, save_figure
+from _common import figure_path, load, parse_args
 
 args = parse_args(__doc__, epochs=10)
 (x_train, _), (x_test, _) = load(quick=args.quick)
@@ -20,10 +20,5 @@ denoised = model.predict(test_noisy)
 mse = lambda a, b: float(np.mean((a - b) ** 2))  # noqa: E731
 print(f"MSE to the clean test images: noisy {mse(test_noisy, x_test):.4f}, "
       f"denoised {mse(denoised, x_test):.4f}")
-if plt := pyplot():
-    fig, axes = plt.subplots(3, 8, figsize=(12, 5))
-    for i in range(8):
-        for row, img in enumerate((x_test[i], test_noisy[i], denoised[i])):
-            axes[row, i].imshow(img.reshape(28, 28), cmap="gray")
-            axes[row, i].axis("off")
-    save_figure(fig, args, "denoising_autoencoder.png")
+if path := figure_path(args, "denoising_autoencoder.png"):   # rows: clean, noisy, denoised
+    nf.plot.images(np.concatenate([x_test[:8], test_noisy[:8], denoised[:8]]), path=path)

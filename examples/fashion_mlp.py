@@ -2,7 +2,7 @@
 set only), validation_split=0.2, and loss / accuracy curves."""
 import nnfast as nf
 from nnfast import nn
-from _common import load, parse_args, pyplot, save_figure
+from _common import figure_path, load, parse_args
 
 args = parse_args(__doc__, epochs=20)
 (x_train, y_train), (x_test, y_test) = load("fashion-mnist", quick=args.quick)
@@ -16,11 +16,9 @@ history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=128,
                     validation_split=0.2, verbose=2)
 model.summary(input_shape=(784,))
 print("test", model.evaluate(x_test, y_test))
-if plt := pyplot():
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for key in ("loss", "val_loss"):
-        left.plot(history.history[key], label=key)
-    for key in ("accuracy", "val_accuracy"):
-        right.plot(history.history[key], label=key)
-    left.legend(), right.legend()
-    save_figure(fig, args, "fashion_mlp_curves.png")
+if path := figure_path(args, "fashion_mlp_curves.png"):
+    nf.plot.history(history, path)
+if path := figure_path(args, "fashion_mlp_confusion.png"):
+    nf.plot.confusion_matrix(y_test, model.predict(x_test), path, normalize=True,
+                             class_names=["T-shirt", "Trouser", "Pullover", "Dress", "Coat",
+                                          "Sandal", "Shirt", "Sneaker", "Bag", "Boot"])

@@ -4,7 +4,7 @@ import numpy as np
 
 import nnfast as nf
 from nnfast import nn, optim
-from _common import load, parse_args, pyplot, save_figure
+from _common import figure_path, load, parse_args
 
 args = parse_args(__doc__, epochs=5)
 (x_train, y_train), (x_test, y_test) = load(quick=args.quick)
@@ -22,9 +22,5 @@ centred = hidden - hidden.mean(axis=0)
 _, _, components = np.linalg.svd(centred, full_matrices=False)
 projected = centred @ components[:2].T
 print("accuracy of the full model", nf.metrics.accuracy(y_test, model.predict(x_test)))
-if plt := pyplot():
-    fig, ax = plt.subplots(figsize=(6, 5))
-    points = ax.scatter(projected[:, 0], projected[:, 1], c=y_test, cmap="tab10", s=2)
-    fig.colorbar(points)
-    ax.set_title("hidden layer, first two principal components")
-    save_figure(fig, args, "hidden_representation.png")
+if path := figure_path(args, "hidden_representation.png"):
+    nf.plot.embedding(projected, y_test, path, title="hidden layer, first two principal components")

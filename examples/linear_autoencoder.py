@@ -2,8 +2,9 @@
 components: compare the variance each explains (k = 2 and k = 64)."""
 import numpy as np
 
+import nnfast as nf
 from nnfast import nn, optim
-from _common import load, parse_args, pyplot, save_figure
+from _common import figure_path, load, parse_args
 
 args = parse_args(__doc__, epochs=15)
 (x_train, _), (x_test, y_test) = load(quick=args.quick)
@@ -21,11 +22,8 @@ for k in (2, 64):
     recon = model.predict(centred_test)
     ae_explained = 1 - np.sum((centred_test - recon) ** 2) / total_var
     print(f"k={k:2d}: explained variance  PCA {pca_explained:.4f}  autoencoder {ae_explained:.4f}")
-    if k == 2 and (plt := pyplot()):
+    if k == 2 and (path := figure_path(args, "linear_autoencoder_pca.png")):
+        nf.plot.embedding(centred_test @ pca.T, y_test, path, title="PCA, 2 components")
+    if k == 2 and (path := figure_path(args, "linear_autoencoder_code.png")):
         code = model[:1].predict(centred_test)        # the 2-unit code, by slicing the model
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, pts, title in ((axes[0], centred_test @ pca.T, "PCA"),
-                               (axes[1], code, "linear autoencoder")):
-            ax.scatter(pts[:, 0], pts[:, 1], c=y_test, cmap="tab10", s=2)
-            ax.set_title(title)
-        save_figure(fig, args, "linear_autoencoder.png")
+        nf.plot.embedding(code, y_test, path, title="linear autoencoder, 2-unit code")

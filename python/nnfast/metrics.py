@@ -3,7 +3,7 @@ report formatted as scikit-learn's ``classification_report``."""
 import numpy as np
 
 
-def _labels(y):
+def labels(y):
     """Class labels from labels (n,), one-hot rows or score matrices (n, C) (argmax)."""
     y = np.asarray(y)
     return y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
@@ -11,7 +11,7 @@ def _labels(y):
 
 def accuracy(y_true, y_pred):
     """Fraction of samples whose predicted class equals the true one."""
-    t, p = _labels(y_true), _labels(y_pred)
+    t, p = labels(y_true), labels(y_pred)
     if t.shape != p.shape:
         raise ValueError(f"accuracy: {t.shape[0]} true labels for {p.shape[0]} predictions")
     return float(np.mean(t == p))
@@ -19,7 +19,7 @@ def accuracy(y_true, y_pred):
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
     """C[i, j] = number of samples of true class i predicted as class j."""
-    t, p = _labels(y_true), _labels(y_pred)
+    t, p = labels(y_true), labels(y_pred)
     k = int(max(t.max(), p.max()) + 1) if num_classes is None else int(num_classes)
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
