@@ -7,7 +7,8 @@ from . import _core
 from ._config import __version__, config, select_isa_from_environment as _select_isa
 
 _select_isa()
-from . import backend, data, datasets, metrics, nn, onnx, optim, plot, utils  # noqa: F401  (sub-modules)
+from . import (backend, data, datasets, distributed, metrics, nn, onnx, optim, plot,  # noqa: F401
+               utils)
 from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
@@ -29,7 +30,7 @@ def get_num_threads():
 
 
 __all__ = ["config", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
-           "onnx", "plot", "utils", "seed", "load", "ModelFileError", "no_grad",
+           "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads", "get_num_threads", "Model", "Sequential", "Input", "callbacks",
            "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
            "ReduceLROnPlateau", "History", "__version__"]

@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from . import distributed
+
 
 class History:
     """What ``fit`` returns: ``history`` maps "loss", "accuracy", "val_loss", ... to per-epoch
@@ -142,12 +144,16 @@ class CSVLogger(Callback):
         self.file = self.keys = None
 
     def on_train_begin(self, logs=None):
+        if not distributed.is_root():   # rank 0 writes the file (nnfast.distributed)
+            return
         continuing = self.append and os.path.exists(self.filename) and os.path.getsize(
             self.filename) > 0
         self.file = open(self.filename, "a" if self.append else "w", newline="")
         self.keys = [] if continuing else None
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.file is None:
+            return
         if self.keys is None or not self.keys:
             new_file = self.keys is None
             self.keys = sorted(logs)

@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from . import distributed
 from .optim import optimizers as optim
 from .nn.losses import Loss
 from .nn.module import describe, rebuild
@@ -48,7 +49,10 @@ def build(arch):
 
 # ---------------------------------------------------------------------------------- files
 def _write_atomically(path, arrays):
-    """np.savez into a temporary file beside ``path``, then rename it over ``path``."""
+    """np.savez into a temporary file beside ``path``, then rename it over ``path``. Under several
+    ranks (nnfast.distributed) only rank 0 writes; the others hold the same model."""
+    if not distributed.is_root():
+        return
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".nnfast-", suffix=".tmp")

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from . import _rng, io, optim
+from . import _rng, distributed, io, optim
 from ._grad import no_grad
 from .callbacks import History, ProgressBar
 from .data import batch_slices, take_rows
@@ -166,18 +166,32 @@ class Model(Module):
 
     # ------------------------------------------------------------------ training
     def train_on_batch(self, x, y):
-        """One optimizer step on (x, y); returns (loss, correct predictions)."""
+        """One optimizer step on (x, y); returns (loss, correct predictions). Under several
+        ranks (nnfast.distributed) each passes its own batch and the gradients are averaged."""
+        return self._train_step(x, y, None)
+
+    def _train_step(self, x, y, weight):
+        """train_on_batch, with ``weight`` this rank's share of the global batch (None: an equal
+        share). A rank whose share is empty contributes zero gradients."""
         state = self.compiled
-        out = self.forward(x)
-        loss = state.loss(out, y)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss became {loss}: training diverged (lower the learning rate, check the "
-                "inputs for NaN / inf, or scale them, e.g. divide images by 255)")
-        self.backward_parameters(state.loss.backward())
-        state.optimizer.step()
-        state.optimizer.zero_grad()
-        correct = correct_predictions(out, y, self._binary_threshold()) if state.metrics else 0
+        loss = correct = 0
+        if len(x):
+            out = self.forward(x)
+            loss = state.loss(out, y)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"the loss became {loss}: training diverged (lower the learning rate, check "
+                    "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
+            self.backward_parameters(state.loss.backward())
+            if state.metrics:
+                correct = correct_predictions(out, y, self._binary_threshold())
+        optimizer = state.optimizer
+        if isinstance(optimizer, distributed.DistributedOptimizer):
+            optimizer.step(weight)
+        else:
+            distributed.average_gradients(optimizer.params, weight)
+            optimizer.step()
+        optimizer.zero_grad()
         return loss, correct
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
@@ -187,7 +201,12 @@ class Model(Module):
         ``validation_split`` holds out the last fraction of the samples (before shuffling, as
         Keras does); ``validation_data`` is an (x_val, y_val) pair. Images are used as given:
         divide uint8 pixels by 255 yourself. A float32 C-contiguous x has its batches gathered by
-        the kernels' threads (data.take_rows); other dtypes are converted batch by batch."""
+        the kernels' threads (data.take_rows); other dtypes are converted batch by batch.
+
+        Under several ranks (nnfast.distributed.init() in a program started by mpirun), every
+        rank passes the same (x, y): each epoch's shuffled order comes from rank 0, each global
+        batch of ``batch_size`` is split evenly across the ranks, the loss and metrics are
+        averaged over all of them, and only rank 0 prints and writes files."""
         self._require_compiled("fit")
         x, y = _check_inputs(x, y, "fit")
         if batch_size < 1 or epochs < 0:
@@ -209,6 +228,10 @@ class Model(Module):
             cb.model = self
         history, self.stop_training = History(), False
         self.history = history
+        world = distributed.world_size()
+        if world > 1:
+            distributed.broadcast_parameters(self)
+            verbose = verbose if distributed.is_root() else 0
         n = len(x)
         steps = math.ceil(n / batch_size)
         for cb in callbacks:
@@ -221,18 +244,25 @@ class Model(Module):
                 cb.on_epoch_begin(epoch)
             bar = ProgressBar(epoch, epochs, steps, verbose)
             order = rng.permutation(n) if shuffle else None
-            total_loss, total_correct, seen = 0.0, 0, 0
+            if world > 1:   # rank 0's order, and every batch an index array to split
+                order = distributed.broadcast(np.arange(n) if order is None else order)
+            total_loss, total_correct, seen, logs = 0.0, 0, 0, {}
             for step, idx in enumerate(batch_slices(n, batch_size, order), 1):
-                xb, yb = _as_batch(take_rows(x, idx)), y[idx]
-                loss, correct = self.train_on_batch(xb, yb)
+                share, weight = idx, None
+                if world > 1:
+                    share = idx[distributed.shard(len(idx))]
+                    weight = len(share) / len(idx)
+                xb, yb = _as_batch(take_rows(x, share)), y[share]
+                loss, correct = self._train_step(xb, yb, weight)
                 total_loss += loss * len(xb)
                 total_correct += correct
                 seen += len(xb)
-                logs = self._logs(total_loss, total_correct, seen)
-                bar.update(step, logs)
+                if seen:
+                    logs = self._logs(total_loss, total_correct, seen)
+                    bar.update(step, logs)
                 for cb in callbacks:
                     cb.on_train_batch_end(step - 1, logs)
-            logs = self._logs(total_loss, total_correct, seen)
+            logs = self._logs(*distributed.allreduce([total_loss, total_correct, seen], "sum"))
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                 logs.update({"val_" + k: v for k, v in val.items()})
@@ -248,9 +278,9 @@ class Model(Module):
         return history
 
     def _logs(self, total_loss, total_correct, seen):
-        logs = {"loss": total_loss / seen}
+        logs = {"loss": float(total_loss / seen)}
         if "accuracy" in self.metrics:
-            logs["accuracy"] = total_correct / seen
+            logs["accuracy"] = float(total_correct / seen)
         return logs
 
     # ------------------------------------------------------------------ inference
@@ -271,13 +301,15 @@ class Model(Module):
         that also reads by name (``["accuracy"]``); a plain dict with ``return_dict``."""
         self._require_compiled("evaluate")
         x, y = _check_inputs(x, y, "evaluate")
+        share = distributed.shard(len(x))            # all of x on a lone rank
+        x, y = x[share], y[share]
         total_loss, total_correct = 0.0, 0
         for idx, out in self._eval_batches(x, batch_size):
             yb = y[idx]
             total_loss += self.compiled.loss(out, yb) * len(out)
             if self.metrics:
                 total_correct += correct_predictions(out, yb, self._binary_threshold())
-        result = self._logs(total_loss, total_correct, len(x))
+        result = self._logs(*distributed.allreduce([total_loss, total_correct, len(x)], "sum"))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), file=sys.stderr)
         return result if return_dict else Scores(result)
@@ -285,7 +317,8 @@ class Model(Module):
     def predict(self, x, batch_size=32):
         """The model's outputs for x (eval mode), as one float32 NumPy array."""
         x, _ = _check_inputs(x, None, "predict")
-        return np.concatenate([out for _, out in self._eval_batches(x, batch_size)])
+        x = x[distributed.shard(len(x))]             # all of x on a lone rank
+        return distributed.gather([out for _, out in self._eval_batches(x, batch_size)])
 
     # ------------------------------------------------------------------ summary
     def summary_layers(self):
