@@ -12,7 +12,7 @@ import numpy as np
 
 from ._arrays import shape_str
 from .activations import Identity, activation_by_name
-from .layers import AvgPool2d, ConstantPad2d, Conv2d, MaxPool2d, _pair
+from .layers import AvgPool2d, ConstantPad2d, Conv2d, MaxPool2d, _pair, positive_size
 from .module import Module, require_forward
 from .normalization import BatchNorm1d, BatchNorm2d
 
@@ -170,8 +170,12 @@ class Conv2D(_Composite):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, data_format="channels_last", input_shape=None,
                  kernel_initializer="glorot_uniform"):
-        self.filters, self.kernel_size = int(filters), _pair(kernel_size, "kernel_size")
+        self.filters = positive_size(filters, "filters", "Conv2D")
+        self.kernel_size = _pair(kernel_size, "kernel_size")
         self.strides, self.padding = _pair(strides, "strides"), padding
+        if min(self.kernel_size) < 1 or min(self.strides) < 1:
+            raise ValueError(f"Conv2D: kernel_size and strides must be >= 1, got "
+                             f"{self.kernel_size}, {self.strides}")
         self.activation_name, self.use_bias = activation, bool(use_bias)
         self.kernel_initializer = kernel_initializer
         _keras_padding(padding, self.kernel_size, self.strides, (1, 1), "Conv2D")

@@ -18,6 +18,26 @@ def _pair(v, name):
     return int(pair[0]), int(pair[1])
 
 
+def positive_size(value, name, who):
+    """``value`` as an int, or ValueError naming ``who`` and ``name`` unless it is an integer >= 1
+    (a float such as 1.5 or a bool is refused, not rounded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_window(kernel_size, stride, padding, who):
+    """The pooling window rules the kernels hold to: kernel and stride >= 1, padding between 0
+    and half the kernel size (so that no window lies wholly in the padding)."""
+    if min(kernel_size) < 1:
+        raise ValueError(f"{who}: kernel_size must be >= 1, got {kernel_size}")
+    if min(stride) < 1:
+        raise ValueError(f"{who}: stride must be >= 1, got {stride}")
+    if min(padding) < 0 or any(p > k // 2 for p, k in zip(padding, kernel_size)):
+        raise ValueError(f"{who}: padding must be between 0 and half the kernel size, got "
+                         f"{padding} for kernel_size {kernel_size}")
+
+
 class _WeightedLayer(Module):
     """Layers whose backward can skip the input gradient (the first layer of a model): they
     implement ``_backward(grad_out, need_dx)``."""
@@ -33,9 +53,9 @@ class Linear(_WeightedLayer):
     """y (N, out_features) = x (N, in_features) @ weight.T + bias; weight (out, in)."""
 
     def __init__(self, in_features, out_features, bias=True, init="glorot_uniform"):
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
-        self.in_features, self.out_features, self.init = int(in_features), int(out_features), init
+        self.in_features = positive_size(in_features, "in_features", "Linear")
+        self.out_features = positive_size(out_features, "out_features", "Linear")
+        self.init = init
         # weight: (out, in) for users, stored as its transpose (in, out) for the kernels
         self.weight = Parameter(initialize(init, (self.out_features, self.in_features)),
                                 transposed=True)
@@ -102,15 +122,18 @@ class Conv2d(_WeightedLayer):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  init="glorot_uniform"):
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = positive_size(in_channels, "in_channels", "Conv2d")
+        self.out_channels = positive_size(out_channels, "out_channels", "Conv2d")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
         if padding == "same" and self.stride != (1, 1):
             raise ValueError(f"Conv2d: padding='same' needs stride 1, got {stride}")
         self.padding = (same_padding(self.kernel_size, "Conv2d") if padding == "same" else
                         (0, 0) if padding == "valid" else _pair(padding, "padding"))
-        if min(self.in_channels, self.out_channels, *self.kernel_size, *self.stride) < 1:
-            raise ValueError("Conv2d needs positive channels, kernel_size and stride")
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"Conv2d: kernel_size must be >= 1, got {self.kernel_size}")
+        if min(self.stride) < 1:
+            raise ValueError(f"Conv2d: stride must be >= 1, got {self.stride}")
         if min(self.padding) < 0:
             raise ValueError(f"Conv2d padding must be >= 0, got {padding}")
         self.init = init
@@ -165,9 +188,7 @@ class _Pool2d(Module):
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
-        if min(*self.kernel_size, *self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"{type(self).__name__} needs kernel_size and stride >= 1 and "
-                             f"padding >= 0, got {kernel_size}, {stride}, {padding}")
+        check_window(self.kernel_size, self.stride, self.padding, type(self).__name__)
         self._shape = self._argmax = None
 
     def _input(self, x):
@@ -335,7 +356,8 @@ class Dense(Module):
             if len(tuple(input_shape)) != 1:
                 raise ValueError(f"Dense takes input_shape (features,), got {input_shape}")
             input_dim = tuple(input_shape)[0]
-        self.units, self.activation_name, self.init = int(units), activation, init
+        self.units = positive_size(units, "units", "Dense")
+        self.activation_name, self.init = activation, init
         self.use_bias = bool(use_bias)
         self.activation = activation_by_name(activation)
         self.linear = None
