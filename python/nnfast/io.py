@@ -19,6 +19,7 @@ import numpy as np
 
 from . import distributed
 from .optim import optimizers as optim
+from .nn.init import allocation_budget
 from .nn.losses import Loss
 from .nn.module import describe, rebuild
 
@@ -72,26 +73,62 @@ def _header_array(header):
     return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
 
 
+# dtypes a model file may hold: float32 parameters and state, integer counters, the header's bytes
+_DTYPES = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_)}
+
+
+def _read_member(archive, info, path):
+    """One .npy member of the zip, checked before anything is allocated: stored uncompressed, a
+    plain dtype, and a header whose shape accounts for exactly the member's bytes."""
+    if not info.filename.endswith(".npy") or info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"{path}: unexpected member {info.filename!r}")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in ((1, 0), (2, 0)):
+            raise ModelFileError(f"{path}: {info.filename} is a .npy of version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                       np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f, max_header_size=10000)
+        if dtype not in _DTYPES:
+            raise ModelFileError(f"{path}: {info.filename} has dtype {dtype}")
+        count = int(np.prod(shape, dtype=object))
+        if count * dtype.itemsize != info.file_size - f.tell():
+            raise ModelFileError(f"{path}: {info.filename} claims shape {shape}, which its "
+                                 f"{info.file_size} bytes do not hold")
+        data = f.read(count * dtype.itemsize)
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return info.filename[:-4], array.copy()
+
+
 def _read(path):
-    """(header dict, arrays dict) of a model or weights file, validated."""
+    """(header dict, arrays dict) of a model or weights file, validated. Any damage to the file
+    is a ModelFileError; no array larger than the file is ever allocated (members are stored
+    uncompressed, so their sizes add up to at most the file's)."""
+    path = os.fspath(path)
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except FileNotFoundError:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if sum(info.file_size for info in members) > os.path.getsize(path):
+                raise ModelFileError(f"{path}: its members claim more bytes than the file has")
+            arrays = dict(_read_member(archive, info, path) for info in members)
+    except (FileNotFoundError, ModelFileError):
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise ModelFileError(f"{path}: not a readable nnfast model file ({e})") from e
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError,
+            NotImplementedError, RuntimeError, TypeError, OverflowError, SyntaxError) as e:
+        raise ModelFileError(f"{path}: not a readable nnfast model file ({e!r})") from e
     if "header" not in arrays or arrays["header"].dtype != np.uint8:
         raise ModelFileError(f"{path}: not an nnfast model file (no header)")
     try:
         header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{path}: corrupted header ({e})") from e
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an nnfast model file")
     if header.get("version") != VERSION:
         raise ModelFileError(f"{path}: file format version {header.get('version')!r} is not "
                              f"supported (this nnfast reads version {VERSION})")
+    if not isinstance(header.get("count"), int) or header["count"] < 0:
+        raise ModelFileError(f"{path}: corrupted header (count {header.get('count')!r})")
     return header, arrays
 
 
@@ -145,26 +182,34 @@ def save_model(model, path):
     _write_atomically(path, {"header": _header_array(header), **arrays})
 
 
+# what building a model from a damaged or hostile header may raise; each becomes ModelFileError
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                 RecursionError)
+
+
 def load(path):
-    """The model saved by ``model.save(path)``: same architecture, weights, compile state."""
+    """The model saved by ``model.save(path)``: same architecture, weights, compile state. A file
+    that is not one, damaged or hostile, raises ModelFileError; building its architecture may
+    allocate no more parameter values than the file holds."""
     header, arrays = _read(path)
     if header.get("kind") != "model" or "architecture" not in header:
         raise ModelFileError(f"{path} holds weights only; build the model and use load_weights")
-    model = build(header["architecture"])
     weights = _weights_from(arrays, header["count"], path)
-    expected = len(model.get_weights())
-    if len(weights) != expected:
-        raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
-                             f"{expected}")
     try:
+        with allocation_budget(sum(a.size for a in arrays.values())):
+            model = build(header["architecture"])
+        expected = len(model.get_weights())
+        if len(weights) != expected:
+            raise ModelFileError(f"{path}: {len(weights)} weight arrays for a model with "
+                                 f"{expected}")
         model.set_weights(weights)
-    except ValueError as e:
-        raise ModelFileError(f"{path}: {e}") from e
+    except _BUILD_ERRORS as e:
+        raise ModelFileError(f"{path}: invalid architecture or weights ({e!r})") from e
     compiled = header.get("compile")
     if compiled:
         try:
             _restore_compile_state(model, compiled, arrays)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        except _BUILD_ERRORS as e:
             raise ModelFileError(f"{path}: invalid compile state ({e!r})") from e
     return model
 

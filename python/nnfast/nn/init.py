@@ -1,5 +1,10 @@
 """Weight initialisers (Keras's definitions). Fans: Linear weight (out, in) has fan_in = in,
-fan_out = out; Conv2d weight (oc, c, kh, kw) has fan_in = c*kh*kw, fan_out = oc*kh*kw."""
+fan_out = out; Conv2d weight (oc, c, kh, kw) has fan_in = c*kh*kw, fan_out = oc*kh*kw.
+
+Every parameter and buffer of nnfast's layers is created by ``initialize``, so that
+``allocation_budget`` can bound what building a model from an untrusted file allocates."""
+import contextlib
+
 import numpy as np
 
 from .. import _rng
@@ -55,12 +60,38 @@ def zeros(shape):
     return np.zeros(shape)
 
 
+def ones(shape):
+    return np.ones(shape)
+
+
 INITIALIZERS = {f.__name__: f for f in (glorot_uniform, glorot_normal, he_uniform, he_normal,
-                                        lecun_uniform, zeros)}
+                                        lecun_uniform, zeros, ones)}
+
+_budget = None   # values initialize may still create inside allocation_budget, else None
 
 
-def initialize(name, shape):
-    """A float32 weight of ``shape`` drawn by the initialiser called ``name``."""
+@contextlib.contextmanager
+def allocation_budget(values):
+    """Within the block, ``initialize`` refuses (ValueError, before allocating) to create more
+    than ``values`` array elements in all."""
+    global _budget
+    saved, _budget = _budget, int(values)
+    try:
+        yield
+    finally:
+        _budget = saved
+
+
+def initialize(name, shape, dtype=np.float32):
+    """A weight of ``shape`` (float32 unless ``dtype``) drawn by the initialiser called ``name``."""
+    global _budget
     if name not in INITIALIZERS:
         raise ValueError(f"unknown init {name!r}; choose one of {sorted(INITIALIZERS)}")
-    return np.asarray(INITIALIZERS[name](tuple(shape)), dtype=np.float32)
+    shape = tuple(shape)
+    if _budget is not None:
+        size = int(np.prod(shape, dtype=object))
+        if size > _budget:
+            raise ValueError(f"a parameter of shape {shape} is larger than the allocation "
+                             f"budget ({_budget} values left)")
+        _budget -= size
+    return np.asarray(INITIALIZERS[name](shape), dtype=dtype)

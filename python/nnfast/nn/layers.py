@@ -59,7 +59,7 @@ class Linear(_WeightedLayer):
         # weight: (out, in) for users, stored as its transpose (in, out) for the kernels
         self.weight = Parameter(initialize(init, (self.out_features, self.in_features)),
                                 transposed=True)
-        self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
+        self.bias = Parameter(initialize("zeros", (self.out_features,))) if bias else None
         self._x, self._aux = None, -1
 
     def apply(self, x, activation="none"):
@@ -139,7 +139,7 @@ class Conv2d(_WeightedLayer):
         self.init = init
         self.weight = Parameter(initialize(
             init, (self.out_channels, self.in_channels, *self.kernel_size)))
-        self.bias = Parameter(np.zeros(self.out_channels, np.float32)) if bias else None
+        self.bias = Parameter(initialize("zeros", (self.out_channels,))) if bias else None
         self._x = None
 
     def check_input(self, x):

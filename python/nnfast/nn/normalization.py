@@ -5,6 +5,7 @@ import numpy as np
 from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
 from .layers import _WeightedLayer
+from .init import initialize
 from .module import Parameter, add_parameter_gradients, require_forward
 
 
@@ -31,11 +32,12 @@ class _BatchNorm(_WeightedLayer):
         self.momentum, self.affine = momentum, bool(affine)
         self.track_running_stats = bool(track_running_stats)
         c = self.num_features
-        self.weight = Parameter(np.ones(c, np.float32)) if affine else None
-        self.bias = Parameter(np.zeros(c, np.float32)) if affine else None
+        self.weight = Parameter(initialize("ones", (c,))) if affine else None
+        self.bias = Parameter(initialize("zeros", (c,))) if affine else None
         if self.track_running_stats:
-            self.running_mean, self.running_var = np.zeros(c, np.float32), np.ones(c, np.float32)
-            self.num_batches_tracked = np.zeros((), np.int64)
+            self.running_mean = initialize("zeros", (c,))
+            self.running_var = initialize("ones", (c,))
+            self.num_batches_tracked = initialize("zeros", (), np.int64)
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
         self._cache = None
