@@ -55,10 +55,9 @@ def operands(m, n, k, ta, tb, rng):
     return a, b
 
 
-# After a call, each library's idle worker threads keep spinning for a while (OpenBLAS for about
-# 0.1 s), taking a core from whichever library is timed next on a 2-core machine: measured, the
-# 32 x 6400 x 400 product read 0.91x NumPy timed straight after NumPy and 1.15-1.19x with a
-# pause before each timing. Every timing starts after this pause.
+# After a call, each library's idle worker threads keep spinning for a while, taking a core from
+# whichever library is timed next on a machine with few cores. Every timing starts after this
+# pause (seconds), long enough for them to go idle.
 PAUSE = 0.25
 
 

@@ -6,9 +6,11 @@ a shared machine falls on all of them alike), and report time per epoch, samples
 accuracy, prediction time, peak memory and the ratios between engines.
 
     python benchmarks/mnist.py             # full run (the epoch counts below)
-    python benchmarks/mnist.py --quick     # about a minute on 2 cores: a subset, 1 epoch
+    python benchmarks/mnist.py --quick     # a subset (10,000 training images), 1 epoch
     python benchmarks/mnist.py --profile   # also where nnfast's time goes, layer by layer, and
                                            # a step on a just-gathered batch against a reused one
+    python benchmarks/mnist.py --markdown README.md   # also the results table, written into
+                                           # README.md between its results markers
 
 Writes benchmarks/results/mnist.json (and mnist.png with matplotlib). Peak memory is the highest
 resident set size during an engine's training run (the kernel's high-water mark, reset before
@@ -210,7 +212,7 @@ class PeakRSS:
     """Highest resident set size while the block runs, above the size when it started (bytes;
     None where /proc is missing). It is the kernel's own high-water mark (VmHWM), reset on entry
     through /proc/self/clear_refs, so no sampling thread competes with the engine for the GIL or
-    a core (a 2 ms sampling thread cost nnfast's MLP steps up to a third of their time)."""
+    a core."""
 
     def __enter__(self):
         try:
@@ -251,8 +253,8 @@ def train_epoch(engine, x, y, x_test, y_test, batches):
 
 
 def best_predict_time(engine, x_test):
-    """Best of 3: one pass over the test set takes milliseconds, where a stall of the shared VM
-    showed as a tenfold predict time in one run."""
+    """Best of 3: one pass over the test set is short enough for a stall of a shared machine to
+    dominate a single timing."""
     times = []
     for _ in range(3):
         start = time.perf_counter()
@@ -349,16 +351,35 @@ def gather_times(x, y, batches, threads):
 
 
 # ---------------------------------------------------------------------------------- main
-def machine_description(threads):
-    cpu = platform.processor() or platform.machine()
+def cpu_model():
+    """The CPU's model name: /proc/cpuinfo's, else lscpu's, else what platform knows."""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "isa": nf.config()["isa"],
-            "native_build": nf.config()["native"],
-            "python": platform.python_version(), "numpy": np.__version__}
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
+                    if line.startswith("Model name"))
+    except (OSError, subprocess.SubprocessError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def torch_version():
+    if not torch_available():
+        return None
+    import torch
+    return torch.__version__
+
+
+def machine_description(threads):
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads,
+            "isa": nf.config()["isa"], "native_build": nf.config()["native"],
+            "python": platform.python_version(), "nnfast": nf.__version__,
+            "numpy": np.__version__, "torch": torch_version(),
+            "date": time.strftime("%Y-%m-%d")}
 
 
 def max_steps_of(args, spec, engine_name):
@@ -382,9 +403,8 @@ def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
     """Train one engine on one model in this process; its result record."""
     spec = MODELS[key]
     engine = ENGINES[engine_name](spec, weights, args.threads)
-    # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for about
-    # 0.1 s after their last call, taking a core from whoever runs next: measured, nnfast's first
-    # MLP epoch after the NumPy CNN took 3x as long. Let them go idle.
+    # The previous engine's thread pools (OpenBLAS, PyTorch's OpenMP) keep spinning for a while
+    # after their last call, taking a core from whoever runs next. Let them go idle.
     time.sleep(1.0)
     with PeakRSS() as mem:
         run = train_and_time(engine, x, y, x_test, y_test, orders,
@@ -392,8 +412,8 @@ def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
     return finish_record(run, key, engine_name, len(orders), mem.added)
 
 
-# Between two engines' epochs, so that the one before has its idle thread pools asleep (see
-# run_engine; OpenBLAS spins for about 0.1 s).
+# Seconds between two engines' epochs, so that the one before has its idle thread pools asleep
+# (see run_engine).
 PAUSE = 0.25
 
 
@@ -507,7 +527,7 @@ def model_setup(args, key, x_train, x_test):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch (~1 minute)")
+    parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch")
     parser.add_argument("--models", default="softmax,mlp,mlp256,cnn")
     parser.add_argument("--engines", default="nnfast,numpy,torch")
     parser.add_argument("--epochs", type=int, help="override every model's epoch count")
@@ -515,11 +535,16 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="per-layer time of nnfast")
     parser.add_argument("--json", default=os.path.join(RESULTS, "mnist.json"))
+    parser.add_argument("--markdown", metavar="PATH",
+                        help="also write the results table into PATH (e.g. README.md), "
+                             f"replacing what stands between {MARK_BEGIN} and {MARK_END}")
     parser.add_argument("--in-process", action="store_true",
                         help="run every engine in this process, one after the other (default: "
                              "each in a fresh one, their epochs in turns)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.markdown and not args.worker:
+        check_markers(args.markdown)   # before the run, not after it
 
     (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
     x_train = (x_train / 255.0).astype(np.float32)
@@ -576,6 +601,9 @@ def main(argv=None):
         json.dump({"machine": machine, "quick": args.quick, "results": results}, f, indent=1)
     if not args.in_process:
         plot(results, os.path.splitext(args.json)[0] + ".png")
+    if args.markdown:
+        write_markdown(args.markdown, markdown_table(results, machine, args.quick))
+        print(f"results table written into {args.markdown}")
     return results
 
 
@@ -601,6 +629,73 @@ def print_table(results):
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
           "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000, "
           "best of 3.")
+
+
+MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def ratio(results, model, engine, other):
+    """nnfast's (or ``engine``'s) epoch time over ``other``'s on ``model``, as text ("-" when
+    either did not run)."""
+    by_key = {(r["model"], r["engine"]): r for r in results}
+    a, b = by_key.get((model, engine)), by_key.get((model, other))
+    return f"{a['epoch_time_60k'] / b['epoch_time_60k']:.2f}x" if a and b else "-"
+
+
+def markdown_table(results, machine, quick):
+    """The results as Markdown: one row per model (nnfast's epoch time and test accuracy, its
+    epoch-time ratios to the NumPy reference and to PyTorch), then a line naming the machine,
+    the date, the versions and the kernels' ISA."""
+    rows = ["| model (SGD, batch 100) | epochs | nnfast s/epoch | test acc | vs NumPy "
+            "| vs PyTorch |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if r["engine"] != "nnfast":
+            continue
+        spec = MODELS[r["model"]]
+        settings = f"lr {spec['lr']:g}" + (f", momentum {spec['momentum']:g}"
+                                           if spec["momentum"] else "")
+        rows.append(f"| {r['title']}, {settings} | {r['epochs']} | {r['epoch_time_60k']:.3f} | "
+                    f"{100 * r['test_accuracy'][-1]:.2f} % | "
+                    f"{ratio(results, r['model'], 'nnfast', 'numpy')} | "
+                    f"{ratio(results, r['model'], 'nnfast', 'torch')} |")
+    torch = f", PyTorch {machine['torch']}" if machine.get("torch") else ", without PyTorch"
+    run = ("`python benchmarks/mnist.py --quick` (10,000 training images, 1 epoch)" if quick
+           else "`python benchmarks/mnist.py`")
+    native = ", native build" if machine["native_build"] else ""
+    machine_line = (f"{run} on {machine['cpu']}, {machine['cores']} cores, "
+                    f"{machine['threads']} threads, {machine['date']}; nnfast {machine['nnfast']} "
+                    f"({machine['isa']} kernels{native}), Python {machine['python']}, "
+                    f"NumPy {machine['numpy']}{torch}. "
+                    "s/epoch: median epoch time scaled to 60,000 images; ratios: nnfast's epoch "
+                    "time over the other engine's (below 1: nnfast is faster).")
+    return "\n".join(rows) + "\n\n" + machine_line + "\n"
+
+
+def check_markers(path):
+    """SystemExit unless ``path`` is missing (it will be created) or holds both markers in
+    order."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        text = f.read()
+    begin, end = text.find(MARK_BEGIN), text.find(MARK_END)
+    if begin < 0 or end < begin:
+        raise SystemExit(f"--markdown {path}: it has no {MARK_BEGIN} ... {MARK_END} pair to "
+                         "write the table between")
+
+
+def write_markdown(path, table):
+    """Put ``table`` between the results markers of ``path``, replacing what was there (a new
+    file holds just the markers and the table)."""
+    text = f"{MARK_BEGIN}\n{MARK_END}\n"
+    if os.path.exists(path):
+        check_markers(path)
+        with open(path) as f:
+            text = f.read()
+    head, rest = text.split(MARK_BEGIN, 1)
+    _, tail = rest.split(MARK_END, 1)
+    with open(path, "w") as f:
+        f.write(f"{head}{MARK_BEGIN}\n{table}{MARK_END}{tail}")
 
 
 def plot(results, path):

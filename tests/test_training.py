@@ -209,7 +209,7 @@ def test_fit_on_a_real_mnist_subset(mnist):
     model.fit(x_train[:10000].reshape(-1, 784) / 255.0, y_train[:10000], epochs=3,
               batch_size=50, verbose=0)
     acc = model.evaluate(x_test[:2000].reshape(-1, 784) / 255.0, y_test[:2000])["accuracy"]
-    assert acc >= 0.85, acc      # measured 0.880-0.890 over seeds 0-3
+    assert acc >= 0.85, acc      # a margin below what this network reaches here
 
 
 def test_lenet_design_example_learns(mnist):
