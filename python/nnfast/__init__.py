@@ -13,8 +13,8 @@ from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
 from . import callbacks
-from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
-                        ModelCheckpoint, ReduceLROnPlateau)
+from .callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, History,
+                        LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
 from .io import ModelFileError, load
 from .model import Model, Sequential
 from .nn import Input
@@ -33,4 +33,4 @@ __all__ = ["config", "nn", "optim", "data", "datasets", "metrics", "backend", "r
            "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads", "get_num_threads", "Model", "Sequential", "Input", "callbacks",
            "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
-           "ReduceLROnPlateau", "History", "__version__"]
+           "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "History", "__version__"]

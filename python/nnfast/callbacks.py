@@ -46,6 +46,19 @@ class Callback:
     def on_train_end(self, logs=None):
         pass
 
+    def state_dict(self):
+        """What a checkpoint written during fit keeps of this callback (JSON values, or lists of
+        arrays); the callback's configuration is not part of it."""
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+    def resume_point(self, callbacks):
+        """Called once after on_train_begin: a FitProgress to resume fit from (having put the
+        model, RNG and ``callbacks`` back as they were there), or None to start afresh."""
+        return None
+
 
 class Monitor:
     """A logged quantity to improve: ``mode`` "min" or "max", "auto" minimising losses and
@@ -62,6 +75,12 @@ class Monitor:
 
     def reset(self):
         self.best = math.inf   # of sign * value
+
+    def state_dict(self):
+        return {"best": None if math.isinf(self.best) else self.best}
+
+    def load_state_dict(self, state):
+        self.best = math.inf if state["best"] is None else state["best"]
 
     def value(self, logs):
         if self.name not in logs:
@@ -94,6 +113,15 @@ class EarlyStopping(Callback):
         self.best_weights, self.best_epoch, self.wait = None, None, 0
         self.stopped_epoch = None
 
+    def state_dict(self):
+        return {**self.monitor.state_dict(), "wait": self.wait, "best_epoch": self.best_epoch,
+                "best_weights": self.best_weights}
+
+    def load_state_dict(self, state):
+        self.monitor.load_state_dict(state)
+        self.wait, self.best_epoch = state["wait"], state["best_epoch"]
+        self.best_weights = state["best_weights"]
+
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor.improved(logs):
             self.best_epoch, self.wait = epoch, 0
@@ -125,6 +153,12 @@ class ModelCheckpoint(Callback):
 
     def on_train_begin(self, logs=None):
         self.monitor.reset()
+
+    def state_dict(self):
+        return self.monitor.state_dict()
+
+    def load_state_dict(self, state):
+        self.monitor.load_state_dict(state)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.save_best_only and not self.monitor.improved(logs):
@@ -212,6 +246,14 @@ class ReduceLROnPlateau(Callback):
         self.monitor.reset()
         self.wait = self.cooldown_counter = 0
 
+    def state_dict(self):
+        return {**self.monitor.state_dict(), "wait": self.wait,
+                "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state):
+        self.monitor.load_state_dict(state)
+        self.wait, self.cooldown_counter = state["wait"], state["cooldown_counter"]
+
     def on_epoch_end(self, epoch, logs=None):
         self.monitor.value(logs)   # KeyError for a name fit does not log
         optimizer = self.model.optimizer
@@ -229,6 +271,59 @@ class ReduceLROnPlateau(Callback):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing the learning rate to "
                           f"{optimizer.lr:.6g}", file=sys.stderr)
+
+
+class TerminateOnNaN(Callback):
+    """Keras's: stop training (without an error) after a batch whose loss is NaN or infinite;
+    for ``fit(..., terminate_on_nan=False)``, whose default raises instead."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch + 1}: the loss is {loss}, terminating training", file=sys.stderr)
+            self.model.stop_training = True
+
+
+class BackupAndRestore(Callback):
+    """Keras's: back the training run up in ``backup_dir`` (at each epoch's start, or every
+    ``save_freq`` batches), and when fit starts with a backup there, resume from it: weights,
+    optimizer state, epoch and batch, nnfast's RNG state (shuffling, dropout) and the other
+    callbacks' states, so that a run killed at any moment and started again ends with the
+    weights an uninterrupted run has, bit for bit. The backup is deleted when fit ends
+    (``delete_checkpoint``). Give fit the same data, batch size and callbacks when resuming."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or a number of batches >= 1, got "
+                             f"{save_freq!r}")
+        self.backup_dir, self.save_freq = os.fspath(backup_dir), save_freq
+        self.delete_checkpoint = delete_checkpoint
+        self.path = os.path.join(self.backup_dir, "backup.nnf")
+        self.batches = 0
+
+    def resume_point(self, callbacks):
+        if not os.path.exists(self.path):
+            return None
+        return self.model.restore_checkpoint(self.path, callbacks)
+
+    def _backup(self):
+        if distributed.is_root():
+            os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save(self.path)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._backup()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.save_freq != "epoch" and self.batches % self.save_freq == 0:
+            self._backup()
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and distributed.is_root() and os.path.exists(self.path):
+            os.unlink(self.path)
 
 
 class ProgressBar:

@@ -17,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from . import distributed
+from . import _rng, distributed
 from .optim import optimizers as optim
 from .nn.init import allocation_budget
 from .nn.losses import Loss
@@ -29,6 +29,11 @@ VERSION = 1
 
 class ModelFileError(ValueError):
     """A file that is not a valid nnfast model (truncated, corrupted, wrong version, hostile)."""
+
+
+# what building a model from a damaged or hostile header may raise; each becomes ModelFileError
+_BUILD_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+                 RecursionError)
 
 
 # ---------------------------------------------------------------------------------- architecture
@@ -157,8 +162,51 @@ def load_weights(model, path):
     model.set_weights(_weights_from(arrays, count, path))
 
 
-def save_model(model, path):
-    """Architecture, weights and compile state (see the module docstring)."""
+def _optimizer_header(optimizer, arrays):
+    """The optimizer's state_dict as JSON, its state arrays put into ``arrays``."""
+    state = optimizer.state_dict()
+    for name, per_param in state["state"].items():
+        for i, a in enumerate(per_param):
+            if a is not None:
+                arrays[f"opt_{name}_{i}"] = a
+    return {"type": state["type"], "config": state["config"], "steps": state["steps"],
+            "param_groups": state["param_groups"],
+            "state": {k: [a is not None for a in v] for k, v in state["state"].items()}}
+
+
+def _load_optimizer_state(optimizer, saved, arrays):
+    state = {name: [arrays.get(f"opt_{name}_{i}") if present else None
+                    for i, present in enumerate(flags)]
+             for name, flags in saved["state"].items()}
+    optimizer.load_state_dict({**saved, "state": state})
+
+
+def _progress_header(progress, callbacks, arrays):
+    """Where fit is (a FitProgress), nnfast's RNG state and each callback's state_dict, as JSON;
+    the epoch's order and callbacks' arrays (lists of arrays, as best weights) put into
+    ``arrays``."""
+    header = progress.to_json()
+    if progress.order is not None:
+        arrays["progress_order"] = progress.order
+    header["rng"] = _rng.generator().bit_generator.state
+    header["callbacks"] = []
+    for i, cb in enumerate(callbacks):
+        state = {}
+        for key, value in cb.state_dict().items():
+            if isinstance(value, list) and any(isinstance(v, np.ndarray) for v in value):
+                for j, v in enumerate(value):
+                    arrays[f"callback{i}_{key}_{j}"] = v
+                value = {"arrays": len(value)}
+            state[key] = value
+        header["callbacks"].append(state)
+    return header
+
+
+def save_model(model, path, include_optimizer=True, progress=None, callbacks=()):
+    """Architecture, weights and compile state (see the module docstring); the optimizer's state
+    unless ``include_optimizer`` is False; with ``progress`` (fit's FitProgress), also where
+    training is, the RNG state and the callbacks' states: a checkpoint ``restore_checkpoint``
+    resumes exactly."""
     weights = model.get_weights()
     header = {"format": FORMAT, "version": VERSION, "kind": "model", "count": len(weights),
               "architecture": architecture(model)}
@@ -167,24 +215,36 @@ def save_model(model, path):
     if state is not None:
         compiled = {"loss": state.loss_name or type(state.loss).__name__,
                     "metrics": list(state.metrics), "optimizer_name": state.optimizer_name}
-        if state.optimizer is not None:
-            state = state.optimizer.state_dict()
-            compiled["optimizer"] = {"type": state["type"], "config": state["config"],
-                                     "steps": state["steps"],
-                                     "param_groups": state["param_groups"],
-                                     "state": {k: [a is not None for a in v]
-                                               for k, v in state["state"].items()}}
-            for name, per_param in state["state"].items():
-                for i, a in enumerate(per_param):
-                    if a is not None:
-                        arrays[f"opt_{name}_{i}"] = a
+        if state.optimizer is not None and include_optimizer:
+            compiled["optimizer"] = _optimizer_header(state.optimizer, arrays)
         header["compile"] = compiled
+    if progress is not None:
+        header["progress"] = _progress_header(progress, callbacks, arrays)
     _write_atomically(path, {"header": _header_array(header), **arrays})
 
 
-# what building a model from a damaged or hostile header may raise; each becomes ModelFileError
-_BUILD_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
-                 RecursionError)
+def restore_checkpoint(model, path, callbacks=()):
+    """Put a checkpoint written during fit back into the compiled ``model`` that wrote it: the
+    weights and buffers, the optimizer's state, nnfast's RNG state and each callback's state.
+    Returns the checkpoint's progress: (the JSON of a FitProgress, the epoch's order or None)."""
+    header, arrays = _read(path)
+    progress = header.get("progress")
+    if header.get("kind") != "model" or progress is None:
+        raise ModelFileError(f"{path} is not a checkpoint written during fit")
+    try:
+        model.set_weights(_weights_from(arrays, header["count"], path))
+        saved = header.get("compile", {}).get("optimizer")
+        if saved is not None:
+            _load_optimizer_state(model.optimizer, saved, arrays)
+        _rng.generator().bit_generator.state = progress["rng"]
+        for i, (cb, state) in enumerate(zip(callbacks, progress["callbacks"])):
+            cb.load_state_dict({key: [arrays[f"callback{i}_{key}_{j}"] for j in
+                                      range(value["arrays"])]
+                                if isinstance(value, dict) and "arrays" in value else value
+                                for key, value in state.items()})
+    except _BUILD_ERRORS as e:
+        raise ModelFileError(f"{path}: invalid checkpoint ({e!r})") from e
+    return progress, arrays.get("progress_order")
 
 
 def load(path):
@@ -228,7 +288,4 @@ def _restore_compile_state(model, compiled, arrays):
                                                 saved["config"], saved.get("param_groups"))
     model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics"))
     if saved is not None:
-        state = {name: [arrays.get(f"opt_{name}_{i}") if present else None
-                        for i, present in enumerate(flags)]
-                 for name, flags in saved["state"].items()}
-        model.optimizer.load_state_dict({**saved, "state": state})
+        _load_optimizer_state(model.optimizer, saved, arrays)

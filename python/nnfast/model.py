@@ -3,7 +3,9 @@
 ``backward``; ``Sequential`` is the chain of layers, run by a fusion plan (nn/fusion.py)."""
 import math
 import re
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -54,6 +56,59 @@ class TrainingState:
         self.metrics = metrics
 
 
+class FitProgress:
+    """Where ``fit`` is: ``epoch`` (from 0), ``step`` (its batches done), the epoch's sample
+    ``order`` (None unshuffled), the epoch's running ``totals`` (loss sum, correct, seen) and the
+    ``history`` of the epochs finished. With nnfast's RNG state, what a checkpoint written during
+    fit holds so that training resumes exactly where it stopped."""
+
+    def __init__(self, epoch=0, step=0, order=None, totals=(0.0, 0, 0), history=None,
+                 epochs_run=None):
+        self.epoch, self.step, self.order = epoch, step, order
+        self.totals = list(totals)
+        self.history = history if history is not None else {}
+        self.epochs_run = epochs_run if epochs_run is not None else []   # History.epoch
+        self.callbacks, self.bar = [], None   # fit's, for checkpoints; the epoch's progress bar
+
+    def start_epoch(self, epoch, order):
+        self.epoch, self.step, self.order, self.totals = epoch, 0, order, [0.0, 0, 0]
+
+    def add(self, step, loss_sum, correct, seen):
+        self.step = step
+        self.totals = [self.totals[0] + loss_sum, self.totals[1] + correct, self.totals[2] + seen]
+
+    def to_json(self):
+        return {"epoch": self.epoch, "step": self.step, "totals": self.totals,
+                "history": self.history, "epochs_run": self.epochs_run}
+
+    @classmethod
+    def from_json(cls, state, order):
+        return cls(int(state["epoch"]), int(state["step"]), order, state["totals"],
+                   {k: list(v) for k, v in state["history"].items()}, list(state["epochs_run"]))
+
+
+class _Interrupt:
+    """Ctrl-C during fit: the first SIGINT asks fit to stop after the current batch, a second
+    one interrupts at once. Only in the main thread (elsewhere signals cannot be caught)."""
+
+    def __enter__(self):
+        self.requested, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nfit: stopping after this batch (Ctrl-C again to interrupt now)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
 class Model(Module):
     """A Module that trains: Keras's ``compile`` / ``fit`` / ``evaluate`` / ``predict`` /
     ``train_on_batch`` / ``summary`` / ``save`` over its ``forward`` and ``backward``.
@@ -66,6 +121,7 @@ class Model(Module):
     compiled = None
     stop_training = False
     history = None
+    fit_progress = None   # a FitProgress while fit runs, else None
 
     @property
     def loss_fn(self):
@@ -166,19 +222,21 @@ class Model(Module):
 
     # ------------------------------------------------------------------ training
     def train_on_batch(self, x, y):
-        """One optimizer step on (x, y); returns (loss, correct predictions). Under several
-        ranks (nnfast.distributed) each passes its own batch and the gradients are averaged."""
-        return self._train_step(x, y, None)
+        """One optimizer step on (x, y); returns (loss, correct predictions). A non-finite loss
+        raises FloatingPointError before the step. Under several ranks (nnfast.distributed)
+        each passes its own batch and the gradients are averaged."""
+        return self._train_step(x, y, None, True)
 
-    def _train_step(self, x, y, weight):
+    def _train_step(self, x, y, weight, finite_only):
         """train_on_batch, with ``weight`` this rank's share of the global batch (None: an equal
-        share). A rank whose share is empty contributes zero gradients."""
+        share); ``finite_only`` False trains on through a non-finite loss. A rank whose share is
+        empty contributes zero gradients."""
         state = self.compiled
         loss = correct = 0
         if len(x):
             out = self.forward(x)
             loss = state.loss(out, y)
-            if not math.isfinite(loss):
+            if finite_only and not math.isfinite(loss):
                 raise FloatingPointError(
                     f"the loss became {loss}: training diverged (lower the learning rate, check "
                     "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
@@ -195,13 +253,20 @@ class Model(Module):
         return loss, correct
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
-            validation_split=0.0, callbacks=None, verbose=1):
-        """Train for ``epochs`` passes over (x, y) in mini-batches; returns a History.
+            validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,
+            terminate_on_nan=True):
+        """Train the epochs ``initial_epoch`` ... ``epochs - 1`` over (x, y) in mini-batches;
+        returns a History.
 
         ``validation_split`` holds out the last fraction of the samples (before shuffling, as
         Keras does); ``validation_data`` is an (x_val, y_val) pair. Images are used as given:
         divide uint8 pixels by 255 yourself. A float32 C-contiguous x has its batches gathered by
         the kernels' threads (data.take_rows); other dtypes are converted batch by batch.
+
+        A non-finite loss stops training with FloatingPointError naming the epoch and batch
+        (``terminate_on_nan=False`` trains on). Ctrl-C stops after the current batch and returns
+        the History of the epochs finished. A ``callbacks.BackupAndRestore`` resumes a run that
+        was killed exactly where its last backup was written.
 
         Under several ranks (nnfast.distributed.init() in a program started by mpirun), every
         rank passes the same (x, y): each epoch's shuffled order comes from rank 0, each global
@@ -209,16 +274,9 @@ class Model(Module):
         averaged over all of them, and only rank 0 prints and writes files."""
         self._require_compiled("fit")
         x, y = _check_inputs(x, y, "fit")
-        if batch_size < 1 or epochs < 0:
-            raise ValueError("fit needs batch_size >= 1 and epochs >= 0")
-        if not 0.0 <= validation_split < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        if validation_split and validation_data is None:
-            split = len(x) - int(len(x) * validation_split)
-            if split < 1 or split == len(x):
-                raise ValueError("validation_split leaves no training or no validation samples")
-            validation_data = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
+        if batch_size < 1 or epochs < 0 or initial_epoch < 0:
+            raise ValueError("fit needs batch_size >= 1, epochs >= 0 and initial_epoch >= 0")
+        x, y, validation_data = self._split_validation(x, y, validation_data, validation_split)
         if not self.is_built():
             self._build_from_shape(x.shape[1:])  # Dense layers learn their input size
         if self.optimizer is None:
@@ -226,56 +284,92 @@ class Model(Module):
         callbacks = list(callbacks or [])
         for cb in callbacks:
             cb.model = self
-        history, self.stop_training = History(), False
-        self.history = history
-        world = distributed.world_size()
-        if world > 1:
+        self.history, self.stop_training = History(), False
+        if distributed.world_size() > 1:
             distributed.broadcast_parameters(self)
             verbose = verbose if distributed.is_root() else 0
-        n = len(x)
-        steps = math.ceil(n / batch_size)
         for cb in callbacks:
             cb.on_train_begin()
+        resumed = [p for cb in callbacks if (p := cb.resume_point(callbacks)) is not None]
+        progress = resumed[0] if resumed else FitProgress(epoch=initial_epoch)
+        self.history.history, self.history.epoch = progress.history, progress.epochs_run
+        progress.callbacks, self.fit_progress = callbacks, progress
         self.zero_grad()
-        rng = _rng.generator()
-        for epoch in range(epochs):
-            self.train()
+        run = dict(x=x, y=y, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                   callbacks=callbacks, verbose=verbose, finite_only=terminate_on_nan)
+        try:
+            with _Interrupt() as interrupt:
+                for epoch in range(progress.epoch, epochs):
+                    logs = self._fit_epoch(epoch, progress, interrupt, **run)
+                    if logs is None:   # interrupted
+                        break
+                    if validation_data is not None:
+                        val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                        logs.update({"val_" + k: v for k, v in val.items()})
+                    self._end_epoch(epoch, logs, callbacks, progress.bar)
+                    if self.stop_training:
+                        break
+                for cb in callbacks:
+                    cb.on_train_end()
+        finally:
+            self.fit_progress = None
+            self.eval()
+        return self.history
+
+    def _split_validation(self, x, y, validation_data, validation_split):
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if validation_split and validation_data is None:
+            split = len(x) - int(len(x) * validation_split)
+            if split < 1 or split == len(x):
+                raise ValueError("validation_split leaves no training or no validation samples")
+            return x[:split], y[:split], (x[split:], y[split:])
+        return x, y, validation_data
+
+    def _fit_epoch(self, epoch, progress, interrupt, x, y, epochs, batch_size, shuffle,
+                   callbacks, verbose, finite_only):
+        """One epoch's batches, from ``progress.step`` when resuming inside it. Returns the
+        epoch's logs (over all ranks), or None when Ctrl-C stopped it."""
+        self.train()
+        n, world = len(x), distributed.world_size()
+        if progress.epoch != epoch or progress.step == 0:
+            progress.start_epoch(epoch, None)
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
-            bar = ProgressBar(epoch, epochs, steps, verbose)
-            order = rng.permutation(n) if shuffle else None
+            order = _rng.generator().permutation(n) if shuffle else None
             if world > 1:   # rank 0's order, and every batch an index array to split
                 order = distributed.broadcast(np.arange(n) if order is None else order)
-            total_loss, total_correct, seen, logs = 0.0, 0, 0, {}
-            for step, idx in enumerate(batch_slices(n, batch_size, order), 1):
-                share, weight = idx, None
-                if world > 1:
-                    share = idx[distributed.shard(len(idx))]
-                    weight = len(share) / len(idx)
-                xb, yb = _as_batch(take_rows(x, share)), y[share]
-                loss, correct = self._train_step(xb, yb, weight)
-                total_loss += loss * len(xb)
-                total_correct += correct
-                seen += len(xb)
-                if seen:
-                    logs = self._logs(total_loss, total_correct, seen)
-                    bar.update(step, logs)
-                for cb in callbacks:
-                    cb.on_train_batch_end(step - 1, logs)
-            logs = self._logs(*distributed.allreduce([total_loss, total_correct, seen], "sum"))
-            if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update({"val_" + k: v for k, v in val.items()})
-            bar.finish(logs)
+            progress.order = order
+        progress.bar = bar = ProgressBar(epoch, epochs, math.ceil(n / batch_size), verbose)
+        logs = {}
+        for step, idx in enumerate(batch_slices(n, batch_size, progress.order), 1):
+            if step <= progress.step:
+                continue
+            share, weight = idx, None
+            if world > 1:
+                share = idx[distributed.shard(len(idx))]
+                weight = len(share) / len(idx)
+            xb, yb = _as_batch(take_rows(x, share)), y[share]
+            try:
+                loss, correct = self._train_step(xb, yb, weight, finite_only)
+            except FloatingPointError as e:
+                raise FloatingPointError(f"fit, epoch {epoch + 1}, batch {step}: {e}; "
+                                         "fit(terminate_on_nan=False) trains on") from None
+            progress.add(step, loss * len(xb), correct, len(xb))
+            if progress.totals[2]:
+                logs = self._logs(*progress.totals)
+                bar.update(step, logs)
             for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            history.record(epoch, logs)
-            if self.stop_training:
-                break
+                cb.on_train_batch_end(step - 1, logs)
+            if interrupt.requested:
+                return None
+        return self._logs(*distributed.allreduce(progress.totals, "sum"))
+
+    def _end_epoch(self, epoch, logs, callbacks, bar):
+        bar.finish(logs)
         for cb in callbacks:
-            cb.on_train_end()
-        self.eval()
-        return history
+            cb.on_epoch_end(epoch, logs)
+        self.history.record(epoch, logs)
 
     def _logs(self, total_loss, total_correct, seen):
         logs = {"loss": float(total_loss / seen)}
@@ -391,14 +485,28 @@ class Model(Module):
             self._build_from_shape(self.known_input_shape())
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path):
-        """Architecture, weights and compile state in one file (see ``nnfast.load``)."""
+    def save(self, path, include_optimizer=True):
+        """Architecture, weights and compile state in one file (see ``nnfast.load``); the
+        optimizer's state too unless ``include_optimizer`` is False. Saved during fit (by
+        ModelCheckpoint, BackupAndRestore), the file also holds where training is."""
         self._build_if_known()
         if not self.is_built():
             raise ValueError("save: the model has layers whose input size is not known yet "
                              "(their weights do not exist): call it on a batch, or give its "
                              "first layer input_shape / an nn.Input")
-        io.save_model(self, path)
+        progress = self.fit_progress
+        io.save_model(self, path, include_optimizer, progress,
+                      progress.callbacks if progress else ())
+
+    def restore_checkpoint(self, path, callbacks=()):
+        """Put back a checkpoint written during fit into this compiled model: weights and
+        buffers, optimizer state, nnfast's RNG state and ``callbacks``' states (the same
+        callbacks, in the same order, as the run that wrote it). Returns its FitProgress."""
+        progress, order = io.restore_checkpoint(self, path, callbacks)
+        try:
+            return FitProgress.from_json(progress, order)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise io.ModelFileError(f"{path}: invalid training progress ({e!r})") from e
 
     def save_weights(self, path):
         io.save_weights(self, path)
