@@ -292,8 +292,6 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
 // Stride 1 without padding copies and adds KW-float pieces directly (KW <= simd::W; row2im keeps
 // each input row, at most kDirectRowFloats = 16 floats, in registers while the pieces of one
 // output row are added in); any other geometry goes through im2col / col2im and a transpose.
-// (Storing shifted pieces of each input row, loaded once into registers, measured no faster: the
-// stores are the cost.)
 static constexpr int kDirectRowFloats = 16;
 static bool direct_rows(const Geometry& g) {
   return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= simd::W;
@@ -497,8 +495,8 @@ static int channel_group(const Conv2dShape& s) {
 // Output rows per im2col panel of the forward (0: the whole image at once): a few rows of
 // output (32 to 64 columns, a GEMM column block) whose im2col rows fit in 16 KB, so the panel is
 // written and read in L1. LeNet's first convolution (CKK = 25, 24 x 24 outputs) takes two rows
-// at a time; its whole im2col (57.6 KB) went out to L2 and back, the copy costing half the
-// product. Stride 1 without padding only (the panel is then the im2col of a band of input rows).
+// at a time, rather than sending its whole im2col (57.6 KB) out to L2 and back. Stride 1 without
+// padding only (the panel is then the im2col of a band of input rows).
 static int panel_rows(const Conv2dShape& s) {
   const int OW = s.OW(), CKK = s.C * s.KH * s.KW;
   if (s.SH != 1 || s.SW != 1 || s.PH != 0 || s.PW != 0 || OW > 64) return 0;
@@ -627,7 +625,8 @@ static BackwardSlot backward_slot(float* slot, const ConvBackward& b) {
   if (b.window)
     for (int p = 0; p < P; p++) t.offset[p] = p / OW * b.s.W + p % OW;
   else if (b.skip_zeros && b.ldk > b.CKK)
-    for (int p = 0; p < P; p++) std::fill(t.colT + p * b.ldk + b.CKK, t.colT + (p + 1) * b.ldk, 0.0f);
+    for (int p = 0; p < P; p++)
+      std::fill(t.colT + p * b.ldk + b.CKK, t.colT + (p + 1) * b.ldk, 0.0f);
   return t;
 }
 

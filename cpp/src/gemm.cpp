@@ -256,7 +256,7 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
   const int step = sliced ? kStridedSlice : std::max(g.K, 1);
   // B's rows a multiple of 512 bytes apart fall on at most 8 of L1's 64 sets per line of the
   // block, so a slice of them (up to 128 rows) cannot stay in L1 (784 x 256 x 100 with B's 256
-  // columns: 0.93x NumPy): the slice is copied into a panel first, rows W*NV floats apart,
+  // columns): the slice is copied into a panel first, rows W*NV floats apart,
   // when there are rows enough (4 tiles) to pay for the copy.
   constexpr int LDP = simd::W * NV;
   const bool panel = !sliced && g.ldb % 128 == 0 && g.M >= 4 * MR;
@@ -290,7 +290,7 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
 // The vectors of the next column block, with `vecs` vectors of columns still to cover and M rows.
 // AVX-512: 4 while more than 4 remain or exactly 4; then 3, 2 or 1 for the rest. 4-vector blocks
 // use 6-row tiles, which fit few rows badly: up to 16 rows (a convolution with 16 output
-// channels), 3 at most (32 rows go faster with 6-row tiles).
+// channels), not a multiple of 6, take 3 at most (8-row tiles).
 static int block_vectors(int vecs, int M) {
   if constexpr (simd::W == 16) {
     int nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
@@ -393,7 +393,7 @@ static DotRowsFn pick_dot_rows(int n, std::integer_sequence<int, J...>) {
 // Few columns (N <= W) from A's rows in place: dot products (dot_rows) waste no lanes on N, and
 // pay a lane sum per row; worth it when their vectors, N per W k, plus that sum (counted as W)
 // are fewer than the K vector FMAs a row takes in the column tiles (AVX-512, N = 10, K = 100: 86
-// against 100; measured 2.7 against 4.0 us on one Zen 4 core). Op(B)^T, padded, must fit in L2.
+// against 100). Op(B)^T, padded, must fit in L2.
 static idx dot_rows_ld(int K) { return (K + 15) / 16 * 16; }  // Bt's rows: whole cache lines
 static bool use_dot_rows(bool trans_a, int N, int K) {
   constexpr int W = simd::W;
@@ -456,7 +456,9 @@ static void sgemm_strided_transposed(bool trans_b, int M, int N, int K, float al
 // data crosses between cores.
 static bool strided_split_rows(bool trans_b, int M, int N, int width, int nthreads) {
   const int row_units = (M + 7) / 8, col_units = (N + width - 1) / width;
-  auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
+  auto waste = [&](int units) {
+    return (double)((units + nthreads - 1) / nthreads) * nthreads / units;
+  };
   const bool b_larger = (size_t)N > (size_t)M;
   return !trans_b && (b_larger ? waste(row_units) < waste(col_units) * 0.9
                                : waste(row_units) <= waste(col_units));
@@ -678,8 +680,10 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
 }
 
-// The strided path finishes each tile in its epilogue; other shapes run sgemm (onto the bias rows, when there is a bias) and finish C's rows afterwards, shared out
-// among the threads from kFinishParallel elements on (as the elementwise activation kernels do).
+// C = act(op(A) op(B) + col_bias), or its gradient through the activation (GemmEpilogue). The
+// strided path finishes each tile in its epilogue; other shapes run sgemm (onto the bias rows,
+// when there is a bias) and finish C's rows afterwards, shared out among the threads from
+// kFinishParallel elements on (as the elementwise activation kernels do).
 static constexpr size_t kFinishParallel = size_t(1) << 16;
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                  const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e) {

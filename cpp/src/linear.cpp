@@ -1,8 +1,8 @@
 // Linear (fully connected) layers with the weight stored transposed: wt (IN,OUT) = w^T for
 // PyTorch's w (OUT,IN). y (B,OUT) = x (B,IN) @ wt + bias, and the gradients dx = dy @ wt^T,
 // dwt (+)= x^T @ dy, dbias (+)= column sums of dy. In this layout both the forward product and
-// the weight gradient read and write wt's rows in place: no transposition of the weight, whose
-// cost (a pass over it each way, every step) measured as much as the products on an MNIST MLP.
+// the weight gradient read and write wt's rows in place: no transposition of the weight (a pass
+// over it each way, every step).
 //
 // Dense inputs go through sgemm. Inputs that are mostly zeros (MNIST images are about 81% zero
 // pixels) take a sparse-input path that only touches x's nonzero entries:
@@ -33,10 +33,10 @@ inline namespace NNFAST_ISA {
 
 using idx = std::ptrdiff_t;
 
-// The sparse path pays the index lists (and, backward, a transpose of x); on 100 x 784 inputs
-// it beats the GEMM below about a quarter nonzeros, and only from 32 outputs up: with fewer, a
-// term is a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
-// "sparse-input Linear" rows).
+// The sparse path pays the index lists (and, backward, a transpose of x), so it is taken below
+// about a quarter nonzeros (100 x 784 inputs), and only from 32 outputs up: with fewer, a term is
+// a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
+// "sparse-input Linear" rows, compares the two paths).
 static constexpr double SPARSE_MAX_DENSITY = 0.25;
 static constexpr int SPARSE_MIN_OUT = 32;
 using sparse::all_finite;
@@ -52,8 +52,8 @@ static bool sparse_enough(size_t nnz, size_t n) {
 }
 
 // A first look that spares a dense input the count over all of it (a hidden layer's input: about
-// half nonzero after a ReLU, where the count and its threads' start cost 3-4 us of a 30 us
-// product): more than 1.5 times the limit nonzero in its first rows (up to 8) sends x to the
+// half nonzero after a ReLU, where the count, and its threads' start, would be spent for
+// nothing): more than 1.5 times the limit nonzero in its first rows (up to 8) sends x to the
 // GEMM (MNIST batches, about 19 % nonzero, never come near). Part of the rule that picks the
 // path, which so stays a function of the data alone.
 static bool clearly_dense(const float* x, int B, int IN) {
@@ -69,8 +69,7 @@ static int sparse_threads(int B, int IN, int OUT) {
 // chunk c sums, for every row i, the terms with k in its half into its own partial p_c (B, OUT);
 // then y = bias + p_0 + p_1, added in that order. Thread t takes chunk t: the rows of wt it
 // reads are the rows the optimizer step updated on the same core (it splits a parameter into
-// halves by memory too), so the weight does not cross between cores every step, which measured
-// as costly as the products themselves.
+// halves by memory too), so the weight does not cross between cores every step.
 //
 // First each thread lists the nonzeros of its columns of x, row by row (indices and values,
 // with where each block of kb columns starts; kListRows rows at a time, the first group then,
@@ -209,15 +208,15 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 }
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
-// transposes its columns of x 16 at a time (a block of 16 k, B floats each, stays in L1), so
-// that each k's nonzeros are contiguous, and sums the dy rows they pick into row k of dwt, two
+// transposes its columns of x 16 at a time (a block of 16 k, B floats each, stays in L1), so that
+// each k's nonzeros are contiguous, and sums the dy rows they pick into row k of dwt, two
 // neighbouring k at a time over the rows either picks (each dy row loaded once for both:
-// sparse_rows.h; MLP 784-256-128-10's first layer 61-64 against 80-81 us a step, hot). dy is
-// read in place when its rows are whole cache lines (OUT a multiple of 16, dy 64-byte aligned);
-// otherwise each thread reads its own copy with rows padded to 16 floats (each thread copies for
-// itself rather than the first thread for both, a serial pass that left the second core
-// waiting). The working set stays small: the core's half of the weight and its gradient, with
-// the batch, are about all a 1 MB L2 holds (the transposed half of x took 175 KB).
+// sparse_rows.h). dy is read in place when its rows are whole cache lines (OUT a multiple of 16, dy
+// 64-byte aligned); otherwise each thread reads its own copy with rows padded to 16 floats (each
+// thread copies for itself rather than the first thread for both: a serial pass would leave the
+// second core waiting). The working set stays small: the core's half of the weight and its
+// gradient, with the batch, are about all a 1 MB L2 holds (the transposed half of x takes 175 KB on
+// MLP 784-256-128-10's first layer).
 static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
                                       int IN, int OUT, bool accumulate) {
   const idx ldx = (B + 15) / 16 * 16;
