@@ -292,8 +292,6 @@ static void col2im(float* dxn, const float* col, const Conv2dShape& s) {
 // Stride 1 without padding copies and adds KW-float pieces directly (KW <= simd::W; row2im keeps
 // each input row, at most kDirectRowFloats = 16 floats, in registers while the pieces of one
 // output row are added in); any other geometry goes through im2col / col2im and a transpose.
-// (Storing shifted pieces of each input row, loaded once into registers, measured no faster: the
-// stores are the cost.)
 static constexpr int kDirectRowFloats = 16;
 static bool direct_rows(const Geometry& g) {
   return g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0 && g.KW <= simd::W;
@@ -497,8 +495,8 @@ static int channel_group(const Conv2dShape& s) {
 // Output rows per im2col panel of the forward (0: the whole image at once): a few rows of
 // output (32 to 64 columns, a GEMM column block) whose im2col rows fit in 16 KB, so the panel is
 // written and read in L1. LeNet's first convolution (CKK = 25, 24 x 24 outputs) takes two rows
-// at a time; its whole im2col (57.6 KB) went out to L2 and back, the copy costing half the
-// product. Stride 1 without padding only (the panel is then the im2col of a band of input rows).
+// at a time, rather than sending its whole im2col (57.6 KB) out to L2 and back. Stride 1 without
+// padding only (the panel is then the im2col of a band of input rows).
 static int panel_rows(const Conv2dShape& s) {
   const int OW = s.OW(), CKK = s.C * s.KH * s.KW;
   if (s.SH != 1 || s.SW != 1 || s.PH != 0 || s.PW != 0 || OW > 64) return 0;
@@ -572,6 +570,174 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
   }
 }
 
+// A backward's shape and sizes (P, CKK = C*KK, ldk = CKK padded to 16), the channel group of the
+// dense path, the window sums (or null) and w (OC, CKK), with wpad = w with rows padded to ldk
+// (the zero-skipping path's dx). pdw_floats: the floats of a chunk's dW partial, dW^T (CKK, OC)
+// on the dense path or dW (OC, ldk) when skipping zeros.
+struct ConvBackward {
+  Conv2dShape s;
+  int P, KK, CKK, OC, group;
+  idx ldk;
+  size_t pdw_floats;
+  bool skip_zeros;
+  WindowSums window;
+  const float* w;
+  float* wpad;
+};
+
+static ConvBackward backward_plan(const Conv2dShape& s, const float* w, float* wpad,
+                                  bool skip_zeros) {
+  ConvBackward b{s, s.OH() * s.OW(), s.KH * s.KW, s.C * s.KH * s.KW, s.OC, channel_group(s),
+                 (idx)ckk_padded(s), 0, skip_zeros,
+                 skip_zeros && window_dw(s) ? pick_window_sums(s) : nullptr, w, wpad};
+  b.pdw_floats = skip_zeros ? (size_t)b.OC * b.ldk : (size_t)b.CKK * b.OC;
+  return b;
+}
+
+// wpad (OC, ldk) = w (OC, CKK), the pad columns zero.
+static void pad_weights(const ConvBackward& b) {
+  for (int oc = 0; oc < b.OC; oc++) {
+    std::memcpy(b.wpad + oc * b.ldk, b.w + (size_t)oc * b.CKK, b.CKK * sizeof(float));
+    std::fill(b.wpad + oc * b.ldk + b.CKK, b.wpad + (oc + 1) * b.ldk, 0.0f);
+  }
+}
+
+// A thread's slot of the workspace (the layout at the top), offset aliasing colT: window_sums
+// reads x through the offset of each output position, kept where im2row's colT would be.
+struct BackwardSlot {
+  float *col, *dyT, *dy_scratch, *colT, *dcolT;
+  int* ids;
+  int* offset;
+};
+
+// The slot at `slot`, made ready for every image: window_sums' offsets, or colT's pad columns
+// zeroed (im2row skips them) on the zero-skipping path.
+static BackwardSlot backward_slot(float* slot, const ConvBackward& b) {
+  BackwardSlot t;
+  t.col = slot;
+  t.dyT = t.col + round16((size_t)b.CKK * b.P);
+  t.dy_scratch = t.dyT + round16((size_t)b.P * b.OC);
+  t.colT = t.dy_scratch + round16((size_t)b.P * b.OC);
+  t.dcolT = t.colT + (size_t)b.P * b.ldk;
+  t.ids = reinterpret_cast<int*>(t.dcolT + (size_t)b.P * b.ldk);
+  t.offset = reinterpret_cast<int*>(t.colT);
+  const int P = b.P, OW = b.s.OW();
+  if (b.window)
+    for (int p = 0; p < P; p++) t.offset[p] = p / OW * b.s.W + p % OW;
+  else if (b.skip_zeros && b.ldk > b.CKK)
+    for (int p = 0; p < P; p++)
+      std::fill(t.colT + p * b.ldk + b.CKK, t.colT + (p + 1) * b.ldk, 0.0f);
+  return t;
+}
+
+// pdb (OC) += the sums of dy[n]'s rows (OC, P).
+static void add_bias_sums(float* pdb, const float* dyn, int OC, int P) {
+  for (int oc = 0; oc < OC; oc++) {
+    const float* r = dyn + (size_t)oc * P;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int p = 0; p < P; p++) sum += r[p];
+    pdb[oc] += sum;
+  }
+}
+
+// One image, skipping dy's zeros: pdw (OC, ldk) += dW from window_sums or from colT = im2row(x[n])
+// (when pdw is not null), and dx[n] = row2im(dcolT) with dcolT from dy[n]^T and wpad (when dxn
+// is not null).
+static void image_backward_sparse(const ConvBackward& b, const BackwardSlot& t, float* pdw,
+                                  const float* dyn, const float* xn, float* dxn) {
+  const int P = b.P, OC = b.OC;
+  const idx ldk = b.ldk;
+  const Conv2dShape& s = b.s;
+  if (pdw && b.window) {
+    for (int oc = 0; oc < OC; oc++) {
+      const float* row = dyn + (size_t)oc * P;
+      b.window(pdw + oc * ldk, t.ids, row, sparse::nonzero_indices(t.ids, row, P), t.offset, xn,
+               s.H, s.W, s.KH, s.KW);
+    }
+  } else if (pdw) {
+    im2row(t.colT, ldk, t.col, xn, s);
+    for (int oc = 0; oc < OC; oc++) {
+      const float* row = dyn + (size_t)oc * P;
+      float* out = pdw + oc * ldk;
+      sparse::sum_rows_all(out, out, t.ids, row, sparse::nonzero_indices(t.ids, row, P), t.colT,
+                           ldk, ldk);
+    }
+  }
+  if (dxn) {
+    transpose(t.dyT, OC, dyn, P, OC, P);  // dyT (P, OC)
+    for (int p = 0; p < P; p++) {
+      const float* row = t.dyT + (size_t)p * OC;
+      sparse::sum_rows_all(t.dcolT + p * ldk, nullptr, t.ids, row,
+                           sparse::nonzero_indices(t.ids, row, OC), b.wpad, ldk, ldk);
+    }
+    row2im(dxn, t.dcolT, ldk, t.col, s);
+  }
+}
+
+// One image through the GEMMs: pdw (dW^T, CKK x OC) += col @ dy[n]^T (when pdw is not null) and
+// dx[n] = col2im(W^T @ dy[n]) (when dxn is not null), a group of channels at a time, whose
+// im2col rows stay in L1 from the copy through both products (the rows of a channel group are
+// the im2col of those channels alone).
+static void image_backward_dense(const ConvBackward& b, const BackwardSlot& t, float* pdw,
+                                 const float* dyn, const float* xn, float* dxn) {
+  const int P = b.P, OC = b.OC, KK = b.KK, CKK = b.CKK;
+  const Conv2dShape& s = b.s;
+  if (pdw) transpose(t.dyT, OC, dyn, P, OC, P);
+  for (int c0 = 0; c0 < s.C; c0 += b.group) {
+    Conv2dShape g = s;
+    g.C = std::min(b.group, s.C - c0);
+    const int r0 = c0 * KK, rows = g.C * KK;
+    if (pdw) {
+      // dW^T rows (rows, OC) += col rows (rows, P) @ dy[n]^T (P, OC)
+      im2col(t.col, xn + (size_t)c0 * s.H * s.W, g);
+      gemm_strided({rows, OC, P, t.col, P, 1, t.dyT, OC, pdw + (size_t)r0 * OC, OC, 1.0f, 1.0f,
+                    nullptr});
+    }
+    if (dxn) {
+      // dcol rows (rows, P) = W^T rows (rows, OC) @ dy[n] (OC, P), into col; then col2im.
+      gemm_strided({rows, P, OC, b.w + r0, 1, CKK, dyn, P, t.col, P, 1.0f, 0.0f, nullptr});
+      col2im(dxn + (size_t)c0 * s.H * s.W, t.col, g);
+    }
+  }
+}
+
+// dw (OC, CKK) (+)= the chunks' dW partials (part floats apart), added in chunk order into chunk
+// 0's, in blocks of elements shared out among the threads (the same sums for any split), then
+// transposed (or copied) into dw. Orphaned `omp for` loops: called by every thread of the region.
+static void add_dw_partials(float* dw, float* partials, size_t part, int chunks,
+                            const ConvBackward& b, bool accumulate) {
+  const size_t total = b.pdw_floats;
+  const int OC = b.OC, CKK = b.CKK;
+  const idx ldk = b.ldk;
+  constexpr size_t kBlock = 1024;
+#pragma omp for schedule(static)
+  for (size_t e0 = 0; e0 < total; e0 += kBlock) {
+    const size_t e1 = std::min(total, e0 + kBlock);
+    for (int ch = 1; ch < chunks; ch++) {
+      const float* src = partials + (size_t)ch * part;
+#pragma omp simd
+      for (size_t e = e0; e < e1; e++) partials[e] += src[e];
+    }
+  }
+#pragma omp for schedule(static)
+  for (int oc = 0; oc < OC; oc++)
+    for (int k = 0; k < CKK; k++) {
+      const float sum = b.skip_zeros ? partials[oc * ldk + k] : partials[(size_t)k * OC + oc];
+      dw[(size_t)oc * CKK + k] = accumulate ? dw[(size_t)oc * CKK + k] + sum : sum;
+    }
+}
+
+// dbias (OC) (+)= the chunks' dbias partials (after each chunk's dW partial), in chunk order.
+static void add_dbias_partials(float* dbias, const float* partials, size_t part, int chunks,
+                               const ConvBackward& b, bool accumulate) {
+  for (int oc = 0; oc < b.OC; oc++) {
+    float sum = partials[b.pdw_floats + oc];
+    for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + b.pdw_floats + oc];
+    dbias[oc] = accumulate ? dbias[oc] + sum : sum;
+  }
+}
+
 // From dy: dx overwritten, dw += dy (*) x, dbias += sum dy; batch chunks fixed by N (see top).
 // dy_of(n, scratch, tmp) gives dy[n] (OC, P): a pointer into dy, or `scratch` (OC*P floats of the
 // thread's slot) filled with it, using `tmp` (P*OC floats, free at that point) as it likes.
@@ -579,137 +745,41 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
 // skip_zeros (dy mostly zeros, x and w all finite): the products skip dy's zeros,
 //   dW[oc, :] += sum over p with dy[oc,p] != 0 of dy[oc,p] * colT[p, :]   (colT = col^T)
 //   dcolT[p, :] = sum over oc with dy[oc,p] != 0 of dy[oc,p] * w[oc, :]
-// (sparse_rows.h), the partials then hold dW as (OC, CKKp).
+// (sparse_rows.h, image_backward_sparse), the partials then hold dW as (OC, CKKp); otherwise the
+// GEMMs (image_backward_dense).
 template <typename DyOf>
 static void conv2d_backward_impl(float* dx, float* dw, float* dbias, DyOf dy_of, const float* x,
                                  const float* w, const Conv2dShape& s, float* workspace,
                                  int num_threads, bool accumulate, bool skip_zeros = false) {
   if (!dx && !dw && !dbias) return;
-  const int P = s.OH() * s.OW(), KK = s.KH * s.KW, CKK = s.C * KK, OC = s.OC;
-  const idx ldk = (idx)ckk_padded(s);
   const size_t slot = slot_floats(s), part = partial_floats(s);
   const int nslots = slots(s, num_threads), chunks = dw_chunks(s.N);
-  const int group = channel_group(s);
-  const WindowSums window = skip_zeros && window_dw(s) ? pick_window_sums(s) : nullptr;
   float* partials = workspace + (size_t)nslots * slot;
-  float* wpad = partials + (size_t)chunks * part;  // w (OC, ldk), for skip_zeros
-  const size_t pdw_floats = skip_zeros ? (size_t)OC * ldk : (size_t)CKK * OC;
-  if (skip_zeros && dx)
-    for (int oc = 0; oc < OC; oc++) {
-      std::memcpy(wpad + oc * ldk, w + (size_t)oc * CKK, CKK * sizeof(float));
-      std::fill(wpad + oc * ldk + CKK, wpad + (oc + 1) * ldk, 0.0f);
-    }
+  const ConvBackward b = backward_plan(s, w, partials + (size_t)chunks * part, skip_zeros);
+  if (skip_zeros && dx) pad_weights(b);
+  const size_t image = (size_t)s.C * s.H * s.W;
   const int nt = std::min(nslots, chunks);
 #pragma omp parallel num_threads(nt)
   {
-    float* col = workspace + (size_t)omp_get_thread_num() * slot;
-    float* dyT = col + round16((size_t)CKK * P);
-    float* dy_scratch = dyT + round16((size_t)P * OC);
-    float* colT = dy_scratch + round16((size_t)P * OC);
-    float* dcolT = colT + (size_t)P * ldk;
-    int* ids = reinterpret_cast<int*>(dcolT + (size_t)P * ldk);
-    // window_sums reads x through the offset of each output position, kept where im2row's colT
-    // would be
-    int* offset = reinterpret_cast<int*>(colT);
-    if (window)
-      for (int p = 0; p < P; p++) offset[p] = p / s.OW() * s.W + p % s.OW();
-    else if (skip_zeros && ldk > CKK)  // colT's pad columns: zero for every image (im2row skips them)
-      for (int p = 0; p < P; p++) std::fill(colT + p * ldk + CKK, colT + (p + 1) * ldk, 0.0f);
+    const BackwardSlot t = backward_slot(workspace + (size_t)omp_get_thread_num() * slot, b);
 #pragma omp for schedule(static)
     for (int ch = 0; ch < chunks; ch++) {
       float* pdw = partials + (size_t)ch * part;  // dW^T (CKK, OC) or dW (OC, ldk) of this chunk
-      float* pdb = pdw + pdw_floats;
-      if (dw) std::fill(pdw, pdw + pdw_floats, 0.0f);
-      if (dbias) std::fill(pdb, pdb + OC, 0.0f);
+      float* pdb = pdw + b.pdw_floats;
+      if (dw) std::fill(pdw, pdw + b.pdw_floats, 0.0f);
+      if (dbias) std::fill(pdb, pdb + b.OC, 0.0f);
       const int n0 = (int)((long)s.N * ch / chunks), n1 = (int)((long)s.N * (ch + 1) / chunks);
       for (int n = n0; n < n1; n++) {
-        const float* dyn = dy_of(n, dy_scratch, dyT);
-        if (dbias)
-          for (int oc = 0; oc < OC; oc++) {
-            const float* r = dyn + (size_t)oc * P;
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int p = 0; p < P; p++) sum += r[p];
-            pdb[oc] += sum;
-          }
-        const float* xn = x + (size_t)n * s.C * s.H * s.W;
-        float* dxn = dx ? dx + (size_t)n * s.C * s.H * s.W : nullptr;
-        if (skip_zeros) {
-          if (dw && window) {
-            for (int oc = 0; oc < OC; oc++) {
-              const float* row = dyn + (size_t)oc * P;
-              window(pdw + oc * ldk, ids, row, sparse::nonzero_indices(ids, row, P), offset, xn,
-                     s.H, s.W, s.KH, s.KW);
-            }
-          } else if (dw) {
-            im2row(colT, ldk, col, xn, s);
-            for (int oc = 0; oc < OC; oc++) {
-              const float* row = dyn + (size_t)oc * P;
-              float* out = pdw + oc * ldk;
-              sparse::sum_rows_all(out, out, ids, row, sparse::nonzero_indices(ids, row, P), colT, ldk,
-                                   ldk);
-            }
-          }
-          if (dx) {
-            transpose(dyT, OC, dyn, P, OC, P);  // dyT (P, OC)
-            for (int p = 0; p < P; p++) {
-              const float* row = dyT + (size_t)p * OC;
-              sparse::sum_rows_all(dcolT + p * ldk, nullptr, ids, row,
-                                   sparse::nonzero_indices(ids, row, OC), wpad, ldk, ldk);
-            }
-            row2im(dxn, dcolT, ldk, col, s);
-          }
-          continue;
-        }
-        if (dw) transpose(dyT, OC, dyn, P, OC, P);
-        // A group of channels at a time, whose im2col rows stay in L1 from the copy through
-        // both products (the rows of a channel group are the im2col of those channels alone).
-        for (int c0 = 0; c0 < s.C; c0 += group) {
-          Conv2dShape g = s;
-          g.C = std::min(group, s.C - c0);
-          const int r0 = c0 * KK, rows = g.C * KK;
-          if (dw) {
-            // dW^T rows (rows, OC) += col rows (rows, P) @ dy[n]^T (P, OC)
-            im2col(col, xn + (size_t)c0 * s.H * s.W, g);
-            gemm_strided({rows, OC, P, col, P, 1, dyT, OC, pdw + (size_t)r0 * OC, OC, 1.0f, 1.0f,
-                          nullptr});
-          }
-          if (dx) {
-            // dcol rows (rows, P) = W^T rows (rows, OC) @ dy[n] (OC, P), into col; then col2im.
-            gemm_strided({rows, P, OC, w + r0, 1, CKK, dyn, P, col, P, 1.0f, 0.0f, nullptr});
-            col2im(dxn + (size_t)c0 * s.H * s.W, col, g);
-          }
-        }
+        const float* dyn = dy_of(n, t.dy_scratch, t.dyT);
+        if (dbias) add_bias_sums(pdb, dyn, b.OC, b.P);
+        float* dxn = dx ? dx + n * image : nullptr;
+        if (skip_zeros) image_backward_sparse(b, t, dw ? pdw : nullptr, dyn, x + n * image, dxn);
+        else image_backward_dense(b, t, dw ? pdw : nullptr, dyn, x + n * image, dxn);
       }
     }
-    // Partials added in chunk order into chunk 0's, in blocks of elements shared out among the
-    // threads (the same sums for any split), then transposed (or copied) into dw.
-    if (dw) {
-      const size_t total = pdw_floats;
-      constexpr size_t kBlock = 1024;
-#pragma omp for schedule(static)
-      for (size_t e0 = 0; e0 < total; e0 += kBlock) {
-        const size_t e1 = std::min(total, e0 + kBlock);
-        for (int ch = 1; ch < chunks; ch++) {
-          const float* src = partials + (size_t)ch * part;
-#pragma omp simd
-          for (size_t e = e0; e < e1; e++) partials[e] += src[e];
-        }
-      }
-#pragma omp for schedule(static)
-      for (int oc = 0; oc < OC; oc++)
-        for (int k = 0; k < CKK; k++) {
-          const float sum = skip_zeros ? partials[oc * ldk + k] : partials[(size_t)k * OC + oc];
-          dw[(size_t)oc * CKK + k] = accumulate ? dw[(size_t)oc * CKK + k] + sum : sum;
-        }
-    }
+    if (dw) add_dw_partials(dw, partials, part, chunks, b, accumulate);
   }
-  if (dbias)
-    for (int oc = 0; oc < OC; oc++) {
-      float sum = partials[pdw_floats + oc];
-      for (int ch = 1; ch < chunks; ch++) sum += partials[(size_t)ch * part + pdw_floats + oc];
-      dbias[oc] = accumulate ? dbias[oc] + sum : sum;
-    }
+  if (dbias) add_dbias_partials(dbias, partials, part, chunks, b, accumulate);
 }
 
 void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,

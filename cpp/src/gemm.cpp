@@ -256,7 +256,7 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
   const int step = sliced ? kStridedSlice : std::max(g.K, 1);
   // B's rows a multiple of 512 bytes apart fall on at most 8 of L1's 64 sets per line of the
   // block, so a slice of them (up to 128 rows) cannot stay in L1 (784 x 256 x 100 with B's 256
-  // columns: 0.93x NumPy): the slice is copied into a panel first, rows W*NV floats apart,
+  // columns): the slice is copied into a panel first, rows W*NV floats apart,
   // when there are rows enough (4 tiles) to pay for the copy.
   constexpr int LDP = simd::W * NV;
   const bool panel = !sliced && g.ldb % 128 == 0 && g.M >= 4 * MR;
@@ -286,38 +286,49 @@ static void strided_column_block(const StridedGemm& g, const float* B, float* C,
 // 16 registers, 2 vectors (6-row tiles) or 1 (12-row tiles), 12 accumulators. The widths are
 // chosen to waste the fewest lanes on N's last columns (AVX-512, N = 100: 64 + 48 rather than
 // 32 + 32 + 32 + 16).
+//
+// The vectors of the next column block, with `vecs` vectors of columns still to cover and M rows.
+// AVX-512: 4 while more than 4 remain or exactly 4; then 3, 2 or 1 for the rest. 4-vector blocks
+// use 6-row tiles, which fit few rows badly: up to 16 rows (a convolution with 16 output
+// channels), not a multiple of 6, take 3 at most (8-row tiles).
+static int block_vectors(int vecs, int M) {
+  if constexpr (simd::W == 16) {
+    int nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
+    if (nv == 4 && M <= 16 && M % 6 != 0) nv = 3;
+    return nv;
+  } else {
+    return vecs >= 2 ? 2 : 1;
+  }
+}
+
+// The column block of nv vectors (block_vectors) with its tile height.
+static void column_block(int nv, const StridedGemm& g, const float* B, float* C, int ncols) {
+  if constexpr (simd::W == 16) {
+    switch (nv) {
+      case 4: strided_column_block<6, 4>(g, B, C, ncols); break;
+      case 3: strided_column_block<8, 3>(g, B, C, ncols); break;
+      case 2: strided_column_block<8, 2>(g, B, C, ncols); break;
+      default: strided_column_block<16, 1>(g, B, C, ncols); break;
+    }
+  } else {
+    if (nv == 2) strided_column_block<6, 2>(g, B, C, ncols);
+    else strided_column_block<12, 1>(g, B, C, ncols);
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C, then g.finish, with op(A) and op(B) in place: column
+// blocks left to right (block_vectors wide), each down all of M (strided_column_block).
 void gemm_strided(const StridedGemm& g) {
   constexpr int W = simd::W;
   if (g.M <= 0 || g.N <= 0) return;
   for (int j0 = 0; j0 < g.N;) {
     const int left = g.N - j0;
-    const int vecs = (left + W - 1) / W;  // vectors still to cover
-    int nv;
-    if constexpr (W == 16) {
-      // 4 vectors while more than 4 remain or exactly 4; then 3, 2 or 1 for the rest. 4-vector
-      // blocks use 6-row tiles, which fit few rows badly: up to 16 rows (a convolution with 16
-      // output channels), 3 at most (measured: 16 x 57600 x 25 256 -> 227 us; 32 rows are
-      // faster with 6-row tiles)
-      nv = vecs >= 4 && vecs != 5 ? 4 : vecs == 5 ? 3 : vecs;
-      if (nv == 4 && g.M <= 16 && g.M % 6 != 0) nv = 3;
-    } else {
-      nv = vecs >= 2 ? 2 : 1;
-    }
+    const int nv = block_vectors((left + W - 1) / W, g.M);
     const int ncols = std::min(W * nv, left);
     StridedGemm gj = g;  // the finish's operands at the block's columns
     if (gj.finish.col_bias) gj.finish.col_bias += j0;
     if (gj.finish.act_output) gj.finish.act_output += j0;
-    if constexpr (W == 16) {
-      switch (nv) {
-        case 4: strided_column_block<6, 4>(gj, g.B + j0, g.C + j0, ncols); break;
-        case 3: strided_column_block<8, 3>(gj, g.B + j0, g.C + j0, ncols); break;
-        case 2: strided_column_block<8, 2>(gj, g.B + j0, g.C + j0, ncols); break;
-        default: strided_column_block<16, 1>(gj, g.B + j0, g.C + j0, ncols); break;
-      }
-    } else {
-      if (nv == 2) strided_column_block<6, 2>(gj, g.B + j0, g.C + j0, ncols);
-      else strided_column_block<12, 1>(gj, g.B + j0, g.C + j0, ncols);
-    }
+    column_block(nv, gj, g.B + j0, g.C + j0, ncols);
     j0 += ncols;
   }
 }
@@ -382,7 +393,7 @@ static DotRowsFn pick_dot_rows(int n, std::integer_sequence<int, J...>) {
 // Few columns (N <= W) from A's rows in place: dot products (dot_rows) waste no lanes on N, and
 // pay a lane sum per row; worth it when their vectors, N per W k, plus that sum (counted as W)
 // are fewer than the K vector FMAs a row takes in the column tiles (AVX-512, N = 10, K = 100: 86
-// against 100; measured 2.7 against 4.0 us on one Zen 4 core). Op(B)^T, padded, must fit in L2.
+// against 100). Op(B)^T, padded, must fit in L2.
 static idx dot_rows_ld(int K) { return (K + 15) / 16 * 16; }  // Bt's rows: whole cache lines
 static bool use_dot_rows(bool trans_a, int N, int K) {
   constexpr int W = simd::W;
@@ -415,81 +426,120 @@ static void sgemm_dot_rows(bool trans_b, int M, int N, int K, float alpha, const
 
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                          int ldc, int nthreads, const GemmEpilogue* ep = nullptr) {
-  // C = alpha * A^T op(B) + beta * C with at most W columns (a Linear layer's dW = x^T dy with
-  // few outputs): one vector of C's columns per tile would take a broadcast per FMA, so the
-  // product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
-  // in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
-  // still one tile's sum over k in order. (The inner call has M >= 2W columns: no recursion.)
-  if (trans_a && N <= simd::W && M >= 2 * simd::W && !ep) {  // (a finish would need C's own layout)
-    static thread_local PackBuffer t_buf;
-    float* T = t_buf.get((size_t)N * M);
-    if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
-    sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
-    transpose(C, ldc, T, M, N, M);
+                          int ldc, int nthreads, const GemmEpilogue* ep = nullptr);
+
+// C = alpha * A^T op(B) + beta * C with at most W columns (a Linear layer's dW = x^T dy with
+// few outputs): one vector of C's columns per tile would take a broadcast per FMA, so the
+// product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
+// in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
+// still one tile's sum over k in order. (The inner call has M >= 2W columns: no recursion.)
+static bool use_transposed_product(bool trans_a, int M, int N, const GemmEpilogue* ep) {
+  return trans_a && N <= simd::W && M >= 2 * simd::W && !ep;  // (a finish needs C's own layout)
+}
+static void sgemm_strided_transposed(bool trans_b, int M, int N, int K, float alpha,
+                                     const float* A, int lda, const float* B, int ldb, float beta,
+                                     float* C, int ldc, int nthreads) {
+  static thread_local PackBuffer t_buf;
+  float* T = t_buf.get((size_t)N * M);
+  if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
+  sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
+  transpose(C, ldc, T, M, N, M);
+}
+
+// Whether threads split gemm_strided's rows (bands of 8-row tiles) rather than its columns
+// (bands of `width`-column blocks), whichever splits more evenly. Split rows, and every thread
+// reads all of op(B); split columns, and every thread reads all of op(A) (they share K, so
+// N > M means op(B) is the larger). Rows when op(A) is the larger and they balance no worse;
+// when op(B) is, only if columns would balance more than 10 % worse (a 32 x 6400 x 400
+// convolution product split by rows reads its 10 MB op(B) from L3 twice). With trans_b, always
+// columns: each thread transposes just its own rows of B, into its own buffer, so no transposed
+// data crosses between cores.
+static bool strided_split_rows(bool trans_b, int M, int N, int width, int nthreads) {
+  const int row_units = (M + 7) / 8, col_units = (N + width - 1) / width;
+  auto waste = [&](int units) {
+    return (double)((units + nthreads - 1) / nthreads) * nthreads / units;
+  };
+  const bool b_larger = (size_t)N > (size_t)M;
+  return !trans_b && (b_larger ? waste(row_units) < waste(col_units) * 0.9
+                               : waste(row_units) <= waste(col_units));
+}
+
+// g restricted to rows [i0, i1) of op(A), C and the finish's act_output.
+static StridedGemm with_rows(StridedGemm g, int i0, int i1) {
+  g.M = std::max(0, i1 - i0);
+  g.A += (size_t)i0 * g.ars;
+  g.C += (size_t)i0 * g.ldc;
+  if (g.finish.act_output) g.finish.act_output += (size_t)i0 * g.finish.ld_act_output;
+  return g;
+}
+
+// g restricted to columns [j0, j1) of C and the finish's operands (op(B) left as it is).
+static StridedGemm with_columns(StridedGemm g, int j0, int j1) {
+  g.N = std::max(0, j1 - j0);
+  g.C += j0;
+  if (g.finish.col_bias) g.finish.col_bias += j0;
+  if (g.finish.act_output) g.finish.act_output += j0;
+  return g;
+}
+
+// Columns [j0, j1) of g (the whole product, N columns) with op(B) = B^T (B (N, K), rows ldb
+// apart): this thread transposes its rows of B into its own buffer, rows ldt apart. An op(B)
+// past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in chunks of K, each
+// transposed into the same buffer and multiplied into C (the first with beta, the others adding
+// to it): the transposed copy then never goes out to memory and back. The chunks follow from
+// the shape alone (any thread count sums alike).
+static void strided_columns_transposed(const StridedGemm& whole, const float* B, int ldb, int j0,
+                                       int j1) {
+  const int K = whole.K;
+  const int kc = (size_t)K * whole.N > STRIDED_MAX_B ? kTransposedChunk : K;  // shape alone
+  const StridedGemm g = with_columns(whole, j0, j1);
+  static thread_local PackBuffer bt_buf;
+  const idx ldt = (g.N + 15) / 16 * 16;
+  float* bt = bt_buf.get((size_t)kc * ldt + 16);
+  for (int k0 = 0; k0 < K; k0 += kc) {
+    StridedGemm part = g;
+    part.K = std::min(kc, K - k0);
+    part.A += (size_t)k0 * g.aks;
+    part.beta = k0 == 0 ? g.beta : 1.0f;
+    transpose(bt, ldt, B + (size_t)j0 * ldb + k0, ldb, g.N, part.K);
+    part.B = bt;
+    part.ldb = ldt;
+    gemm_strided(part);
+  }
+}
+
+// The unpacked path (gemm_strided), its rows or columns shared out among the threads in
+// contiguous bands (strided_split_rows); few columns take the transposed product or dot products
+// instead.
+static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                          int ldc, int nthreads, const GemmEpilogue* ep) {
+  if (use_transposed_product(trans_a, M, N, ep)) {
+    sgemm_strided_transposed(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
     return;
   }
   if (use_dot_rows(trans_a, N, K)) {
     sgemm_dot_rows(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, ep);
     return;
   }
-  // Balance: bands of 8-row tiles or of 2-vector column blocks, whichever splits more evenly.
-  // With trans_b, always columns (in vectors): each thread transposes just its own rows of B,
-  // into its own buffer, so no transposed data crosses between cores.
   const int width = trans_b ? simd::W : 2 * simd::W;
-  const int row_units = (M + 7) / 8, col_units = (N + width - 1) / width;
-  auto waste = [&](int units) { return (double)((units + nthreads - 1) / nthreads) * nthreads / units; };
-  // Split rows, and every thread reads all of op(B); split columns, and every thread reads all of
-  // op(A) (they share K, so N > M means op(B) is the larger). Rows when op(A) is the larger and
-  // they balance no worse; when op(B) is, only if columns would balance more than 10 % worse (a
-  // 32 x 6400 x 400 convolution product split by rows read its 10 MB op(B) from L3 twice).
-  const bool b_larger = (size_t)N > (size_t)M;
-  const bool split_rows =
-      !trans_b && (b_larger ? waste(row_units) < waste(col_units) * 0.9
-                            : waste(row_units) <= waste(col_units));
-  const int units = split_rows ? row_units : col_units;
+  const bool split_rows = strided_split_rows(trans_b, M, N, width, nthreads);
+  const int units = split_rows ? (M + 7) / 8 : (N + width - 1) / width;
   parallel_region(std::min(nthreads, units), [&] {
     const auto [part0, part1] = part_of(units, omp_get_thread_num(), omp_get_num_threads());
     const int u0 = (int)part0, u1 = (int)part1;
     StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
                   nullptr};
     if (ep) g.finish = *ep;
+    const int j0 = u0 * width, j1 = std::min(N, u1 * width);
     if (split_rows) {
-      const int i0 = u0 * 8, i1 = std::min(M, u1 * 8);
-      g.M = std::max(0, i1 - i0);
-      g.A += (size_t)i0 * g.ars;
-      g.C += (size_t)i0 * ldc;
-      if (g.finish.act_output) g.finish.act_output += (size_t)i0 * g.finish.ld_act_output;
-      gemm_strided(g);
+      gemm_strided(with_rows(g, u0 * 8, std::min(M, u1 * 8)));
+    } else if (trans_b) {
+      strided_columns_transposed(g, B, ldb, j0, j1);
     } else {
-      const int j0 = u0 * width, j1 = std::min(N, u1 * width);
-      g.N = std::max(0, j1 - j0);
-      g.C += j0;
-      if (g.finish.col_bias) g.finish.col_bias += j0;
-      if (g.finish.act_output) g.finish.act_output += j0;
-      if (trans_b) {  // op(B)[:, j0:j1] (K, n) = B[j0:j1, :]^T, rows ldt apart
-        // An op(B) past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in
-        // chunks of K, each transposed into the same buffer and multiplied into C (the first
-        // with beta, the others adding to it): the transposed copy then never goes out to
-        // memory and back. The chunks follow from the shape alone (any thread count sums alike).
-        static thread_local PackBuffer bt_buf;
-        const idx ldt = (g.N + 15) / 16 * 16;
-        const int kc = (size_t)K * N > STRIDED_MAX_B ? kTransposedChunk : K;  // shape alone
-        float* bt = bt_buf.get((size_t)kc * ldt + 16);
-        for (int k0 = 0; k0 < K; k0 += kc) {
-          StridedGemm part = g;
-          part.K = std::min(kc, K - k0);
-          part.A += (size_t)k0 * g.aks;
-          part.beta = k0 == 0 ? beta : 1.0f;
-          transpose(bt, ldt, B + (size_t)j0 * ldb + k0, ldb, g.N, part.K);
-          part.B = bt;
-          part.ldb = ldt;
-          gemm_strided(part);
-        }
-      } else {
-        g.B += j0;
-        gemm_strided(g);
-      }
+      StridedGemm gj = with_columns(g, j0, j1);
+      gj.B += j0;
+      gemm_strided(gj);
     }
   });
 }
@@ -545,6 +595,73 @@ static int gemm_threads(int M, int N, int K) {
   return 2.0 * M * N * (double)K < 5e5 ? 1 : get_num_threads();
 }
 
+// Packed path, step 1 of a slice: op(B)[k0:k0+kc, j0:j0+nc] packed into npanels NR-wide panels
+// at bp (panel q at bp + q*NR*kc); the panels are independent, so threads share them.
+static void pack_b_panels(float* bp, bool trans_b, const float* B, int ldb, int k0, int kc,
+                          int j0, int nc, int npanels, int nthreads) {
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && npanels > 1)
+  for (int q = 0; q < npanels; q++) {
+    int cols = std::min(NR, nc - q * NR);
+    pack_b(bp + (size_t)q * NR * kc, trans_b, B, ldb, k0, kc, j0 + q * NR, cols);
+  }
+}
+
+// Packed path, step 2 of a slice: C[:, j0:j0+nc] (+)= alpha * op(A)[:, k0:k0+kc] @ the packed
+// panels bp, in tiles of (MC-row block of A, group of N panels): threads split the M blocks;
+// when M is small (a single block), they split the N panels instead so both cores still work.
+// Each thread packs its block of op(A) into MR-row panels of its own, then runs the
+// micro-kernel on each MR x NR tile (first: the first slice of K, which applies beta).
+static void packed_tiles(bool trans_a, int M, int kc, int k0, int j0, int nc, int npanels,
+                         float alpha, const float* A, int lda, const float* bp, float beta,
+                         bool first, float* C, int ldc, int nthreads) {
+  const int mblocks = (M + MC - 1) / MC;
+  const int ngroups = mblocks >= nthreads ? 1 : std::min(npanels, nthreads);
+  const int ntiles = mblocks * ngroups;
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1 && ntiles > 1)
+  {
+    static thread_local PackBuffer a_buf;
+    float* ap = a_buf.get((size_t)(MC + MR - 1) / MR * MR * kc);  // whole MR-row panels
+#pragma omp for schedule(static)
+    for (int t = 0; t < ntiles; t++) {
+      const int mb = t / ngroups, g = t % ngroups;
+      const int i0 = mb * MC, mc = std::min(MC, M - i0);
+      const auto [q_begin, q_end] = part_of(npanels, g, ngroups);
+      pack_a(ap, trans_a, A, lda, i0, mc, k0, kc);
+      for (int q = q_begin; q < q_end; q++) {
+        const int nr = std::min(NR, nc - q * NR);
+        const float* bpanel = bp + (size_t)q * NR * kc;
+        for (int p = 0; p < mc; p += MR) {
+          const int mr = std::min(MR, mc - p);
+          micro_kernel(kc, ap + (size_t)p * kc, bpanel, C + (size_t)(i0 + p) * ldc + j0 + q * NR,
+                       ldc, mr, nr, alpha, beta, first);
+        }
+      }
+    }
+  }
+}
+
+// The packed (GotoBLAS) path, the scheme at the top: for each NC-wide column block of op(B) and
+// each KC-deep slice of K, op(B)'s slice packed once (pack_b_panels), then every tile of C
+// multiplied by it (packed_tiles).
+static void sgemm_packed(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
+                         const float* A, int lda, const float* B, int ldb, float beta, float* C,
+                         int ldc, int nthreads) {
+  static thread_local PackBuffer b_buf;
+  for (int j0 = 0; j0 < N; j0 += NC) {
+    const int nc = std::min(NC, N - j0);
+    const int npanels = (nc + NR - 1) / NR;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      const int kc = std::min(KC, K - k0);
+      float* bp = b_buf.get((size_t)npanels * NR * kc);
+      pack_b_panels(bp, trans_b, B, ldb, k0, kc, j0, nc, npanels, nthreads);
+      packed_tiles(trans_a, M, kc, k0, j0, nc, npanels, alpha, A, lda, bp, beta, k0 == 0, C, ldc,
+                   nthreads);
+    }
+  }
+}
+
+// C = alpha * op(A) op(B) + beta * C: the path by shape (scaling only, the K split, the unpacked
+// path or the packed one).
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
@@ -557,58 +674,16 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
     return;
   }
   const int nthreads = gemm_threads(M, N, K);
-  if (use_strided(trans_b, M, N, K)) {
+  if (use_strided(trans_b, M, N, K))
     sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
-    return;
-  }
-  static thread_local PackBuffer b_buf;
-
-  for (int j0 = 0; j0 < N; j0 += NC) {
-    const int nc = std::min(NC, N - j0);
-    const int npanels = (nc + NR - 1) / NR;
-    for (int k0 = 0; k0 < K; k0 += KC) {
-      const int kc = std::min(KC, K - k0);
-      const bool first = k0 == 0;
-      float* bp = b_buf.get((size_t)npanels * NR * kc);
-      // Pack B: panels are independent, so threads can share the work.
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1 && npanels > 1)
-      for (int q = 0; q < npanels; q++) {
-        int cols = std::min(NR, nc - q * NR);
-        pack_b(bp + (size_t)q * NR * kc, trans_b, B, ldb, k0, kc, j0 + q * NR, cols);
-      }
-      // Tiles over (M block, N panel group): threads split M blocks; when M is small (a single
-      // block), split the N panels instead so both cores still work.
-      const int mblocks = (M + MC - 1) / MC;
-      const int ngroups = mblocks >= nthreads ? 1 : std::min(npanels, nthreads);
-      const int ntiles = mblocks * ngroups;
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1 && ntiles > 1)
-      {
-        static thread_local PackBuffer a_buf;
-        float* ap = a_buf.get((size_t)(MC + MR - 1) / MR * MR * kc);  // whole MR-row panels
-#pragma omp for schedule(static)
-        for (int t = 0; t < ntiles; t++) {
-          const int mb = t / ngroups, g = t % ngroups;
-          const int i0 = mb * MC, mc = std::min(MC, M - i0);
-          const auto [q_begin, q_end] = part_of(npanels, g, ngroups);
-          pack_a(ap, trans_a, A, lda, i0, mc, k0, kc);
-          for (int q = q_begin; q < q_end; q++) {
-            const int nr = std::min(NR, nc - q * NR);
-            const float* bpanel = bp + (size_t)q * NR * kc;
-            for (int p = 0; p < mc; p += MR) {
-              const int mr = std::min(MR, mc - p);
-              micro_kernel(kc, ap + (size_t)p * kc, bpanel,
-                           C + (size_t)(i0 + p) * ldc + j0 + q * NR, ldc, mr, nr, alpha, beta,
-                           first);
-            }
-          }
-        }
-      }
-    }
-  }
+  else
+    sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
 }
 
-// The strided path finishes each tile in its epilogue; other shapes run sgemm (onto the bias rows, when there is a bias) and finish C's rows afterwards, shared out
-// among the threads from kFinishParallel elements on (as the elementwise activation kernels do).
+// C = act(op(A) op(B) + col_bias), or its gradient through the activation (GemmEpilogue). The
+// strided path finishes each tile in its epilogue; other shapes run sgemm (onto the bias rows,
+// when there is a bias) and finish C's rows afterwards, shared out among the threads from
+// kFinishParallel elements on (as the elementwise activation kernels do).
 static constexpr size_t kFinishParallel = size_t(1) << 16;
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                  const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e) {

@@ -1,8 +1,8 @@
 // Linear (fully connected) layers with the weight stored transposed: wt (IN,OUT) = w^T for
 // PyTorch's w (OUT,IN). y (B,OUT) = x (B,IN) @ wt + bias, and the gradients dx = dy @ wt^T,
 // dwt (+)= x^T @ dy, dbias (+)= column sums of dy. In this layout both the forward product and
-// the weight gradient read and write wt's rows in place: no transposition of the weight, whose
-// cost (a pass over it each way, every step) measured as much as the products on an MNIST MLP.
+// the weight gradient read and write wt's rows in place: no transposition of the weight (a pass
+// over it each way, every step).
 //
 // Dense inputs go through sgemm. Inputs that are mostly zeros (MNIST images are about 81% zero
 // pixels) take a sparse-input path that only touches x's nonzero entries:
@@ -33,10 +33,10 @@ inline namespace NNFAST_ISA {
 
 using idx = std::ptrdiff_t;
 
-// The sparse path pays the index lists (and, backward, a transpose of x); on 100 x 784 inputs
-// it beats the GEMM below about a quarter nonzeros, and only from 32 outputs up: with fewer, a
-// term is a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
-// "sparse-input Linear" rows).
+// The sparse path pays the index lists (and, backward, a transpose of x), so it is taken below
+// about a quarter nonzeros (100 x 784 inputs), and only from 32 outputs up: with fewer, a term is
+// a single vector and the index lists cost more than the zeros save (benchmarks/gemm.py,
+// "sparse-input Linear" rows, compares the two paths).
 static constexpr double SPARSE_MAX_DENSITY = 0.25;
 static constexpr int SPARSE_MIN_OUT = 32;
 using sparse::all_finite;
@@ -52,8 +52,8 @@ static bool sparse_enough(size_t nnz, size_t n) {
 }
 
 // A first look that spares a dense input the count over all of it (a hidden layer's input: about
-// half nonzero after a ReLU, where the count and its threads' start cost 3-4 us of a 30 us
-// product): more than 1.5 times the limit nonzero in its first rows (up to 8) sends x to the
+// half nonzero after a ReLU, where the count, and its threads' start, would be spent for
+// nothing): more than 1.5 times the limit nonzero in its first rows (up to 8) sends x to the
 // GEMM (MNIST batches, about 19 % nonzero, never come near). Part of the rule that picks the
 // path, which so stays a function of the data alone.
 static bool clearly_dense(const float* x, int B, int IN) {
@@ -69,8 +69,7 @@ static int sparse_threads(int B, int IN, int OUT) {
 // chunk c sums, for every row i, the terms with k in its half into its own partial p_c (B, OUT);
 // then y = bias + p_0 + p_1, added in that order. Thread t takes chunk t: the rows of wt it
 // reads are the rows the optimizer step updated on the same core (it splits a parameter into
-// halves by memory too), so the weight does not cross between cores every step, which measured
-// as costly as the products themselves.
+// halves by memory too), so the weight does not cross between cores every step.
 //
 // First each thread lists the nonzeros of its columns of x, row by row (indices and values,
 // with where each block of kb columns starts; kListRows rows at a time, the first group then,
@@ -84,91 +83,124 @@ static int sparse_threads(int B, int IN, int OUT) {
 // nonzero count.
 static constexpr int kChunks = 2;
 static constexpr int kListRows = 256;  // rows listed at a time: bounds the lists' memory
+
+// Chunk c's rows k0..k1 of wt, columns k0..k1 of x: cut at a multiple of 16 columns so that each
+// row's part starts on a cache line when x's rows do (784 floats: whole lines; cut at 392, the
+// second chunk's vector loads would each straddle two lines).
+static std::pair<int, int> chunk_rows(int IN, int c) {
+  const auto [k0, k1] = part_of(IN, c, kChunks, 16);
+  return {(int)k0, (int)k1};
+}
+
+// One forward's operands and blocking: y (B, OUT) and the partials p_1 .. (B, OUT each) written,
+// x (B, IN), wt (IN, ldw) and bias read; kb rows of wt per block, `group` rows of x listed at a
+// time.
+struct SparseForward {
+  float* y;
+  float* partial;
+  const float* x;
+  const float* wt;
+  const float* bias;
+  int ldw, B, IN, OUT, kb, group;
+  Activation act;
+};
+
+// A chunk's lists of x's nonzeros, for a group of rows: column indices, values, and where each
+// row's block of kb columns starts (nb + 1 entries a row).
+struct EntryLists {
+  PackBuffer ids, vals, starts;
+};
+
+// The lists of rows i0..i1 of chunk c's columns; returns their entry count.
+static int list_rows(const SparseForward& f, EntryLists& l, int c, int i0, int i1) {
+  const auto [k0, k1] = chunk_rows(f.IN, c);
+  const int nb = (k1 - k0 + f.kb - 1) / f.kb;
+  int* ids = reinterpret_cast<int*>(l.ids.get((size_t)f.group * (k1 - k0) + 16));
+  float* vals = l.vals.get((size_t)f.group * (k1 - k0) + 16);
+  int* starts = reinterpret_cast<int*>(l.starts.get((size_t)f.group * (nb + 1)));
+  int n = 0;
+  for (int i = i0; i < i1; i++)
+    n = sparse::append_nonzero_entries(ids, vals, n, starts + (i - i0) * (nb + 1),
+                                       f.x + (idx)i * f.IN + k0, k1 - k0, f.kb);
+  return n;
+}
+
+// Chunk c's nonzero count: the lists of the first group of rows, and the count of the other
+// rows' nonzeros in its columns.
+static size_t list_and_count(const SparseForward& f, EntryLists& l, int c) {
+  const auto [k0, k1] = chunk_rows(f.IN, c);
+  size_t nnz = list_rows(f, l, c, 0, f.group);
+  for (int i = f.group; i < f.B; i++) nnz += count_nonzero(f.x + (idx)i * f.IN + k0, k1 - k0);
+  return nnz;
+}
+
+// Chunk c's sums into its partial (y itself for chunk 0, which starts from the bias), a group of
+// rows at a time (the first group's lists already made), each group column chunk by column
+// chunk of OUT and, within one, block b of every row's list after block b - 1 (the first block
+// starts each row from the bias, or 0; the later ones add to it).
+static void sum_chunk(const SparseForward& f, EntryLists& l, int c) {
+  const auto [k0, k1] = chunk_rows(f.IN, c);
+  const int nb = (k1 - k0 + f.kb - 1) / f.kb, OUT = f.OUT;
+  float* out = c == 0 ? f.y : f.partial + (size_t)(c - 1) * f.B * OUT;
+  const float* init = c == 0 ? f.bias : nullptr;
+  for (int g0 = 0; g0 < f.B; g0 += f.group) {
+    const int rows_in_group = std::min(f.group, f.B - g0);
+    if (g0 > 0) list_rows(f, l, c, g0, g0 + rows_in_group);
+    const int* ids = reinterpret_cast<const int*>(l.ids.data);
+    const float* vals = l.vals.data;
+    const int* starts = reinterpret_cast<const int*>(l.starts.data);
+    for (int c0 = 0; c0 < OUT; c0 += simd::W * sparse::CHUNK_V) {
+      const auto vecs = sparse::chunk_vectors(std::min(simd::W * sparse::CHUNK_V, OUT - c0));
+      const auto sum = sparse::SUM_ENTRIES[vecs.count - 1];
+      const float* rows = f.wt + (idx)k0 * f.ldw + c0;
+      for (int b = 0; b < nb; b++)
+        sum(out + (idx)g0 * OUT + c0, OUT, b == 0, init ? init + c0 : nullptr, starts + b, nb + 1,
+            rows_in_group, ids, vals, rows, f.ldw, vecs.tail);
+    }
+  }
+}
+
+// Row i of y += p_1 + ... (chunks added in order), then the activation, while the row is in cache.
+static void add_partials(const SparseForward& f, int i) {
+  float* yi = f.y + (idx)i * f.OUT;
+  for (int c = 1; c < kChunks; c++) {
+    const float* pi = f.partial + (size_t)(c - 1) * f.B * f.OUT + (idx)i * f.OUT;
+#pragma omp simd
+    for (int o = 0; o < f.OUT; o++) yi[o] += pi[o];
+  }
+  activation_span(f.act, yi, f.OUT);
+}
+
+// The forward (see above): per chunk, on the thread that sums it, the lists and count
+// (list_and_count) and the check of its rows of wt (as one span, their padding columns too: a
+// non-finite value there only sends the product to the GEMM); then, if the count is low enough
+// and wt finite, the chunks' sums (sum_chunk) and y's rows finished (add_partials), rows shared
+// out among the threads.
 static size_t linear_forward_sparse(bool* summed, float* y, const float* x, const float* wt,
                                     int ldw, const float* bias, int B, int IN, int OUT,
                                     Activation act) {
   static thread_local PackBuffer partial_buf;
   float* partial = partial_buf.get((size_t)(kChunks - 1) * B * OUT);  // p_1 ..; p_0 is y
   const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
-  // Chunk c: rows k0..k1 of wt, columns k0..k1 of x, cut at a multiple of 16 columns so that
-  // each row's part starts on a cache line when x's rows do (784 floats: whole lines). Cut at
-  // 392, the second chunk's vector loads each straddled two lines: in an MLP training loop its
-  // thread took 11 us to count and 34 us to sum against the first's 7 and 28.
-  auto rows_of = [&](int c) {
-    const auto [k0, k1] = part_of(IN, c, kChunks, 16);
-    return std::make_pair((int)k0, (int)k1);
-  };
   // rows of wt per block: a multiple of 16 whose block of a column chunk fills about 32 KB
   const int cols = std::min(OUT, simd::W * sparse::CHUNK_V);
   const int kb = std::clamp(8192 / cols / 16 * 16, 16, 256);
-  const int group = std::min(B, kListRows);
+  const SparseForward f{y, partial, x, wt, bias, ldw, B, IN, OUT, kb, std::min(B, kListRows), act};
   size_t nnz = 0;
   int bad = 0;
   parallel_region(nt, [&] {
-    // each chunk's lists in buffers of its own (one thread may take both chunks)
-    static thread_local PackBuffer ids_buf[kChunks], vals_buf[kChunks], starts_buf[kChunks];
-    // The lists of rows i0..i1 of chunk c's columns; returns their entry count.
-    auto list_rows = [&](int c, int i0, int i1) {
-      const auto [k0, k1] = rows_of(c);
-      const int nb = (k1 - k0 + kb - 1) / kb;
-      int* ids = reinterpret_cast<int*>(ids_buf[c].get((size_t)group * (k1 - k0) + 16));
-      float* vals = vals_buf[c].get((size_t)group * (k1 - k0) + 16);
-      int* starts = reinterpret_cast<int*>(starts_buf[c].get((size_t)group * (nb + 1)));
-      int n = 0;
-      for (int i = i0; i < i1; i++)
-        n = sparse::append_nonzero_entries(ids, vals, n, starts + (i - i0) * (nb + 1),
-                                           x + (idx)i * IN + k0, k1 - k0, kb);
-      return n;
-    };
-    // The lists of the first group of rows, the count of the others' nonzeros, and the check of
-    // each chunk, by the thread that will sum it (a serial pass over x, or over wt with half of
-    // it in the other core's cache, cost more than the products).
+    static thread_local EntryLists lists[kChunks];  // one thread may take both chunks
 #pragma omp for schedule(static) reduction(+ : nnz) reduction(| : bad)
     for (int c = 0; c < kChunks; c++) {
-      const auto [k0, k1] = rows_of(c);
-      nnz += list_rows(c, 0, group);
-      for (int i = group; i < B; i++) nnz += count_nonzero(x + (idx)i * IN + k0, k1 - k0);
-      // rows k0..k1 of wt as one span, their padding columns too (a non-finite value there
-      // only sends the product to the GEMM)
+      const auto [k0, k1] = chunk_rows(IN, c);
+      nnz += list_and_count(f, lists[c], c);
       bad |= !all_finite(wt + (idx)k0 * ldw, (size_t)(k1 - k0) * ldw);
     }
     if (!bad && sparse_enough(nnz, (size_t)B * IN)) {
 #pragma omp for schedule(static)
-      for (int c = 0; c < kChunks; c++) {
-        const auto [k0, k1] = rows_of(c);
-        const int nb = (k1 - k0 + kb - 1) / kb;
-        float* out = c == 0 ? y : partial + (size_t)(c - 1) * B * OUT;
-        const float* init = c == 0 ? bias : nullptr;
-        for (int g0 = 0; g0 < B; g0 += group) {
-          const int rows_in_group = std::min(group, B - g0);
-          if (g0 > 0) list_rows(c, g0, g0 + rows_in_group);
-          const int* ids = reinterpret_cast<const int*>(ids_buf[c].data);
-          const float* vals = vals_buf[c].data;
-          const int* starts = reinterpret_cast<const int*>(starts_buf[c].data);
-          for (int c0 = 0; c0 < OUT; c0 += simd::W * sparse::CHUNK_V) {
-            const auto vecs = sparse::chunk_vectors(std::min(simd::W * sparse::CHUNK_V, OUT - c0));
-            const auto sum = sparse::SUM_ENTRIES[vecs.count - 1];
-            const float* rows = wt + (idx)k0 * ldw + c0;
-            // block b of every row's list (the first block starts each row from the bias, or
-            // 0; the later ones add to it)
-            for (int b = 0; b < nb; b++)
-              sum(out + (idx)g0 * OUT + c0, OUT, b == 0, init ? init + c0 : nullptr, starts + b,
-                  nb + 1, rows_in_group, ids, vals, rows, ldw, vecs.tail);
-          }
-        }
-      }
-      // y += p_1 + ...: rows shared out among the threads, chunks added in order; then the
-      // activation, while the row is in cache
+      for (int c = 0; c < kChunks; c++) sum_chunk(f, lists[c], c);
 #pragma omp for schedule(static)
-      for (int i = 0; i < B; i++) {
-        float* yi = y + (idx)i * OUT;
-        for (int c = 1; c < kChunks; c++) {
-          const float* pi = partial + (size_t)(c - 1) * B * OUT + (idx)i * OUT;
-#pragma omp simd
-          for (int o = 0; o < OUT; o++) yi[o] += pi[o];
-        }
-        activation_span(act, yi, OUT);
-      }
+      for (int i = 0; i < B; i++) add_partials(f, i);
     }
   });
   *summed = !bad && sparse_enough(nnz, (size_t)B * IN);
@@ -176,15 +208,15 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 }
 
 // dwt (IN,OUT) (+)= x^T @ dy over x's nonzeros, rows of dwt split among the threads: each thread
-// transposes its columns of x 16 at a time (a block of 16 k, B floats each, stays in L1), so
-// that each k's nonzeros are contiguous, and sums the dy rows they pick into row k of dwt, two
+// transposes its columns of x 16 at a time (a block of 16 k, B floats each, stays in L1), so that
+// each k's nonzeros are contiguous, and sums the dy rows they pick into row k of dwt, two
 // neighbouring k at a time over the rows either picks (each dy row loaded once for both:
-// sparse_rows.h; MLP 784-256-128-10's first layer 61-64 against 80-81 us a step, hot). dy is
-// read in place when its rows are whole cache lines (OUT a multiple of 16, dy 64-byte aligned);
-// otherwise each thread reads its own copy with rows padded to 16 floats (each thread copies for
-// itself rather than the first thread for both, a serial pass that left the second core
-// waiting). The working set stays small: the core's half of the weight and its gradient, with
-// the batch, are about all a 1 MB L2 holds (the transposed half of x took 175 KB).
+// sparse_rows.h). dy is read in place when its rows are whole cache lines (OUT a multiple of 16, dy
+// 64-byte aligned); otherwise each thread reads its own copy with rows padded to 16 floats (each
+// thread copies for itself rather than the first thread for both: a serial pass would leave the
+// second core waiting). The working set stays small: the core's half of the weight and its
+// gradient, with the batch, are about all a 1 MB L2 holds (the transposed half of x takes 175 KB on
+// MLP 784-256-128-10's first layer).
 static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
                                       int IN, int OUT, bool accumulate) {
   const idx ldx = (B + 15) / 16 * 16;

@@ -33,15 +33,14 @@ void sgd_update(float* param, const float* grad, float* momentum_buf, size_t n, 
   sgd_update_all(&one, 1, lr, momentum, dampening, weight_decay, nesterov, first_step);
 }
 
-// Thread t takes the t-th of T equal parts of every tensor (cut at 16-float boundaries, whole
-// cache lines): the half of a weight that thread t updates is, but for a few rows, the half the
-// Linear kernels' thread t reads and writes (they cut its rows at a multiple of 16 rows: row 384
-// of 784 where this cuts at 392; aligning the two measured no different), wherever it sits in the
-// list, so the weights do not cross between cores from one step to the next. (Splitting the
-// tensors laid end to end instead put up to a third of a weight's rows on the other core:
-// measured on MLP 784-256-128-10, whose first weight is 85% of its parameters.) A tensor below kSmallTensor
-// elements (a bias, a small output layer) goes whole to the first thread, the calling one, which
-// runs the single-threaded kernels that use it.
+// Thread t takes the t-th of T equal parts of every tensor (cut at 16-float boundaries, whole cache
+// lines): the half of a weight that thread t updates is, but for a few rows, the half the Linear
+// kernels' thread t reads and writes (they cut its rows at a multiple of 16 rows: row 384 of 784
+// where this cuts at 392), wherever it sits in the list, so the weights do not cross between cores
+// from one step to the next. (Splitting the tensors laid end to end instead would put up to a third
+// of a weight's rows on the other core on MLP 784-256-128-10, whose first weight is 85% of its
+// parameters.) A tensor below kSmallTensor elements (a bias, a small output layer) goes whole to
+// the first thread, the calling one, which runs the single-threaded kernels that use it.
 static constexpr size_t kSmallTensor = 16384;
 void sgd_update_all(const SgdTensor* tensors, size_t count, float lr, float momentum,
                     float dampening, float weight_decay, bool nesterov, bool first_step) {

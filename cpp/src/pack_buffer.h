@@ -13,8 +13,7 @@ struct PackBuffer {
   size_t size = 0;
   // At least n floats, 64-byte aligned; the contents are not kept when it grows. Kernels cannot
   // throw (common.h), so running out of memory here ends the process with a message, rather
-  // than handing back a null buffer (and, before, keeping the failed size, so that every later
-  // call returned that null pointer too).
+  // than handing back a null buffer.
   float* get(size_t n) {
     if (n > size) {
       std::free(data);

@@ -50,7 +50,7 @@ inline std::pair<long, long> part_of(long n, int part, int parts, long align = 1
 
 // Runs body() as an OpenMP parallel region of nt threads, or straight on the calling thread when
 // nt <= 1 and that thread is not one of a team of several: libgomp sets up a team even for one
-// thread (0.33 us a region on the 2-core machine, against a 1 x 1 x 1 sgemm call's 1.1 us).
+// thread, at a cost on the order of a whole small kernel call (a 1 x 1 x 1 sgemm).
 // Inside body, omp_get_thread_num() / omp_get_num_threads() and orphaned `omp for` loops see a
 // team of one either way. (Called from a thread of a running team, as sgemm is by the K-split
 // product's chunks, the body run straight would see that team's numbers and do only its share:
