@@ -62,9 +62,13 @@ void check_nonempty(const py::array& a, const char* fn, const char* name) {
   if (a.size() == 0)
     value_error(fn, std::string(name) + " must not be empty, got shape " + shape_str(shape_of(a)));
 }
+namespace {
+[[noreturn]] void too_large(const char* fn, const char* what, size_t v) {
+  value_error(fn, std::string(what) + " is too large (" + std::to_string(v) + " > 2^31-1)");
+}
+}  // namespace
 int as_int(size_t v, const char* fn, const char* what) {
-  if (v > (size_t)INT_MAX) value_error(fn, std::string(what) + " is too large (" +
-                                               std::to_string(v) + " > 2^31-1)");
+  if (v > (size_t)INT_MAX) too_large(fn, what, v);
   return (int)v;
 }
 int positive(long v, const char* fn, const char* name) {
@@ -111,7 +115,37 @@ py::object optional(const FloatArray& a, bool present) {
   return present ? py::object(a) : py::object(py::none());
 }
 
-// ----------------------------------------------------------------------------------- pooling
+// ----------------------------------------------------------------------------------- geometry
+namespace {
+// The message for each GeometryCheck issue, from the window's sides (kh, kw), padding (ph, pw)
+// and input sides (h, w).
+void raise_geometry(const GeometryCheck& c, int kh, int kw, int ph, int pw, int h, int w,
+                    const char* fn) {
+  switch (c.issue) {
+    case GeometryCheck::ok: return;
+    case GeometryCheck::kernel_below_1: value_error(fn, "kernel_size must be >= 1");
+    case GeometryCheck::stride_below_1: value_error(fn, "stride must be >= 1");
+    case GeometryCheck::padding_negative: value_error(fn, "padding must be >= 0");
+    case GeometryCheck::padding_outside_half_kernel:
+      value_error(fn, "padding must be between 0 and half the kernel size, got " +
+                          shape_str({ph, pw}) + " for kernel " + shape_str({kh, kw}));
+    case GeometryCheck::kernel_over_input:
+      value_error(fn, "kernel " + shape_str({kh, kw}) + " is larger than the padded input " +
+                          shape_str({h + 2 * (py::ssize_t)ph, w + 2 * (py::ssize_t)pw}));
+    case GeometryCheck::too_large: too_large(fn, c.what, c.value);
+    case GeometryCheck::workspace_too_large:
+      value_error(fn, "the convolution's workspace would exceed 8 GiB per thread");
+  }
+}
+}  // namespace
+
+void check_geometry(const Conv2dShape& s, const char* fn) {
+  raise_geometry(check_conv2d(s), s.KH, s.KW, s.PH, s.PW, s.H, s.W, fn);
+}
+void check_geometry(const Pool2dShape& s, const char* fn) {
+  raise_geometry(check_pool2d(s), s.KH, s.KW, s.PH, s.PW, s.H, s.W, fn);
+}
+
 Pool2dShape pool_shape(const Shape& in, py::object kernel, py::object stride, py::object padding,
                        const char* fn) {
   if (in.size() != 4)
@@ -121,24 +155,16 @@ Pool2dShape pool_shape(const Shape& in, py::object kernel, py::object stride, py
   auto [kh, kw] = int_pair(kernel, fn, "kernel_size");
   auto [sh, sw] = stride.is_none() ? std::make_pair(kh, kw) : int_pair(stride, fn, "stride");
   auto [ph, pw] = int_pair(padding, fn, "padding");
-  if (kh < 1 || kw < 1) value_error(fn, "kernel_size must be >= 1");
-  if (sh < 1 || sw < 1) value_error(fn, "stride must be >= 1");
-  if (ph < 0 || pw < 0 || 2 * ph > kh || 2 * pw > kw)
-    value_error(fn, "padding must be between 0 and half the kernel size, got " +
-                        shape_str({ph, pw}) + " for kernel " + shape_str({kh, kw}));
   Pool2dShape s{as_int(in[0], fn, "N"), as_int(in[1], fn, "C"), as_int(in[2], fn, "H"),
                 as_int(in[3], fn, "W"), kh, kw, sh, sw, ph, pw};
-  if ((long)s.H + 2L * ph < kh || (long)s.W + 2L * pw < kw)
-    value_error(fn, "kernel " + shape_str({kh, kw}) + " is larger than the padded input " +
-                        shape_str({s.H + 2 * ph, s.W + 2 * pw}));
-  as_int((size_t)s.N * s.C * s.H * s.W, fn, "N * C * H * W");
+  check_geometry(s, fn);
   return s;
 }
 
 const int32_t* checked_argmax(const py::array& am, const Pool2dShape& s, const char* fn) {
   const int32_t* a = static_cast<const int32_t*>(am.data());
   const py::ssize_t n = am.size();
-  const int32_t plane = s.H * s.W;  // < 2^31: checked by pool_shape
+  const int32_t plane = s.H * s.W;  // < 2^31: checked by check_pool2d
   if (kernels().argmax_in_range(a, (size_t)n, plane)) return a;
   for (py::ssize_t i = 0; i < n; i++)  // find the culprit
     if (a[i] < 0 || a[i] >= plane)

@@ -60,7 +60,12 @@ py::object optional(const FloatArray& a, bool present);
 inline const float* fptr(const py::array& a) { return static_cast<const float*>(a.data()); }
 inline float* mptr(py::array& a) { return static_cast<float*>(a.mutable_data()); }
 
-// ----------------------------------------------------------------------------------- pooling
+// ----------------------------------------------------------------------------------- geometry
+// The ValueError for what check_conv2d / check_pool2d (the kernel library's rules) find wrong
+// with s, if anything.
+void check_geometry(const nnfast::Conv2dShape& s, const char* fn);
+void check_geometry(const nnfast::Pool2dShape& s, const char* fn);
+
 // Shared by pool.cpp and conv.cpp (the fused conv-relu-maxpool).
 // Geometry from an input shape (N, C, H, W) and the window arguments (stride None = kernel).
 nnfast::Pool2dShape pool_shape(const Shape& in, py::object kernel, py::object stride,

@@ -7,6 +7,7 @@ using namespace nnfast;
 
 namespace {
 
+// The geometry of a convolution of x (N, C, H, W) by w (OC, C, KH, KW), checked.
 Conv2dShape conv_shape(const py::array& x, const py::array& w, py::object stride,
                        py::object padding, const char* fn) {
   check_rank(x, 4, fn, "x", "(N, C, H, W)");
@@ -18,22 +19,11 @@ Conv2dShape conv_shape(const py::array& x, const py::array& w, py::object stride
                         shape_str(shape_of(w)) + " expects " + std::to_string(w.shape(1)));
   auto [sh, sw] = int_pair(stride, fn, "stride");
   auto [ph, pw] = int_pair(padding, fn, "padding");
-  if (sh < 1 || sw < 1) value_error(fn, "stride must be >= 1");
-  if (ph < 0 || pw < 0) value_error(fn, "padding must be >= 0");
   Conv2dShape s{as_int(x.shape(0), fn, "N"),  as_int(x.shape(1), fn, "C"),
                 as_int(x.shape(2), fn, "H"),  as_int(x.shape(3), fn, "W"),
                 as_int(w.shape(0), fn, "OC"), as_int(w.shape(2), fn, "KH"),
                 as_int(w.shape(3), fn, "KW"), sh, sw, ph, pw};
-  if ((long)s.H + 2L * ph < s.KH || (long)s.W + 2L * pw < s.KW)
-    value_error(fn, "kernel " + shape_str({s.KH, s.KW}) + " is larger than the padded input " +
-                        shape_str({s.H + 2 * ph, s.W + 2 * pw}));
-  const size_t ckk = (size_t)s.C * s.KH * s.KW, p = (size_t)s.OH() * s.OW();
-  as_int(ckk, fn, "in_channels * kh * kw");
-  as_int((size_t)s.N * p, fn, "N * out_h * out_w");
-  // Scratch per thread: one image's im2col (ckk * p) and dy^T (p * OC); per batch chunk: dW.
-  // Each factor is < 2^31, so these products cannot overflow; 2^31 floats is 8 GiB.
-  if ((ckk + s.OC) * p > (size_t(1) << 31) || ckk * s.OC > (size_t(1) << 31))
-    value_error(fn, "the convolution's workspace would exceed 8 GiB per thread");
+  check_geometry(s, fn);
   return s;
 }
 
