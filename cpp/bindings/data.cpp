@@ -1,5 +1,6 @@
 // Binding of batch gathering (nnfast/data.h): gather_rows.
 #include <vector>
+
 #include "checks.h"
 #include "register.h"
 

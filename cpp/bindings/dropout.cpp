@@ -7,6 +7,7 @@ using namespace nnfast;
 
 namespace {
 
+// The drop probability p, checked to lie in [0, 1).
 float dropout_p(float p, const char* fn) {
   if (!(p >= 0.0f && p < 1.0f)) value_error(fn, "p must be in [0, 1), got " + std::to_string(p));
   return p;

@@ -1,5 +1,6 @@
 // Bindings of batch normalisation (nnfast/norm.h).
 #include <cmath>
+
 #include "checks.h"
 #include "register.h"
 

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <initializer_list>
 #include <vector>
+
 #include "checks.h"
 #include "register.h"
 

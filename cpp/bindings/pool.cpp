@@ -7,6 +7,7 @@ using namespace nnfast;
 
 namespace {
 
+// The input_shape argument of the backward passes, as a Shape (pool_shape checks its rank).
 Shape shape_arg(py::object obj, const char* fn) {
   try {
     return obj.cast<Shape>();
