@@ -224,6 +224,30 @@ static void test_gather_rows() {
   expect_close("gather_rows", out, want, 0.0f);
 }
 
+// The geometry rules (src/geometry.cpp): a shape the kernels run, and one breaking each rule.
+static void test_geometry() {
+  auto expect = [](const char* what, GeometryCheck c, GeometryCheck::Issue issue) {
+    if (c.issue != issue) {
+      std::printf("FAIL geometry %s: issue %d, expected %d\n", what, (int)c.issue, (int)issue);
+      failures++;
+    }
+  };
+  using G = GeometryCheck;
+  expect("conv ok", check_conv2d({2, 3, 9, 8, 4, 3, 2, 2, 1, 1, 0}), G::ok);
+  expect("conv stride", check_conv2d({1, 1, 4, 4, 1, 3, 3, 0, 1, 0, 0}), G::stride_below_1);
+  expect("conv padding", check_conv2d({1, 1, 4, 4, 1, 3, 3, 1, 1, -1, 0}), G::padding_negative);
+  expect("conv kernel", check_conv2d({1, 1, 4, 4, 1, 5, 5, 1, 1, 0, 0}), G::kernel_over_input);
+  const G big = check_conv2d({1, 1, 1, 1, 1, 1, 1, 1, 1, 1 << 30, 0});
+  expect("conv padded size", big, G::too_large);
+  expect("conv workspace", check_conv2d({1, 512, 4096, 4096, 1, 3, 3, 1, 1, 1, 1}),
+         G::workspace_too_large);
+  expect("pool ok", check_pool2d({2, 3, 9, 8, 2, 2, 2, 2, 1, 1}), G::ok);
+  expect("pool kernel", check_pool2d({1, 1, 4, 4, 0, 2, 1, 1, 0, 0}), G::kernel_below_1);
+  expect("pool padding", check_pool2d({1, 1, 4, 4, 2, 2, 2, 2, 2, 0}),
+         G::padding_outside_half_kernel);
+  expect("pool size", check_pool2d({1 << 16, 1 << 16, 2, 2, 2, 2, 2, 2, 0, 0}), G::too_large);
+}
+
 // Built once per copy of the kernels (CMakeLists.txt: NNFAST_ISA names it), calling that copy's
 // functions directly.
 #define NNFAST_STRING(x) #x
@@ -244,6 +268,7 @@ int main() {
     test_pool_activation_loss_dropout_optim();
     test_gather_rows();
   }
+  test_geometry();
   std::printf(failures ? "kernel tests (%s): %d FAILED\n" : "kernel tests (%s): all passed\n",
               isa_name(), failures);
   return failures ? 1 : 0;

@@ -8,7 +8,9 @@
 //   backward after zero_grad, so that zeroing the gradients costs no pass over memory).
 // - No allocation inside kernels: scratch space comes from a caller-owned workspace whose size a
 //   *_workspace_size() function gives.
-// - No exceptions: callers (the bindings) validate shapes before calling.
+// - No exceptions: callers (the bindings) validate shapes before calling. The geometry rules
+//   (which window and stride shapes a kernel can run, how large its sizes may grow) are
+//   functions here, check_conv2d / check_pool2d (src/geometry.cpp), that return a GeometryCheck.
 // - One build holds the kernels once per instruction set (CMakeLists.txt: baseline x86-64, AVX2 +
 //   FMA, AVX-512; or one host-tuned copy). Each copy lives in an inline namespace of its own,
 //   nnfast::NNFAST_ISA (baseline, avx2, avx512, native), so the copies never share a symbol, and
@@ -31,6 +33,25 @@
 #endif
 
 namespace nnfast {
+
+// What a geometry check (check_conv2d, check_pool2d) found: ok, or the first rule the shape
+// breaks. For too_large, `what` names the quantity over 2^31-1 (the kernels index with int) and
+// `value` is it (SIZE_MAX where even the product overflows).
+struct GeometryCheck {
+  enum Issue {
+    ok,
+    kernel_below_1,               // a window side < 1
+    stride_below_1,               // a stride < 1
+    padding_negative,             // (conv2d) a padding < 0
+    padding_outside_half_kernel,  // (pooling) a padding < 0 or more than half the window side
+    kernel_over_input,            // the window is larger than the padded input
+    too_large,                    // `what` exceeds 2^31-1
+    workspace_too_large,          // (conv2d) more than 2^31 floats (8 GiB) of scratch per thread
+  };
+  Issue issue = ok;
+  const char* what = nullptr;
+  size_t value = 0;
+};
 
 // Number of OpenMP threads the kernels use (default: omp_get_max_threads() at load time,
 // which honours OMP_NUM_THREADS). n < 1 is clamped to 1.

@@ -15,6 +15,11 @@ struct Conv2dShape {
   int OW() const { return (W + 2 * PW - KW) / SW + 1; }
 };
 
+// Whether the conv2d kernels can run on s (every dimension >= 1 given): stride >= 1, padding
+// >= 0, the kernel no larger than the padded input, the padded input, C*KH*KW, OH*OW and
+// N*OH*OW below 2^31, and the workspace per thread (conv2d_workspace_size) at most 2^31 floats.
+GeometryCheck check_conv2d(const Conv2dShape& s);
+
 // Floats of scratch space conv2d_forward / conv2d_backward need when they run on num_threads
 // threads (an im2col buffer per thread, and partial weight gradients of fixed batch chunks).
 inline namespace NNFAST_ISA {

@@ -14,6 +14,11 @@ struct Pool2dShape {
   int OW() const { return (W + 2 * PW - KW) / SW + 1; }
 };
 
+// Whether the pooling kernels can run on s (N, C, H, W >= 1 given): window and stride >= 1,
+// padding within [0, window / 2], the window no larger than the padded input, and N*C*H*W
+// below 2^31 (so that argmax indices and the kernels' int sizes cannot overflow).
+GeometryCheck check_pool2d(const Pool2dShape& s);
+
 inline namespace NNFAST_ISA {
 
 // y (N,C,OH,OW) = max over each window; argmax (N,C,OH,OW) = h*W + w of the chosen input
