@@ -10,7 +10,8 @@ from conftest import fashion_mnist_or_skip
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 EXAMPLE_NAMES = ["xor", "softmax_regression", "mlp", "lenet", "linear_autoencoder",
                  "denoising_autoencoder", "fashion_mlp", "early_stopping_dropout",
-                 "hidden_representation", "keras_convnet", "pytorch_mnist", "distributed_mnist"]
+                 "hidden_representation", "keras_convnet", "pytorch_mnist", "distributed_mnist",
+                 "zone_network"]
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)

@@ -17,6 +17,7 @@ from .callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, Hi
                         LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
 from .io import ModelFileError, load
 from .model import Model, Sequential
+from . import functional  # noqa: F401  (makes Model(inputs, outputs) a graph model)
 from .nn import Input
 
 

@@ -162,6 +162,15 @@ def load_weights(model, path):
     model.set_weights(_weights_from(arrays, count, path))
 
 
+def _loss_description(loss):
+    """nnfast's own Loss with its configuration; a user's loss class by name only (loading then
+    asks to compile it again)."""
+    try:
+        return describe(loss)
+    except TypeError:
+        return type(loss).__name__
+
+
 def _optimizer_header(optimizer, arrays):
     """The optimizer's state_dict as JSON, its state arrays put into ``arrays``."""
     state = optimizer.state_dict()
@@ -213,7 +222,7 @@ def save_model(model, path, include_optimizer=True, progress=None, callbacks=())
     arrays = {f"weight_{i}": w for i, w in enumerate(weights)}
     state = model.compiled
     if state is not None:
-        compiled = {"loss": state.loss_name or type(state.loss).__name__,
+        compiled = {"loss": state.loss_name or _loss_description(state.loss),
                     "metrics": list(state.metrics), "optimizer_name": state.optimizer_name}
         if state.optimizer is not None and include_optimizer:
             compiled["optimizer"] = _optimizer_header(state.optimizer, arrays)
@@ -277,10 +286,13 @@ def load(path):
 def _restore_compile_state(model, compiled, arrays):
     """compile the loaded model as it was saved, and put back the optimizer's state."""
     loss = compiled["loss"]
-    try:   # a Loss class by name, or a Keras name that compile knows
-        loss = rebuild({"class": loss}, base=Loss)
-    except ValueError:
-        pass
+    if isinstance(loss, dict):   # a Loss described with its configuration
+        loss = rebuild(loss, base=Loss)
+    else:
+        try:   # a Loss class by name, or a Keras name that compile knows
+            loss = rebuild({"class": loss}, base=Loss)
+        except ValueError:
+            pass
     optimizer = compiled.get("optimizer_name") or "sgd"
     saved = compiled.get("optimizer")
     if saved is not None:

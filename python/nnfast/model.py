@@ -21,21 +21,63 @@ from .nn.keras import Input
 from .nn.module import Module, describe, rebuild
 
 
+def _check_array(a, who, name):
+    if a is None and name == "y":   # the target of an output without a loss
+        return None
+    a = np.asarray(a)
+    if name == "x" and a.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: x must be numeric, got dtype {a.dtype}")
+    return a
+
+
 def _check_inputs(x, y, who):
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: x must be numeric, got dtype {x.dtype}")
-    if len(x) == 0:
+    """x and y as NumPy arrays, or lists of them for a model of several inputs / outputs, all
+    with one number of samples."""
+    x = [_check_array(a, who, "x") for a in x] if isinstance(x, (list, tuple)) else \
+        _check_array(x, who, "x")
+    n = _count(x)
+    if n == 0:
         raise ValueError(f"{who}: x is empty")
+    if isinstance(x, list) and any(len(a) != n for a in x):
+        raise ValueError(f"{who}: the inputs have different numbers of samples "
+                         f"{[len(a) for a in x]}")
     if y is not None:
-        y = np.asarray(y)
-        if len(y) != len(x):
-            raise ValueError(f"{who}: x has {len(x)} samples but y has {len(y)}")
+        y = [_check_array(a, who, "y") for a in y] if isinstance(y, (list, tuple)) else \
+            _check_array(y, who, "y")
+        for t in y if isinstance(y, list) else [y]:
+            if t is not None and len(t) != n:
+                raise ValueError(f"{who}: x has {n} samples but y has {len(t)}")
     return x, y
 
 
+def _count(data):
+    """The number of samples of an array, or of the first array of a list."""
+    return len(next(a for a in data if a is not None)) if isinstance(data, list) else len(data)
+
+
+def _rows(data, index):
+    """data[index] for an array or each array of a list."""
+    if isinstance(data, list):
+        return [None if a is None else a[index] for a in data]
+    return data[index]
+
+
 def _as_batch(x):
+    if isinstance(x, list):
+        return [np.ascontiguousarray(a, dtype=np.float32) for a in x]
     return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _gathered(x, index):
+    """The rows ``index`` of x (an array or a list of them) as float32 batches."""
+    if isinstance(x, list):
+        return [_as_batch(take_rows(a, index)) for a in x]
+    return _as_batch(take_rows(x, index))
+
+
+def _first(data):
+    """The first output / target of a list (what metrics read), or data itself."""
+    return data[0] if isinstance(data, list) else data
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy"}
@@ -109,6 +151,18 @@ class _Interrupt:
         return False
 
 
+def layer_names(layers):
+    """Keras-style names, one per layer: the class name in snake case, numbered from its
+    second occurrence ("dense", "dense_1", ...)."""
+    names, counts = [], {}
+    for layer in layers:
+        kind = type(layer).__name__
+        counts[kind] = counts.get(kind, 0) + 1
+        names.append(re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind).lower()
+                     + ("" if counts[kind] == 1 else f"_{counts[kind] - 1}"))
+    return names
+
+
 class Model(Module):
     """A Module that trains: Keras's ``compile`` / ``fit`` / ``evaluate`` / ``predict`` /
     ``train_on_batch`` / ``summary`` / ``save`` over its ``forward`` and ``backward``.
@@ -122,6 +176,14 @@ class Model(Module):
     stop_training = False
     history = None
     fit_progress = None   # a FitProgress while fit runs, else None
+    graph_model = None    # the class nf.Model(inputs, outputs) makes (nnfast/functional.py)
+
+    def __new__(cls, *args, **kwargs):
+        """``Model(inputs, outputs)``: a graph model (Keras's functional API); a subclass, or
+        Model(), is constructed as written."""
+        if cls is Model and (args or kwargs):
+            return super().__new__(Model.graph_model)
+        return super().__new__(cls)
 
     @property
     def loss_fn(self):
@@ -153,18 +215,20 @@ class Model(Module):
         return self
 
     # ------------------------------------------------------------------ compile
-    def compile(self, optimizer="sgd", loss=None, metrics=None):
+    def compile(self, optimizer="sgd", loss=None, metrics=None, loss_weights=None):
         """Set the optimizer (object or "sgd" / "adam" / "adamw"), the loss (object or a Keras
         name: "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae",
         "binary_crossentropy") and metrics (["accuracy"]).
 
         Keras names follow Keras's meaning: after a final Softmax (Sigmoid) layer the
         cross-entropies take probabilities; without one they take logits and use the fused,
-        stable kernels."""
+        stable kernels. A model of several outputs takes a list of losses, one per output
+        (or one loss for all), weighted by ``loss_weights``; its metrics read the first
+        output."""
         if loss is None:
             raise ValueError("compile needs a loss")
         self._build_if_known()
-        loss_fn = loss if isinstance(loss, losses.Loss) else self._loss_from_name(loss)
+        loss_fn = self._loss_of(loss, loss_weights)
         names = []
         for m in metrics or []:
             if m not in _METRIC_NAMES:
@@ -180,11 +244,26 @@ class Model(Module):
                              "name (e.g. 'adam'), give Dense an input_dim, or call "
                              "model.summary(input_shape=...) before creating the optimizer")
         loss_fn.to(self.backend)
-        self.compiled = TrainingState(loss_fn, loss if isinstance(loss, str) else None,
+        self.compiled = TrainingState(loss_fn, loss if isinstance(loss, str) and
+                                      not isinstance(loss_fn, losses.MultiLoss) else None,
                                       None if optimizer_name else optimizer, optimizer_name, names)
         if optimizer_name and self.is_built() and self.parameters():
             self._build_optimizer()   # else fit builds it after a first batch
         return self
+
+    def _loss_of(self, loss, loss_weights):
+        """The Loss compile was given (an object, a name, or a list of them per output)."""
+        outputs = len(getattr(self, "outputs", None) or [None])
+        if isinstance(loss, losses.MultiLoss):
+            return loss
+        if isinstance(loss, (list, tuple)) or outputs > 1 or loss_weights is not None:
+            parts = list(loss) if isinstance(loss, (list, tuple)) else [loss] * outputs
+            if len(parts) != outputs:
+                raise ValueError(f"compile: {len(parts)} losses for a model of {outputs} outputs")
+            parts = [p if p is None or isinstance(p, losses.Loss) else self._loss_from_name(p)
+                     for p in parts]
+            return losses.MultiLoss(parts, loss_weights)
+        return loss if isinstance(loss, losses.Loss) else self._loss_from_name(loss)
 
     def _last_layer(self):
         layers = getattr(self, "layers", None)
@@ -242,7 +321,7 @@ class Model(Module):
                     "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
             self.backward_parameters(state.loss.backward())
             if state.metrics:
-                correct = correct_predictions(out, y, self._binary_threshold())
+                correct = correct_predictions(_first(out), _first(y), self._binary_threshold())
         optimizer = state.optimizer
         if isinstance(optimizer, distributed.DistributedOptimizer):
             optimizer.step(weight)
@@ -320,10 +399,12 @@ class Model(Module):
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         if validation_split and validation_data is None:
-            split = len(x) - int(len(x) * validation_split)
-            if split < 1 or split == len(x):
+            n = _count(x)
+            split = n - int(n * validation_split)
+            if split < 1 or split == n:
                 raise ValueError("validation_split leaves no training or no validation samples")
-            return x[:split], y[:split], (x[split:], y[split:])
+            head, tail = slice(0, split), slice(split, n)
+            return _rows(x, head), _rows(y, head), (_rows(x, tail), _rows(y, tail))
         return x, y, validation_data
 
     def _fit_epoch(self, epoch, progress, interrupt, x, y, epochs, batch_size, shuffle,
@@ -331,7 +412,7 @@ class Model(Module):
         """One epoch's batches, from ``progress.step`` when resuming inside it. Returns the
         epoch's logs (over all ranks), or None when Ctrl-C stopped it."""
         self.train()
-        n, world = len(x), distributed.world_size()
+        n, world = _count(x), distributed.world_size()
         if progress.epoch != epoch or progress.step == 0:
             progress.start_epoch(epoch, None)
             for cb in callbacks:
@@ -349,13 +430,13 @@ class Model(Module):
             if world > 1:
                 share = idx[distributed.shard(len(idx))]
                 weight = len(share) / len(idx)
-            xb, yb = _as_batch(take_rows(x, share)), y[share]
+            xb, yb = _gathered(x, share), _rows(y, share)
             try:
                 loss, correct = self._train_step(xb, yb, weight, finite_only)
             except FloatingPointError as e:
                 raise FloatingPointError(f"fit, epoch {epoch + 1}, batch {step}: {e}; "
                                          "fit(terminate_on_nan=False) trains on") from None
-            progress.add(step, loss * len(xb), correct, len(xb))
+            progress.add(step, loss * _count(xb), correct, _count(xb))
             if progress.totals[2]:
                 logs = self._logs(*progress.totals)
                 bar.update(step, logs)
@@ -383,9 +464,9 @@ class Model(Module):
         was_training = self.training
         self.eval()
         try:
-            for idx in batch_slices(len(x), batch_size):
+            for idx in batch_slices(_count(x), batch_size):
                 with no_grad():
-                    out = self.forward(_as_batch(x[idx]))
+                    out = self.forward(_as_batch(_rows(x, idx)))
                 yield idx, out
         finally:
             self.train(was_training)
@@ -395,24 +476,30 @@ class Model(Module):
         that also reads by name (``["accuracy"]``); a plain dict with ``return_dict``."""
         self._require_compiled("evaluate")
         x, y = _check_inputs(x, y, "evaluate")
-        share = distributed.shard(len(x))            # all of x on a lone rank
-        x, y = x[share], y[share]
+        share = distributed.shard(_count(x))         # all of x on a lone rank
+        x, y = _rows(x, share), _rows(y, share)
         total_loss, total_correct = 0.0, 0
         for idx, out in self._eval_batches(x, batch_size):
-            yb = y[idx]
-            total_loss += self.compiled.loss(out, yb) * len(out)
+            yb = _rows(y, idx)
+            total_loss += self.compiled.loss(out, yb) * _count(yb)
             if self.metrics:
-                total_correct += correct_predictions(out, yb, self._binary_threshold())
-        result = self._logs(*distributed.allreduce([total_loss, total_correct, len(x)], "sum"))
+                total_correct += correct_predictions(_first(out), _first(yb),
+                                                     self._binary_threshold())
+        result = self._logs(*distributed.allreduce([total_loss, total_correct, _count(x)],
+                                                   "sum"))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()), file=sys.stderr)
         return result if return_dict else Scores(result)
 
     def predict(self, x, batch_size=32):
-        """The model's outputs for x (eval mode), as one float32 NumPy array."""
+        """The model's outputs for x (eval mode), as one float32 NumPy array (a list of them for
+        a model of several outputs)."""
         x, _ = _check_inputs(x, None, "predict")
-        x = x[distributed.shard(len(x))]             # all of x on a lone rank
-        return distributed.gather([out for _, out in self._eval_batches(x, batch_size)])
+        x = _rows(x, distributed.shard(_count(x)))   # all of x on a lone rank
+        pieces = [out for _, out in self._eval_batches(x, batch_size)]
+        if pieces and isinstance(pieces[0], list):
+            return [distributed.gather([p[i] for p in pieces]) for i in range(len(pieces[0]))]
+        return distributed.gather(pieces)
 
     # ------------------------------------------------------------------ summary
     def summary_layers(self):
@@ -428,9 +515,25 @@ class Model(Module):
         or an ``input_shape`` first layer), else None."""
         return None
 
+    summary_column = "Fused as"   # the table's last column (a graph model: "Connected to")
+
+    def summary_rows(self, input_shape):
+        """(name (type), output shape or None, parameters, last column) per layer, the shapes
+        followed from one sample's ``input_shape`` (None: unknown)."""
+        layers = [layer for layer in self.summary_layers() if not isinstance(layer, Input)]
+        rows, shape = [], input_shape
+        for name, layer in zip(layer_names(layers), layers):
+            if shape is not None:
+                shape = (None, *layer.output_shape(shape[1:]))
+            step = self.step_of(layer)
+            fused = step.name if step is not None and step.fused else ""
+            count = layer.count_params() + layer.count_non_trainable()
+            rows.append((f"{name} ({type(layer).__name__})", shape, count, fused))
+        return rows
+
     def summary(self, input_shape=None, print_fn=print):
         """Print (and return) a Keras-style table: layer, output shape, parameter count, and the
-        fused step that runs the layer, if any.
+        fused step that runs the layer, if any (for a graph model, the layers it reads).
 
         ``input_shape`` is one sample's shape, e.g. (784,) or (1, 28, 28); it is needed for output
         shapes and to build Dense layers whose input size is not known yet; without it, the
@@ -439,27 +542,15 @@ class Model(Module):
             input_shape = self.known_input_shape()
         if input_shape is not None:
             self._build_from_shape(tuple(input_shape))
-        rows, counts, shape = [], {}, tuple(input_shape) if input_shape is not None else None
-        for layer in self.summary_layers():
-            if isinstance(layer, Input):   # Keras lists no row for it either
-                continue
-            kind = type(layer).__name__
-            counts[kind] = counts.get(kind, 0) + 1
-            name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", kind).lower() + (
-                "" if counts[kind] == 1 else f"_{counts[kind] - 1}")
-            if shape is not None:
-                shape = tuple(layer.output_shape(shape))
-            out = "?" if shape is None else "(None, " + ", ".join(map(str, shape)) + ")"
-            step = self.step_of(layer)
-            fused = step.name if step is not None and step.fused else ""
-            count = layer.count_params() + layer.count_non_trainable()
-            rows.append((f"{name} ({kind})", out, f"{count:,}", fused))
+        rows = self.summary_rows(None if input_shape is None else (None, *input_shape))
+        rows = [(a, "?" if b is None else "(" + ", ".join(map(str, b)) + ")", f"{c:,}", d)
+                for a, b, c, d in rows]
         total, frozen = self.count_params(), self.count_non_trainable()
         width = (max([30] + [len(row[0]) + 2 for row in rows]), 22, 10, 26)
         line = "=" * sum(width)
         text = [f'Model: "{type(self).__name__.lower()}"', "_" * sum(width),
                 f"{'Layer (type)':<{width[0]}}{'Output Shape':<{width[1]}}"
-                f"{'Param #':>{width[2]}}  Fused as", line]
+                f"{'Param #':>{width[2]}}  {self.summary_column}", line]
         text += [f"{a:<{width[0]}}{b:<{width[1]}}{c:>{width[2]}}  {d}".rstrip()
                  for a, b, c, d in rows]
         text += [line, f"Total params: {total + frozen:,}", f"Trainable params: {total:,}",

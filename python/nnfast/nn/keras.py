@@ -15,6 +15,7 @@ from .activations import Identity, activation_by_name
 from .layers import AvgPool2d, ConstantPad2d, Conv2d, MaxPool2d, _pair, positive_size
 from .module import Module, require_forward
 from .normalization import BatchNorm1d, BatchNorm2d
+from .symbolic import SymbolicTensor
 
 _FORMATS = ("channels_last", "channels_first")
 
@@ -56,10 +57,13 @@ def cancel_layout_changes(layers):
     return out
 
 
-class Input(Module):
-    """Keras's ``Input(shape=...)`` as a model's first layer: one sample's shape, which lets
-    ``summary()`` show every output shape (and build lazy layers) before any data is seen;
-    batches of another shape are refused."""
+class Input(Module, SymbolicTensor):
+    """Keras's ``Input(shape=...)``: one sample's shape (``shape`` here, without the batch).
+    As a Sequential's first layer it lets ``summary()`` show every output shape (and build lazy
+    layers) before any data is seen, and refuses batches of another shape; in the functional API
+    it is the symbolic tensor layers are first called on (``nf.Model(inputs, outputs)``)."""
+
+    shape = None   # an attribute here, not SymbolicTensor's property
 
     def __init__(self, shape):
         self.shape = tuple(int(d) for d in shape)
@@ -68,6 +72,10 @@ class Input(Module):
 
     @property
     def input_shape(self):
+        return self.shape
+
+    @property
+    def sample_shape(self):
         return self.shape
 
     def forward(self, x):

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._grad import saved_for_backward
 from ._arrays import as_float32, shape_str
-from .module import Module, require_forward
+from .module import Module, describe, rebuild, require_forward
 
 
 _INT64 = np.dtype(np.int64)
@@ -154,3 +154,41 @@ class ProbabilityCrossEntropy(Loss):
     def backward(self, grad=1.0):
         clipped, t = require_forward(self, getattr(self, "_cache", None))
         return (-float(grad) / clipped.shape[0]) * t / clipped
+
+
+class MultiLoss(Loss):
+    """The loss of a model with several outputs: ``sum_i weights[i] * losses[i](outputs[i],
+    targets[i])``; backward returns the list of gradients, one per output. A loss of None
+    leaves its output out (its target may be None; its gradient is None). ``compile`` makes it
+    from a list of losses (and ``loss_weights``)."""
+
+    def __init__(self, losses, weights=None):
+        self.losses = list(losses)
+        if all(loss is None for loss in self.losses):
+            raise ValueError("MultiLoss needs at least one loss that is not None")
+        self.weights = [1.0] * len(self.losses) if weights is None else [float(w) for w in weights]
+        if not self.losses or len(self.weights) != len(self.losses):
+            raise ValueError(f"MultiLoss needs one weight per loss, got {len(self.losses)} losses "
+                             f"and {len(self.weights)} weights")
+
+    def forward(self, outputs, targets):
+        if not isinstance(outputs, (list, tuple)) or len(outputs) != len(self.losses):
+            raise ValueError(f"MultiLoss expected {len(self.losses)} outputs")
+        if not isinstance(targets, (list, tuple)) or len(targets) != len(self.losses):
+            raise ValueError(f"the model has {len(self.losses)} outputs: give a list of "
+                             f"{len(self.losses)} targets")
+        return float(sum(w * loss(o, t) for w, loss, o, t in
+                         zip(self.weights, self.losses, outputs, targets) if loss is not None))
+
+    def backward(self, grad=1.0):
+        return [None if loss is None else loss.backward(grad * w)
+                for w, loss in zip(self.weights, self.losses)]
+
+    def get_config(self):
+        return {"losses": [None if loss is None else describe(loss) for loss in self.losses],
+                "weights": self.weights}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls([None if entry is None else rebuild(entry, base=Loss)
+                    for entry in config["losses"]], config["weights"])

@@ -1,0 +1,225 @@
+"""Graph models: Keras's functional API.
+
+    x = nn.Input(shape=(784,))
+    h = nn.Dense(64, activation="relu")(x)
+    model = nf.Model(inputs=x, outputs=nn.Dense(10)(nn.Concatenate()([h, x])))
+
+``nf.Model(inputs, outputs)`` is a Functional: the nodes recorded while layers were called on
+symbolic tensors (nn/symbolic.py), put in topological order once. Forward runs them in that
+order; backward runs them in reverse, each layer's own backward, the gradients of a tensor read
+by several nodes summed. A layer called twice shares its weights: its second node runs a copy
+of the layer holding the same Parameters (and buffers), so each call keeps its own cache for
+backward and both add into the same gradients.
+"""
+import copy
+
+import numpy as np
+
+from .model import Model, layer_names
+from .nn.keras import Input
+from .nn.module import describe, rebuild
+
+
+def _as_list(tensors, who):
+    several = isinstance(tensors, (list, tuple))
+    tensors = list(tensors) if several else [tensors]
+    if not tensors:
+        raise ValueError(f"Model needs at least one {who}")
+    return tensors, several
+
+
+def _topological(outputs, inputs):
+    """The nodes the outputs depend on, each after the nodes it reads; ValueError naming the
+    layer for a path to an Input the model was not given, or an input nothing reads."""
+    order, done, given = [], set(), {id(t) for t in inputs}
+    reached = set()
+
+    def visit(tensor, path):
+        if tensor.node is None:
+            if id(tensor) not in given:
+                raise ValueError(f"Model: {path} reads an Input of shape {tensor.sample_shape} "
+                                 "that is not among the model's inputs")
+            reached.add(id(tensor))
+            return
+        node = tensor.node
+        if id(node) in done:
+            return
+        for t in node.inputs:
+            visit(t, type(node.layer).__name__)
+        done.add(id(node))
+        order.append(node)
+
+    for t in outputs:
+        visit(t, "an output")
+    unused = [t for t in inputs if id(t) not in reached]
+    if unused:
+        raise ValueError(f"Model: the input of shape {unused[0].sample_shape} does not lead to "
+                         "any output")
+    return order
+
+
+class Functional(Model):
+    """A Model whose layers form a graph (Keras's functional API; made by
+    ``nf.Model(inputs, outputs)``). Inputs and outputs are one symbolic tensor or a list; so are
+    the arrays ``forward`` takes and returns, and ``backward``'s gradients."""
+
+    def __init__(self, inputs, outputs):
+        self.inputs, self._several_inputs = _as_list(inputs, "input")
+        self.outputs, self._several_outputs = _as_list(outputs, "output")
+        for t in self.inputs:
+            if not isinstance(t, Input):
+                raise TypeError(f"Model inputs must be nn.Input tensors, got {t!r}")
+        self.nodes = _topological(self.outputs, self.inputs)
+        self.layers = []
+        for node in self.nodes:
+            if all(node.layer is not layer for layer in self.layers):
+                self.layers.append(node.layer)
+        self._runners = self._make_runners()
+
+    def _make_runners(self):
+        """The module each node runs: its layer for the layer's first node, for later ones a copy
+        sharing the layer's Parameters and buffers (kept in a dict: not children)."""
+        runners, seen = {}, set()
+        for i, node in enumerate(self.nodes):
+            layer = node.layer
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                runners[i] = layer
+                continue
+            shared = {id(p): p for p in layer.parameters()}
+            shared.update({id(b): b for _, b in layer.named_buffers()})
+            runners[i] = copy.deepcopy(layer, shared)
+        return runners
+
+    def named_children(self):
+        return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+    def train(self, mode=True):
+        super().train(mode)
+        for runner in self._runners.values():
+            runner.train(mode)
+        return self
+
+    def to(self, device):
+        super().to(device)
+        for runner in self._runners.values():
+            runner.to(device)
+        return self
+
+    # ------------------------------------------------------------------ running
+    def forward(self, *xs):
+        xs = list(xs[0]) if len(xs) == 1 and isinstance(xs[0], (list, tuple)) else list(xs)
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"Model takes {len(self.inputs)} input(s), got {len(xs)}")
+        values = {id(t): t.forward(x) for t, x in zip(self.inputs, xs)}   # Input checks shapes
+        for i, node in enumerate(self.nodes):
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.output)] = self._runners[i].forward(args if node.several else args[0])
+        outs = [values[id(t)] for t in self.outputs]
+        return outs if self._several_outputs else outs[0]
+
+    def backward(self, grad_out):
+        grads = grad_out if self._several_outputs else [grad_out]
+        if len(grads) != len(self.outputs):
+            raise ValueError(f"Model has {len(self.outputs)} outputs, got {len(grads)} gradients")
+        pending = {}
+        for t, g in zip(self.outputs, grads):
+            _add(pending, t, g)
+        for i in reversed(range(len(self.nodes))):
+            node = self.nodes[i]
+            g = pending.pop(id(node.output), None)
+            if g is None:    # nothing downstream of this node reached a loss
+                continue
+            dx = self._runners[i].backward(g)
+            for t, d in zip(node.inputs, dx if node.several else [dx]):
+                _add(pending, t, d)
+        dxs = [pending.get(id(t)) for t in self.inputs]
+        return dxs if self._several_inputs else dxs[0]
+
+    def backward_parameters(self, grad_out):
+        self.backward(grad_out)
+
+    # ------------------------------------------------------------------ description
+    def known_input_shape(self):
+        shapes = [t.shape for t in self.inputs]
+        return shapes if self._several_inputs else shapes[0]
+
+    def is_built(self):
+        return True   # every layer ran a zero sample when it was called on a symbolic tensor
+
+    def _build_from_shape(self, input_shape):
+        pass
+
+    def output_shape(self, input_shape):
+        shapes = [t.sample_shape for t in self.outputs]
+        return shapes if self._several_outputs else shapes[0]
+
+    summary_column = "Connected to"
+
+    def summary_rows(self, input_shape=None):
+        """(name (type), output shape, parameters, connected to) per Input and node; a shared
+        layer's parameters count at its first node."""
+        names = layer_names(list(self.inputs) + self.layers)
+        label = {id(t): names[i] for i, t in enumerate(self.inputs)}
+        rows = [(f"{names[i]} (InputLayer)", (None, *t.sample_shape), 0, "")
+                for i, t in enumerate(self.inputs)]
+        counted = set()
+        for node in self.nodes:
+            name = names[len(self.inputs) + next(i for i, layer in enumerate(self.layers)
+                                                  if layer is node.layer)]
+            count = 0 if id(node.layer) in counted else (node.layer.count_params()
+                                                          + node.layer.count_non_trainable())
+            counted.add(id(node.layer))
+            rows.append((f"{name} ({type(node.layer).__name__})", node.output.shape, count,
+                         ", ".join(label[id(t)] for t in node.inputs)))
+            label[id(node.output)] = name
+        return rows
+
+    def get_config(self):
+        """Inputs' shapes, the layers, and each node as (layer index, the tensors it reads);
+        a tensor is ["input", i] or ["node", j]."""
+        where = {id(t): ["input", i] for i, t in enumerate(self.inputs)}
+        nodes = []
+        for j, node in enumerate(self.nodes):
+            index = next(i for i, layer in enumerate(self.layers) if layer is node.layer)
+            nodes.append({"layer": index, "inputs": [where[id(t)] for t in node.inputs],
+                          "several": node.several})
+            where[id(node.output)] = ["node", j]
+        return {"inputs": [list(t.shape) for t in self.inputs],
+                "several_inputs": self._several_inputs,
+                "layers": [describe(layer) for layer in self.layers], "nodes": nodes,
+                "outputs": [where[id(t)] for t in self.outputs],
+                "several_outputs": self._several_outputs}
+
+    @classmethod
+    def from_config(cls, config):
+        inputs = [Input(shape) for shape in config["inputs"]]
+        layers = [rebuild(entry) for entry in config["layers"]]
+        made = []
+
+        def tensor(ref):
+            kind, i = ref
+            return inputs[i] if kind == "input" else made[i]
+
+        for node in config["nodes"]:
+            args = [tensor(ref) for ref in node["inputs"]]
+            made.append(layers[node["layer"]](args if node["several"] else args[0]))
+        outputs = [tensor(ref) for ref in config["outputs"]]
+        return cls(inputs if config["several_inputs"] else inputs[0],
+                   outputs if config["several_outputs"] else outputs[0])
+
+    def __repr__(self):
+        return (f"Functional({len(self.inputs)} input(s), {len(self.nodes)} nodes, "
+                f"{len(self.outputs)} output(s))")
+
+
+def _add(pending, tensor, grad):
+    """Sum a gradient into the one pending for ``tensor`` (a new array: never in place, since
+    the same array may have been handed to several branches)."""
+    if grad is None:
+        return
+    key = id(tensor)
+    pending[key] = grad if key not in pending else pending[key] + grad
+
+
+Model.graph_model = Functional

@@ -1,0 +1,207 @@
+"""Layers that join or cut tensors, for models that branch (Keras's merge and cropping layers):
+Concatenate, Add, Subtract, Multiply, Average take a list of inputs and return one output,
+their backward a list of input gradients; Slice and Cropping2D take one. Shapes include the
+batch axis: axis 1 is the first axis of a sample. These are elementwise copies and sums, done
+with NumPy on the host arrays."""
+import numpy as np
+
+from ._arrays import as_float32, shape_str
+from .module import Module, require_forward
+from .symbolic import SymbolicTensor
+
+
+def _inputs(xs, who, at_least=2):
+    if not isinstance(xs, (list, tuple)) or len(xs) < at_least:
+        raise ValueError(f"{who} takes a list of at least {at_least} inputs")
+    return [as_float32(x, who) for x in xs]
+
+
+def _axis(axis, ndim, who):
+    a = axis + ndim if axis < 0 else axis
+    if not 1 <= a < ndim:
+        raise ValueError(f"{who}: axis {axis} is not a sample axis of {ndim}-D inputs "
+                         "(axis 0 is the batch)")
+    return a
+
+
+class _Elementwise(Module):
+    """Merges of inputs of one shape."""
+
+    def _same_shapes(self, xs):
+        xs = _inputs(xs, type(self).__name__)
+        if any(x.shape != xs[0].shape for x in xs):
+            raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
+                             + ", ".join(shape_str(x.shape) for x in xs))
+        return xs
+
+
+class Add(_Elementwise):
+    """y = x_1 + ... + x_n (inputs of one shape)."""
+
+    def forward(self, xs):
+        xs = self._same_shapes(xs)
+        self._n = len(xs)
+        return np.add.reduce(xs) if len(xs) > 2 else xs[0] + xs[1]
+
+    def backward(self, grad_out):
+        require_forward(self, "_n")
+        return [grad_out] + [grad_out.copy() for _ in range(self._n - 1)]
+
+
+class Average(_Elementwise):
+    """y = (x_1 + ... + x_n) / n."""
+
+    def forward(self, xs):
+        xs = self._same_shapes(xs)
+        self._n = len(xs)
+        return (np.add.reduce(xs) / np.float32(len(xs))).astype(np.float32)
+
+    def backward(self, grad_out):
+        require_forward(self, "_n")
+        part = (grad_out / np.float32(self._n)).astype(np.float32)
+        return [part] + [part.copy() for _ in range(self._n - 1)]
+
+
+class Subtract(_Elementwise):
+    """y = x_1 - x_2 (exactly two inputs of one shape)."""
+
+    def forward(self, xs):
+        if isinstance(xs, (list, tuple)) and len(xs) != 2:
+            raise ValueError(f"Subtract takes exactly 2 inputs, got {len(xs)}")
+        a, b = self._same_shapes(xs)
+        self._n = 2
+        return a - b
+
+    def backward(self, grad_out):
+        require_forward(self, "_n")
+        return [grad_out, -grad_out]
+
+
+class Multiply(_Elementwise):
+    """y = x_1 * ... * x_n (elementwise)."""
+
+    def forward(self, xs):
+        self._xs = xs = self._same_shapes(xs)
+        return np.multiply.reduce(xs)
+
+    def backward(self, grad_out):
+        require_forward(self, "_xs")
+        grads = []
+        for i in range(len(self._xs)):
+            others = [x for j, x in enumerate(self._xs) if j != i]
+            grads.append(grad_out * np.multiply.reduce(others) if len(others) > 1
+                         else grad_out * others[0])
+        return grads
+
+
+class Concatenate(Module):
+    """y = the inputs joined along ``axis`` (default -1, the last; axis 0 is the batch), their
+    other sizes equal."""
+
+    def __init__(self, axis=-1):
+        self.axis = int(axis)
+
+    def forward(self, xs):
+        xs = _inputs(xs, "Concatenate")
+        axis = _axis(self.axis, xs[0].ndim, "Concatenate")
+        for x in xs[1:]:
+            if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in
+                                           enumerate(zip(x.shape, xs[0].shape)) if i != axis):
+                raise ValueError("Concatenate needs inputs whose sizes agree off axis "
+                                 f"{self.axis}, got " + ", ".join(shape_str(x.shape) for x in xs))
+        self._ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        self._at = axis
+        return np.concatenate(xs, axis=axis)
+
+    def backward(self, grad_out):
+        require_forward(self, "_ends")
+        return [np.ascontiguousarray(g) for g in np.split(grad_out, self._ends, axis=self._at)]
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
+class Slice(Module):
+    """y = x[:, ..., start:stop] along ``axis`` (1 is the first axis of a sample)."""
+
+    def __init__(self, axis, start, stop):
+        self.axis, self.start, self.stop = int(axis), start, stop
+        if self.axis == 0:
+            raise ValueError("Slice: axis 0 is the batch; slice a sample axis (1 or more)")
+
+    def _index(self, ndim):
+        axis = _axis(self.axis, ndim, "Slice")
+        return (slice(None),) * axis + (slice(self.start, self.stop),)
+
+    def forward(self, x):
+        x = as_float32(x, "Slice")
+        self._shape = x.shape
+        y = x[self._index(x.ndim)]
+        if y.size == 0:
+            raise ValueError(f"{self!r} leaves nothing of an input of shape "
+                             f"{shape_str(x.shape)}")
+        return np.ascontiguousarray(y)
+
+    def backward(self, grad_out):
+        require_forward(self, "_shape")
+        dx = np.zeros(self._shape, np.float32)
+        dx[self._index(len(self._shape))] = grad_out
+        return dx
+
+    def output_shape(self, input_shape):
+        full = (1, *input_shape)
+        return np.zeros(full, np.bool_)[self._index(len(full))].shape[1:]
+
+    def get_config(self):
+        return {"axis": self.axis, "start": self.start, "stop": self.stop}
+
+
+class Cropping2D(Slice):
+    """Keras's Cropping2D(cropping=((top, bottom), (left, right)) or an int or a pair,
+    data_format="channels_last"): images (N, H, W, C) (or NCHW) with rows and columns cut off."""
+
+    def __init__(self, cropping=((0, 0), (0, 0)), data_format="channels_last"):
+        if isinstance(cropping, int):
+            cropping = ((cropping, cropping), (cropping, cropping))
+        elif all(isinstance(c, int) for c in cropping):
+            cropping = ((cropping[0], cropping[0]), (cropping[1], cropping[1]))
+        (top, bottom), (left, right) = cropping
+        if min(top, bottom, left, right) < 0:
+            raise ValueError(f"Cropping2D needs non-negative croppings, got {cropping}")
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got "
+                             f"{data_format!r}")
+        self.cropping, self.data_format = ((top, bottom), (left, right)), data_format
+
+    def _index(self, ndim):
+        if ndim != 4:
+            raise ValueError(f"Cropping2D takes 4-D images, got {ndim}-D inputs")
+        (top, bottom), (left, right) = self.cropping
+        rows, cols = slice(top, -bottom or None), slice(left, -right or None)
+        if self.data_format == "channels_last":
+            return (slice(None), rows, cols)
+        return (slice(None), slice(None), rows, cols)
+
+    def get_config(self):
+        return {"cropping": [list(c) for c in self.cropping], "data_format": self.data_format}
+
+
+def slices_of(index, sample_ndim):
+    """The Slice layers of ``x[index]`` on a symbolic tensor: the batch axis whole, each other
+    axis a start:stop slice of step 1 (integers and strides are refused)."""
+    index = index if isinstance(index, tuple) else (index,)
+    if not index or index[0] != slice(None):
+        raise IndexError("a symbolic tensor is sliced as x[:, ...]: the batch axis whole")
+    if len(index) > sample_ndim + 1:
+        raise IndexError(f"too many indices for a tensor of {sample_ndim + 1} axes")
+    layers = []
+    for axis, item in enumerate(index[1:], 1):
+        if not isinstance(item, slice) or item.step not in (None, 1):
+            raise IndexError("a symbolic tensor takes start:stop slices of step 1, got "
+                             f"{item!r}")
+        if item != slice(None):
+            layers.append(Slice(axis, item.start, item.stop))
+    return layers
+
+
+SymbolicTensor.slicer = staticmethod(slices_of)
