@@ -197,25 +197,85 @@ def test_an_output_without_a_loss_gets_no_gradient():
     np.testing.assert_array_equal(untrained.weight.data, before)
 
 
-def test_zone_network_trains_on_mnist(mnist):
+def band_layers(k):
+    return [nn.Conv2d(1, 6, 5), nn.ReLU(), nn.Conv2d(6, 12, 5), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Flatten(), nn.Linear(120, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, k),
+            nn.Threshold(0.0, 0.0)]
+
+
+BANDS = (((0, 10), 8), ((10, 20), 10), ((20, 30), 8))
+
+
+def zone_network_functional():
+    image = nn.Input(shape=(1, 28, 28))
+    padded = nn.ZeroPad2d((0, 0, 1, 1))(image)
+    bands = []
+    for (top, bottom), k in BANDS:
+        h = padded[:, :, top:bottom]
+        for layer in band_layers(k):
+            h = layer(h)
+        bands.append(h)
+    out = nn.LogSoftmax(dim=1)(nn.Linear(26, 10)(nn.Concatenate()(bands)))
+    return nf.Model(image, [out, *bands])
+
+
+class ZoneNet(nf.Model):
+    """The same network written as PyTorch users do: a forward and no backward (traced)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((0, 0, 1, 1))
+        self.bands = [nn.Sequential(*band_layers(k)) for _, k in BANDS]
+        self.head = nn.Linear(26, 10)
+        self.log_softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, x):
+        padded = self.pad(x)
+        bands = [branch(padded[:, :, top:bottom])
+                 for branch, ((top, bottom), _) in zip(self.bands, BANDS)]
+        return [self.log_softmax(self.head(nn.Concatenate()(bands))), *bands]
+
+
+@pytest.mark.parametrize("build", [zone_network_functional, ZoneNet])
+def test_zone_network_trains_on_mnist(mnist, build):
     (x_train, y_train), (x_test, y_test) = mnist
     x_train = (x_train[:12000] / np.float32(255)).reshape(-1, 1, 28, 28).astype(np.float32)
     x_test = (x_test[:2000] / np.float32(255)).reshape(-1, 1, 28, 28).astype(np.float32)
     nf.seed(0)
-    image = nn.Input(shape=(1, 28, 28))
-    padded = nn.ZeroPad2d((0, 0, 1, 1))(image)
-    bands = []
-    for (top, bottom), k in (((0, 10), 8), ((10, 20), 10), ((20, 30), 8)):
-        h = padded[:, :, top:bottom]
-        for layer in (nn.Conv2d(1, 6, 5), nn.ReLU(), nn.Conv2d(6, 12, 5), nn.MaxPool2d(2),
-                      nn.ReLU(), nn.Flatten(), nn.Linear(120, 64), nn.ReLU(), nn.Dropout(0.2),
-                      nn.Linear(64, k), nn.Threshold(0.0, 0.0)):
-            h = layer(h)
-        bands.append(h)
-    out = nn.LogSoftmax(dim=1)(nn.Linear(26, 10)(nn.Concatenate()(bands)))
-    model = nf.Model(image, [out, *bands])
+    model = build()
     model.compile("adam", [nn.NLLLoss(), None, None, None], ["accuracy"])
     model.fit(x_train, [y_train[:12000], None, None, None], epochs=1, batch_size=64, verbose=0)
     log_probs, *per_band = model.predict(x_test)
     assert [b.shape for b in per_band] == [(2000, 8), (2000, 10), (2000, 8)]
     assert nf.metrics.accuracy(y_test[:2000], log_probs) > 0.85
+
+
+def test_traced_model_matches_its_functional_twin_and_keeps_pytorch_keys():
+    nf.seed(0)
+    traced = ZoneNet()
+    x = np.random.default_rng(5).random((4, 1, 28, 28)).astype(np.float32)
+    outputs = traced.predict(x)
+    assert list(traced.state_dict())[:2] == ["bands.0.0.weight", "bands.0.0.bias"]
+    twin = zone_network_functional()
+    twin.set_weights(traced.get_weights())
+    for a, b in zip(outputs, twin.predict(x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_tracing_reports_what_it_cannot_capture():
+    class ValueDependent(nf.Model):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y if y else -y
+
+    class UsesNumPy(ValueDependent):
+        def forward(self, x):
+            return np.maximum(self.fc(x), 0)
+
+    for cls in (ValueDependent, UsesNumPy):
+        with pytest.raises(TypeError, match="could not be traced"):
+            cls().predict(np.zeros((2, 3), np.float32))

@@ -10,6 +10,15 @@ order; backward runs them in reverse, each layer's own backward, the gradients o
 by several nodes summed. A layer called twice shares its weights: its second node runs a copy
 of the layer holding the same Parameters (and buffers), so each call keeps its own cache for
 backward and both add into the same gradients.
+
+PyTorch style: a ``class Net(nf.Model)`` with a ``forward`` and no ``backward`` is traced (see
+``Model.__init_subclass__``): on the first batch its forward runs once on nn.Input tensors of the
+batch's sample shapes, and the graph it records runs every later forward and backward (traced
+again when the sample shapes change). Tracing captures calls of nnfast layers, of the merge
+layers, ``+``, ``-``, ``*`` and ``x[:, a:b]`` slices, and Python code that depends only on
+shapes. It cannot capture control flow on values (``if``, ``while``, comparisons) or NumPy
+functions on tensors: those raise TypeError at the trace, saying so. Layers created inside
+forward run, but only the model's attributes count as its parameters (and are trained).
 """
 import copy
 

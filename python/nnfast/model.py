@@ -178,6 +178,45 @@ class Model(Module):
     fit_progress = None   # a FitProgress while fit runs, else None
     graph_model = None    # the class nf.Model(inputs, outputs) makes (nnfast/functional.py)
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass with a ``forward`` and no ``backward`` of its own is traced: on the first
+        batch, forward runs on symbolic tensors (nn.Input) into a graph model, which then runs
+        forward and backward (see nnfast/functional.py for what tracing captures)."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in vars(cls) and cls.backward in (Module.backward, Model._backward_traced):
+            cls.traced_forward = cls.forward
+            cls.forward, cls.backward = Model._run_traced, Model._backward_traced
+            cls.backward_parameters = Model._backward_traced
+
+    def _traced_graph(self, xs):
+        """The graph ``traced_forward`` makes for inputs of these sample shapes (traced again
+        when they change), kept out of the model's children."""
+        shapes = tuple(np.shape(x)[1:] for x in xs)
+        trace = self.__dict__.get("_trace")
+        if trace is None or trace[0] != shapes:
+            inputs = [Input(shape) for shape in shapes]
+            try:
+                outputs = self.traced_forward(*inputs)
+            except (TypeError, AttributeError) as e:
+                raise TypeError(f"{type(self).__name__}.forward could not be traced into a graph "
+                                f"({e}); tracing follows calls of nnfast layers, merges (+, -, *) "
+                                "and slices, not NumPy code or control flow on values; write a "
+                                "backward, or use those") from e
+            graph = Model.graph_model(inputs if len(inputs) > 1 else inputs[0], outputs)
+            trace = self.__dict__["_trace"] = (shapes, graph)
+        graph = trace[1]
+        if graph.training != self.training:
+            graph.train(self.training)
+        return graph
+
+    def _run_traced(self, *xs):
+        xs = list(xs[0]) if len(xs) == 1 and isinstance(xs[0], (list, tuple)) else list(xs)
+        self._ran = graph = self._traced_graph(xs)
+        return graph.forward(*xs)
+
+    def _backward_traced(self, grad_out):
+        return self._ran.backward(grad_out)
+
     def __new__(cls, *args, **kwargs):
         """``Model(inputs, outputs)``: a graph model (Keras's functional API); a subclass, or
         Model(), is constructed as written."""
@@ -253,7 +292,8 @@ class Model(Module):
 
     def _loss_of(self, loss, loss_weights):
         """The Loss compile was given (an object, a name, or a list of them per output)."""
-        outputs = len(getattr(self, "outputs", None) or [None])
+        known = getattr(self, "outputs", None)   # a graph's; a traced model's come later
+        outputs = len(known) if known else len(loss) if isinstance(loss, (list, tuple)) else 1
         if isinstance(loss, losses.MultiLoss):
             return loss
         if isinstance(loss, (list, tuple)) or outputs > 1 or loss_weights is not None:

@@ -205,3 +205,4 @@ def slices_of(index, sample_ndim):
 
 
 SymbolicTensor.slicer = staticmethod(slices_of)
+SymbolicTensor.merges = {"+": Add, "-": Subtract, "*": Multiply}

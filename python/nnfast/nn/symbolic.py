@@ -16,6 +16,7 @@ class SymbolicTensor:
 
     node = None
     slicer = None   # index -> Slice layers; nn/merge.py, which defines Slice, sets it
+    merges = {}     # "+", "-", "*" -> the merge layer class; set by nn/merge.py
 
     def __init__(self, sample_shape, node):
         self.sample_shape, self.node = tuple(sample_shape), node
@@ -31,6 +32,27 @@ class SymbolicTensor:
         for layer in SymbolicTensor.slicer(index, len(self.sample_shape)):
             tensor = layer(tensor)
         return tensor
+
+    def __add__(self, other):
+        return self.merges["+"]()([self, other])
+
+    def __sub__(self, other):
+        return self.merges["-"]()([self, other])
+
+    def __mul__(self, other):
+        return self.merges["*"]()([self, other])
+
+    def __bool__(self):
+        raise TypeError("a symbolic tensor has no value yet: Python control flow that depends on "
+                        "values (if, while, comparisons) cannot be traced into a graph")
+
+    __array_ufunc__ = None   # NumPy's ufuncs refuse it (TypeError) instead of making objects
+
+    def __array_function__(self, *args, **kwargs):
+        raise TypeError("a symbolic tensor has no value yet: NumPy functions cannot be traced; "
+                        "use nnfast layers (and +, -, *, slicing) in forward")
+
+    __array__ = __array_function__
 
     def __repr__(self):
         made_by = "an Input" if self.node is None else type(self.node.layer).__name__
