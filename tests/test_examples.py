@@ -11,7 +11,7 @@ EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 EXAMPLE_NAMES = ["xor", "softmax_regression", "mlp", "lenet", "linear_autoencoder",
                  "denoising_autoencoder", "fashion_mlp", "early_stopping_dropout",
                  "hidden_representation", "keras_convnet", "pytorch_mnist", "distributed_mnist",
-                 "zone_network"]
+                 "zone_network", "residual_mlp"]
 
 
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)

@@ -279,3 +279,48 @@ def test_tracing_reports_what_it_cannot_capture():
     for cls in (ValueDependent, UsesNumPy):
         with pytest.raises(TypeError, match="could not be traced"):
             cls().predict(np.zeros((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_chains_inside_a_graph_run_fused_with_the_same_results(fuse):
+    nf.seed(0)
+    x = nn.Input(shape=(1, 12, 12))
+    conv, relu, pool = nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2)
+    h = nn.Flatten()(pool(relu(conv(x))))
+    skip = nn.Flatten()(x[:, :, 0:5, 0:5])
+    model = nf.Model(x, nn.Linear(3 * 25 + 25, 4)(nn.Concatenate()([h, skip])), fuse=fuse)
+    step = model.step_of(conv)
+    assert step is not None and step.fused == fuse
+    reference = nf.Model.from_config(model.get_config())
+    assert reference.fuse == fuse
+    reference.set_weights(model.get_weights())
+    reference = nf.Model(reference.inputs[0], reference.outputs[0], fuse=False)
+    data = np.random.default_rng(0).normal(size=(5, 1, 12, 12)).astype(np.float32)
+    dy = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    for m in (model, reference):
+        m.zero_grad()
+    outs = [m.forward(data) for m in (model, reference)]
+    dxs = [m.backward(dy) for m in (model, reference)]
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dxs[0], dxs[1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(model.parameters(), reference.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_targets_losses_and_weights_by_output_name():
+    nf.seed(0)
+    x = nn.Input(shape=(4,))
+    h = nn.Dense(8, activation="relu")(x)
+    model = nf.Model(x, [nn.Dense(3)(h), nn.Dense(1)(h)])
+    assert model.output_names == ["dense_1", "dense_2"]
+    model.compile("adam", {"dense_1": "sparse_categorical_crossentropy", "dense_2": "mse"},
+                  loss_weights={"dense_1": 1.0, "dense_2": 0.25})
+    assert model.compiled.loss.weights == [1.0, 0.25]
+    data = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+    targets = {"dense_1": np.arange(32) % 3, "dense_2": data[:, :1]}
+    model.fit(data, targets, epochs=1, batch_size=8, verbose=0)
+    assert model.evaluate(data, targets, return_dict=True)["loss"] > 0
+    with pytest.raises(ValueError, match=r"no outputs named \['head'\]"):
+        model.fit(data, {"head": targets["dense_1"]}, verbose=0)
+    with pytest.raises(TypeError, match="needs a graph model"):
+        nf.Sequential(nn.Linear(4, 3)).by_output({"a": 1}, "fit")

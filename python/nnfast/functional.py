@@ -25,6 +25,7 @@ import copy
 import numpy as np
 
 from .model import Model, layer_names
+from .nn.fusion import Plan
 from .nn.keras import Input
 from .nn.module import describe, rebuild
 
@@ -72,7 +73,8 @@ class Functional(Model):
     ``nf.Model(inputs, outputs)``). Inputs and outputs are one symbolic tensor or a list; so are
     the arrays ``forward`` takes and returns, and ``backward``'s gradients."""
 
-    def __init__(self, inputs, outputs):
+    def __init__(self, inputs, outputs, fuse=True):
+        self.fuse = bool(fuse)
         self.inputs, self._several_inputs = _as_list(inputs, "input")
         self.outputs, self._several_outputs = _as_list(outputs, "output")
         for t in self.inputs:
@@ -84,6 +86,7 @@ class Functional(Model):
             if all(node.layer is not layer for layer in self.layers):
                 self.layers.append(node.layer)
         self._runners = self._make_runners()
+        self._units = self._make_units()
 
     def _make_runners(self):
         """The module each node runs: its layer for the layer's first node, for later ones a copy
@@ -100,8 +103,44 @@ class Functional(Model):
             runners[i] = copy.deepcopy(layer, shared)
         return runners
 
+    def _make_units(self):
+        """The nodes grouped into what runs them: each chain of one-input nodes (a node's output
+        read only by the next one) as a fusion Plan of their modules, each merge on its own;
+        as (first node, last node, plan or None) over node indices."""
+        readers = {}
+        for node in self.nodes:
+            for t in node.inputs:
+                readers[id(t)] = readers.get(id(t), 0) + 1
+        for t in self.outputs:
+            readers[id(t)] = readers.get(id(t), 0) + 1
+        units, start = [], None
+        for i, node in enumerate(self.nodes):
+            joins = (start is not None and not node.several
+                     and node.inputs[0] is self.nodes[i - 1].output
+                     and readers[id(self.nodes[i - 1].output)] == 1)
+            if not joins:
+                if start is not None:
+                    units.append((start, i - 1))
+                start = None if node.several else i
+                if node.several:
+                    units.append((i, i))
+        if start is not None:
+            units.append((start, len(self.nodes) - 1))
+        return [(a, b, None if self.nodes[a].several else
+                 Plan([self._runners[i] for i in range(a, b + 1)], self.fuse))
+                for a, b in units]
+
     def named_children(self):
         return ((str(i), layer) for i, layer in enumerate(self.layers))
+
+    @property
+    def output_names(self):
+        """The name of the layer making each output (summary's names): the keys of dicts of
+        targets, losses and loss weights."""
+        names = dict(zip(map(id, self.layers), layer_names(list(self.inputs) + self.layers)
+                         [len(self.inputs):]))
+        return [names[id(t.node.layer)] if t.node is not None else "input"
+                for t in self.outputs]
 
     def train(self, mode=True):
         super().train(mode)
@@ -121,32 +160,49 @@ class Functional(Model):
         if len(xs) != len(self.inputs):
             raise ValueError(f"Model takes {len(self.inputs)} input(s), got {len(xs)}")
         values = {id(t): t.forward(x) for t, x in zip(self.inputs, xs)}   # Input checks shapes
-        for i, node in enumerate(self.nodes):
-            args = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = self._runners[i].forward(args if node.several else args[0])
+        for first, last, plan in self._units:
+            args = [values[id(t)] for t in self.nodes[first].inputs]
+            if plan is None:
+                out = self._runners[first].forward(args)
+            else:
+                out = plan.forward(args[0])
+            values[id(self.nodes[last].output)] = out
         outs = [values[id(t)] for t in self.outputs]
         return outs if self._several_outputs else outs[0]
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, need_input_grad=True):
+        """The gradients at the inputs (None for an input no loss depends on). Without
+        ``need_input_grad`` (training) chains that read a model input skip its gradient."""
         grads = grad_out if self._several_outputs else [grad_out]
         if len(grads) != len(self.outputs):
             raise ValueError(f"Model has {len(self.outputs)} outputs, got {len(grads)} gradients")
-        pending = {}
+        pending, sources = {}, {id(t) for t in self.inputs}
         for t, g in zip(self.outputs, grads):
             _add(pending, t, g)
-        for i in reversed(range(len(self.nodes))):
-            node = self.nodes[i]
-            g = pending.pop(id(node.output), None)
-            if g is None:    # nothing downstream of this node reached a loss
+        for first, last, plan in reversed(self._units):
+            g = pending.pop(id(self.nodes[last].output), None)
+            if g is None:    # nothing downstream of these nodes reached a loss
                 continue
-            dx = self._runners[i].backward(g)
-            for t, d in zip(node.inputs, dx if node.several else [dx]):
+            inputs = self.nodes[first].inputs
+            if plan is None:
+                dxs = self._runners[first].backward(g)
+            else:
+                need = need_input_grad or id(inputs[0]) not in sources
+                dxs = [plan.backward(g, need)]
+            for t, d in zip(inputs, dxs):
                 _add(pending, t, d)
         dxs = [pending.get(id(t)) for t in self.inputs]
         return dxs if self._several_inputs else dxs[0]
 
     def backward_parameters(self, grad_out):
-        self.backward(grad_out)
+        self.backward(grad_out, need_input_grad=False)
+
+    def step_of(self, layer):
+        """The fusion step that runs ``layer`` at its first node, or None."""
+        for _, _, plan in self._units:
+            if plan is not None and plan.step_of(layer) is not None:
+                return plan.step_of(layer)
+        return None
 
     # ------------------------------------------------------------------ description
     def known_input_shape(self):
@@ -194,7 +250,7 @@ class Functional(Model):
             nodes.append({"layer": index, "inputs": [where[id(t)] for t in node.inputs],
                           "several": node.several})
             where[id(node.output)] = ["node", j]
-        return {"inputs": [list(t.shape) for t in self.inputs],
+        return {"inputs": [list(t.shape) for t in self.inputs], "fuse": self.fuse,
                 "several_inputs": self._several_inputs,
                 "layers": [describe(layer) for layer in self.layers], "nodes": nodes,
                 "outputs": [where[id(t)] for t in self.outputs],
@@ -215,7 +271,7 @@ class Functional(Model):
             made.append(layers[node["layer"]](args if node["several"] else args[0]))
         outputs = [tensor(ref) for ref in config["outputs"]]
         return cls(inputs if config["several_inputs"] else inputs[0],
-                   outputs if config["several_outputs"] else outputs[0])
+                   outputs if config["several_outputs"] else outputs[0], config.get("fuse", True))
 
     def __repr__(self):
         return (f"Functional({len(self.inputs)} input(s), {len(self.nodes)} nodes, "

@@ -217,6 +217,13 @@ class Model(Module):
     def _backward_traced(self, grad_out):
         return self._ran.backward(grad_out)
 
+    @classmethod
+    def from_config(cls, config):
+        """As Module's; ``Model.from_config`` of a graph model's config rebuilds the graph."""
+        if cls is Model:
+            return Model.graph_model.from_config(config)
+        return super().from_config(config)
+
     def __new__(cls, *args, **kwargs):
         """``Model(inputs, outputs)``: a graph model (Keras's functional API); a subclass, or
         Model(), is constructed as written."""
@@ -267,7 +274,8 @@ class Model(Module):
         if loss is None:
             raise ValueError("compile needs a loss")
         self._build_if_known()
-        loss_fn = self._loss_of(loss, loss_weights)
+        loss_fn = self._loss_of(self.by_output(loss, "loss"),
+                                self.by_output(loss_weights, "loss_weights"))
         names = []
         for m in metrics or []:
             if m not in _METRIC_NAMES:
@@ -289,6 +297,22 @@ class Model(Module):
         if optimizer_name and self.is_built() and self.parameters():
             self._build_optimizer()   # else fit builds it after a first batch
         return self
+
+    output_names = None   # a graph model's outputs, by the names of the layers that make them
+
+    def by_output(self, value, who):
+        """A dict keyed by output name (Keras's way for targets, losses, loss weights) as the
+        list in output order, None where a name is missing; anything else as it is."""
+        if not isinstance(value, dict):
+            return value
+        if self.output_names is None:
+            raise TypeError(f"{who}: a dict by output name needs a graph model "
+                            "(nf.Model(inputs, outputs))")
+        unknown = sorted(set(value) - set(self.output_names))
+        if unknown:
+            raise ValueError(f"{who}: no outputs named {unknown}; the outputs are "
+                             f"{self.output_names}")
+        return [value.get(name) for name in self.output_names]
 
     def _loss_of(self, loss, loss_weights):
         """The Loss compile was given (an object, a name, or a list of them per output)."""
@@ -392,10 +416,12 @@ class Model(Module):
         batch of ``batch_size`` is split evenly across the ranks, the loss and metrics are
         averaged over all of them, and only rank 0 prints and writes files."""
         self._require_compiled("fit")
-        x, y = _check_inputs(x, y, "fit")
+        x, y = _check_inputs(x, self.by_output(y, "fit"), "fit")
         if batch_size < 1 or epochs < 0 or initial_epoch < 0:
             raise ValueError("fit needs batch_size >= 1, epochs >= 0 and initial_epoch >= 0")
         x, y, validation_data = self._split_validation(x, y, validation_data, validation_split)
+        if validation_data is not None:
+            validation_data = (validation_data[0], self.by_output(validation_data[1], "fit"))
         if not self.is_built():
             self._build_from_shape(x.shape[1:])  # Dense layers learn their input size
         if self.optimizer is None:
@@ -515,7 +541,7 @@ class Model(Module):
         """The mean loss and metrics over (x, y): Scores, ``(loss, accuracy)`` as Keras's list
         that also reads by name (``["accuracy"]``); a plain dict with ``return_dict``."""
         self._require_compiled("evaluate")
-        x, y = _check_inputs(x, y, "evaluate")
+        x, y = _check_inputs(x, self.by_output(y, "evaluate"), "evaluate")
         share = distributed.shard(_count(x))         # all of x on a lone rank
         x, y = _rows(x, share), _rows(y, share)
         total_loss, total_correct = 0.0, 0
