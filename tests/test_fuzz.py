@@ -37,10 +37,11 @@ SIGNATURES = {
     "rmsprop_step": "f f f f? f? x x x x x b", "adagrad_step": "f f f x x x x n",
     "adadelta_step": "f f f f x x x x",
     "batchnorm_forward": "f f? f? f? f? b x x", "batchnorm_backward": "f f f? f f f? f? b b b b",
-    "set_num_threads": "n", "select_isa": "i",
+    "set_num_threads": "n", "select_isa": "i", "fma_peak": "n",
 }
 # The bindings without arguments, which only report.
-REPORTS = {"get_num_threads", "isa", "vector_isa", "kernel_copies", "build_info"}
+REPORTS = {"get_num_threads", "isa", "vector_isa", "kernel_copies", "build_info",
+           "fma_peak_chains"}
 
 DTYPES = [np.float32, np.float32, np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_,
           np.float16, np.complex64]

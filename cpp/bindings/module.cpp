@@ -20,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   register_dropout(m);
   register_norm(m);
   register_optim(m);
+  register_peak(m);
 }

@@ -16,5 +16,6 @@ void register_data(pybind11::module_& m);        // data.cpp
 void register_dropout(pybind11::module_& m);     // dropout.cpp
 void register_norm(pybind11::module_& m);        // norm.cpp
 void register_optim(pybind11::module_& m);       // optim.cpp
+void register_peak(pybind11::module_& m);        // peak.cpp: the FMA peak loop of benchmarks
 
 }  // namespace nnfast_bindings

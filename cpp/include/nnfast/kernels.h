@@ -21,6 +21,7 @@
 #include "nnfast/loss.h"
 #include "nnfast/norm.h"
 #include "nnfast/optim.h"
+#include "nnfast/peak.h"
 #include "nnfast/pool.h"
 
 #define NNFAST_KERNELS(X)                                                                       \
@@ -41,7 +42,7 @@
   X(sgd_update) X(sgd_update_all) X(adam_update) X(rmsprop_update) X(adagrad_update)            \
   X(adadelta_update) X(batchnorm_forward) X(batchnorm_backward)                                \
   X(maxpool2d_forward) X(maxpool2d_backward) X(argmax_in_range) X(avgpool2d_forward)            \
-  X(avgpool2d_backward)
+  X(avgpool2d_backward) X(fma_peak) X(fma_peak_chains)
 
 namespace nnfast {
 
