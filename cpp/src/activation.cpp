@@ -11,20 +11,20 @@
 namespace nnfast {
 inline namespace NNFAST_ISA {
 
-// y = max(x, 0)
+// y = max(x, 0), NaN kept (relu_value, vmath.h)
 void relu_forward(float* y, const float* x, size_t n) {
-  parallel_elements(n, [=](size_t i) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; });
+  parallel_elements(n, [=](size_t i) { y[i] = relu_value(x[i]); });
 }
-// dx = dy * (x > 0)
+// dx = dy where not x <= 0 (a NaN x passes dy), else 0
 void relu_backward(float* dx, const float* dy, const float* x, size_t n) {
-  parallel_elements(n, [=](size_t i) { dx[i] = x[i] > 0.0f ? dy[i] : 0.0f; });
+  parallel_elements(n, [=](size_t i) { dx[i] = relu_grad(x[i], dy[i]); });
 }
 
-// y = x > 0 ? x : slope * x
+// y = x > 0 ? x : slope * x (a NaN x gives slope * NaN = NaN)
 void leaky_relu_forward(float* y, const float* x, size_t n, float slope) {
   parallel_elements(n, [=](size_t i) { y[i] = x[i] > 0.0f ? x[i] : slope * x[i]; });
 }
-// dx = x > 0 ? dy : slope * dy
+// dx = x > 0 ? dy : slope * dy (a NaN x takes slope * dy, as PyTorch)
 void leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope) {
   parallel_elements(n, [=](size_t i) { dx[i] = x[i] > 0.0f ? dy[i] : slope * dy[i]; });
 }
@@ -53,7 +53,7 @@ void sigmoid_forward(float* y, const float* x, size_t n) {
 void activation_span(Activation a, float* y, size_t n) {
   if (a == Activation::relu) {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;  // as relu_forward
+    for (size_t i = 0; i < n; i++) y[i] = relu_value(y[i]);  // as relu_forward
   } else if (a == Activation::sigmoid) {
     for (size_t i = 0; i < n; i += simd::W) sigmoid_block(y, y, i, n);
   }
@@ -61,7 +61,7 @@ void activation_span(Activation a, float* y, size_t n) {
 void activation_backward_span(Activation a, float* dx, const float* y, size_t n) {
   if (a == Activation::relu) {
 #pragma omp simd
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;  // as relu_backward
+    for (size_t i = 0; i < n; i++) dx[i] = relu_grad(y[i], dx[i]);  // as relu_backward
   } else if (a == Activation::sigmoid) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) dx[i] = dx[i] * y[i] * (1.0f - y[i]);  // as sigmoid_backward
@@ -87,13 +87,13 @@ void tanh_backward(float* dx, const float* dy, const float* y, size_t n) {
   parallel_elements(n, [=](size_t i) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); });
 }
 
-// y = x > threshold ? x : value
+// y = x <= threshold ? value : x (NaN kept)
 void threshold_forward(float* y, const float* x, size_t n, float threshold, float value) {
-  parallel_elements(n, [=](size_t i) { y[i] = x[i] > threshold ? x[i] : value; });
+  parallel_elements(n, [=](size_t i) { y[i] = threshold_value(x[i], threshold, value); });
 }
-// dx = x > threshold ? dy : 0
+// dx = x <= threshold ? 0 : dy (a NaN x passes dy)
 void threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold) {
-  parallel_elements(n, [=](size_t i) { dx[i] = x[i] > threshold ? dy[i] : 0.0f; });
+  parallel_elements(n, [=](size_t i) { dx[i] = threshold_grad(x[i], dy[i], threshold); });
 }
 
 // Softmax of each row: y = exp(x - max) / sum exp(x - max).

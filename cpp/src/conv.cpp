@@ -40,6 +40,7 @@
 
 #include "simd.h"
 #include "sparse_rows.h"
+#include "vmath.h"
 
 #include <omp.h>
 
@@ -792,8 +793,9 @@ void conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const 
 }
 
 // dy[n] of the convolution, built per image in the slot's scratch, plane by plane: the pooled
-// gradient g where the pooled output y > 0 (relu_backward), routed by maxpool2d_plane_backward
-// (the same numbers as those two kernels); then the backward products, skipping dy's zeros.
+// gradient g where the pooled output y is not <= 0 (relu_grad: NaN passes), routed by
+// maxpool2d_plane_backward (the same numbers as those two kernels); then the backward products,
+// skipping dy's zeros.
 void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
                                   const float* y, const int32_t* argmax, const Pool2dShape& pool,
                                   const float* x, const float* w, const Conv2dShape& s,
@@ -813,7 +815,7 @@ void conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const floa
           const float* gp = g + plane * pooled;
           const float* yp = y + plane * pooled;
 #pragma omp simd
-          for (size_t i = 0; i < pooled; i++) masked[i] = yp[i] > 0.0f ? gp[i] : 0.0f;
+          for (size_t i = 0; i < pooled; i++) masked[i] = relu_grad(yp[i], gp[i]);
           maxpool2d_plane_backward(dyn + (size_t)oc * P, masked, argmax + plane * pooled, pool);
         }
         return static_cast<const float*>(dyn);

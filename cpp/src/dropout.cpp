@@ -14,6 +14,10 @@ static inline float dropout_uniform(uint64_t seed, uint64_t i) {
   return (float)(z >> 40) * (1.0f / 16777216.0f);
 }
 
+// A dropped element: x * 0 as PyTorch computes it, but +0 for every finite x (x - x), NaN for NaN
+// and +-inf.
+static inline float dropped(float x) { return x - x; }
+
 // y = x * mask / (1 - p), mask[i] = uniform(seed, i) >= p
 void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed) {
   const float scale = 1.0f / (1.0f - p);
@@ -22,7 +26,7 @@ void dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p,
     for (size_t i = i0; i < i1; i++) {
       const uint8_t keep = dropout_uniform(seed, i) >= p;
       mask[i] = keep;
-      y[i] = keep ? x[i] * scale : 0.0f;
+      y[i] = keep ? x[i] * scale : dropped(x[i]);
     }
   });
 }
@@ -32,7 +36,7 @@ void dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n,
   const int nt = n >= (size_t(1) << 15) ? get_num_threads() : 1;
   parallel_parts(nt, n, 16, [=](size_t i0, size_t i1) {
 #pragma omp simd
-    for (size_t i = i0; i < i1; i++) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+    for (size_t i = i0; i < i1; i++) dx[i] = mask[i] ? dy[i] * scale : dropped(dy[i]);
   });
 }
 

@@ -12,9 +12,11 @@
 // pairs 2m, 2m + 1, keeps a zero term of one where the other is nonzero in that row, as the GEMM
 // does). A zero term only matters when its other factor is inf or NaN (0 * inf = NaN), so the
 // path is taken only when wt (forward) or dy (backward) is all finite; otherwise the GEMM keeps
-// IEEE semantics. dx = dy @ wt^T has no zero to skip and always uses the GEMM. Every output
-// element is summed by one thread in ascending k (or i) order, so any thread count gives the same
-// bits; which path runs depends on the data (its zeros), never on the thread count.
+// IEEE semantics, so a NaN weight meeting a zero input gives NaN, as in PyTorch. NaN and inf
+// entries of x are nonzeros (the compare is unordered): they are summed and reach y.
+// dx = dy @ wt^T has no zero to skip and always uses the GEMM. Every output element is summed by
+// one thread in ascending k (or i) order, so any thread count gives the same bits; which path
+// runs depends on the data (its zeros), never on the thread count.
 #include "nnfast/gemm.h"
 
 #include "pack_buffer.h"

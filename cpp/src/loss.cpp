@@ -13,7 +13,9 @@ namespace nnfast {
 inline namespace NNFAST_ISA {
 
 // Cross-entropy is taken as logsumexp(z) - z[y] rather than -log softmax(z)[y], so it stays
-// exact where the probability underflows to 0 (logits of +-1e4); softmax_row gives both.
+// exact where the probability underflows to 0 (logits of +-1e4); softmax_row gives both. A NaN
+// logit makes its row's logsumexp and probabilities NaN (row_max keeps it), hence a NaN loss
+// and NaN gradients in that row, as PyTorch; +inf logits give NaN the same way (inf - inf).
 
 // probs = softmax(logits); loss = mean_i (logsumexp(z_i) - z_i[y_i])
 double cross_entropy_forward(float* probs, const float* logits, const int64_t* labels, int N,
@@ -37,7 +39,8 @@ void cross_entropy_backward(float* dlogits, const float* probs, const int64_t* l
   }
 }
 
-// probs = softmax(logits); loss = mean_i sum_j t_ij (logsumexp(z_i) - z_ij)
+// probs = softmax(logits); loss = mean_i sum_j t_ij (logsumexp(z_i) - z_ij), every term added (a
+// zero target's too: 0 * inf = NaN for a -inf logit, as PyTorch)
 double cross_entropy_soft_forward(float* probs, const float* logits, const float* targets, int N,
                                   int C) {
   double total = 0.0;
@@ -45,8 +48,7 @@ double cross_entropy_soft_forward(float* probs, const float* logits, const float
     const float* z = logits + (size_t)i * C;
     const float* t = targets + (size_t)i * C;
     const double lse = softmax_row(probs + (size_t)i * C, z, C);
-    for (int j = 0; j < C; j++)
-      if (t[j] != 0.0f) total += (double)t[j] * (lse - (double)z[j]);
+    for (int j = 0; j < C; j++) total += (double)t[j] * (lse - (double)z[j]);
   }
   return total / N;
 }
@@ -97,7 +99,7 @@ double l1_forward(const float* pred, const float* target, size_t n) {
   for (size_t i = 0; i < n; i++) total += std::fabs((double)pred[i] - target[i]);
   return total / n;
 }
-// dp = scale * sign(p - t) / n, sign(0) = 0
+// dp = scale * sign(p - t) / n, sign(0) = sign(NaN) = 0 (PyTorch's sign)
 void l1_backward(float* dpred, const float* pred, const float* target, size_t n, float scale) {
   const float k = scale / n;
   parallel_elements(n, [=](size_t i) {

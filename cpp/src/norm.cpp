@@ -77,8 +77,15 @@ void batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy,
     if (dbeta) dbeta[c] = (accumulate ? dbeta[c] : 0.0f) + (float)sum_dy;
     if (!dx) return;
     const float k = is * (gamma ? gamma[c] : 1.0f);
-    const float mean_dy = training ? (float)(sum_dy / count) : 0.0f;
-    const float mean_dy_xhat = training ? (float)(sum_dy_xhat / count) : 0.0f;
+    if (!training) {  // dx = k * dy, whatever x holds (an inf x must not give inf * 0 = NaN)
+      for (int n = 0; n < N; n++) {
+        const size_t base = ((size_t)n * C + c) * S;
+#pragma omp simd
+        for (int s = 0; s < S; s++) dx[base + s] = k * dy[base + s];
+      }
+      return;
+    }
+    const float mean_dy = (float)(sum_dy / count), mean_dy_xhat = (float)(sum_dy_xhat / count);
     for (int n = 0; n < N; n++) {
       const size_t base = ((size_t)n * C + c) * S;
 #pragma omp simd

@@ -17,10 +17,10 @@ static inline int plane_threads(const Pool2dShape& s) {
 }
 
 // Window maximum of one output element, in row-major window order: a candidate replaces the best
-// when it is larger, or when it is NaN and the best is not (so the first NaN wins, as in PyTorch).
-static inline bool takes_over(float v, float best) {
-  return v > best || (v != v && best == best);
-}
+// when it is larger or when it is NaN (PyTorch's `val > maxval || isnan(val)`): the first of equal
+// maxima wins, and of NaNs the last, so the argmax, and where backward sends the gradient, are
+// PyTorch's.
+static inline bool takes_over(float v, float best) { return v > best || v != v; }
 
 // The reference form: one output element at a time, window clipped to the image.
 static inline void maxpool_window(float* y, int32_t* am, const float* xp, const Pool2dShape& s,
@@ -94,7 +94,7 @@ static void maxpool_row_interior(float* y, int32_t* am, const float* xp, const P
 // The 2 x 2, stride 2, unpadded window (every LeNet), W outputs of a row at a time (simd.h): the
 // two input rows' 2W floats are split into even and odd columns, giving the four window
 // candidates in window order, and the running maximum takes each over with the same rule as
-// takes_over.
+// takes_over (greater, or NaN).
 static inline bool is_2x2_stride_2(const Pool2dShape& s) {
   return s.KH == 2 && s.KW == 2 && s.SH == 2 && s.SW == 2 && s.PH == 0 && s.PW == 0;
 }
@@ -119,7 +119,7 @@ static void maxpool_2x2_plane(float* y, int32_t* am, const float* xp, int IW, in
       V best = cand[0];
       VI off = set1i(0);
       for (int c = 1; c < 4; c++) {
-        const Mask take = mask_or(gt(cand[c], best), mask_andnot(isnan(best), isnan(cand[c])));
+        const Mask take = mask_or(gt(cand[c], best), isnan(cand[c]));
         best = select(take, best, cand[c]);
         off = selecti(take, off, set1i(offset[c]));
       }
@@ -168,8 +168,8 @@ static bool maxpool_2x2_plane_backward(float* dxp, const float* dyp, const int32
 }
 
 // One (n, c) plane: y[oh,ow] = max of the window at (oh*SH - PH, ow*SW - PW); argmax = h*W + w of
-// the first maximum (a NaN is taken as the maximum, so it propagates as in PyTorch). Interior
-// windows vectorised across each output row, border windows one by one.
+// the first maximum, or of the last NaN where the window holds one (takes_over: NaN propagates,
+// as in PyTorch). Interior windows vectorised across each output row, border windows one by one.
 void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape& s) {
   const int OH = s.OH(), OW = s.OW();
   if (is_2x2_stride_2(s)) return maxpool_2x2_plane(yp, ap, xp, s.W, OH, OW);

@@ -1,5 +1,6 @@
 // Vectorised single-precision exp for the elementwise kernels (activation.cpp, loss.cpp), in
-// simd.h's vectors.
+// simd.h's vectors, and the scalar threshold / ReLU rules that the elementwise loops, the fused
+// epilogues (gemm.cpp, linear.cpp) and conv2d_relu_maxpool share.
 //
 // std::exp in a loop does not vectorise without -ffast-math (glibc's vector expf is only declared
 // under it), and -ffast-math would change NaN / inf semantics everywhere. exp_v follows the
@@ -17,6 +18,20 @@
 
 namespace nnfast {
 inline namespace NNFAST_ISA {
+
+// Threshold and ReLU as PyTorch computes them: the value (or the gradient) passes where NOT
+// x <= threshold, so a NaN x passes (NaN stays NaN forward, and receives its gradient backward,
+// as threshold_backward), while x <= threshold, -0 included, gives `value` (+0 for the ReLU).
+// Loops over them vectorise to a compare (unordered not-less-equal) and a mask or blend on every
+// ISA.
+static inline float threshold_value(float x, float threshold, float value) {
+  return x <= threshold ? value : x;
+}
+static inline float threshold_grad(float x, float dy, float threshold) {
+  return x <= threshold ? 0.0f : dy;
+}
+static inline float relu_value(float x) { return threshold_value(x, 0.0f, 0.0f); }
+static inline float relu_grad(float x, float dy) { return threshold_grad(x, dy, 0.0f); }
 
 static inline simd::V exp_v(simd::V x) {
   using namespace simd;

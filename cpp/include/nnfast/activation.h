@@ -1,5 +1,7 @@
 // Elementwise activations over n floats, and softmax / log-softmax over rows.
-// Backward functions overwrite dx; dx may alias dy.
+// Backward functions overwrite dx; dx may alias dy. NaN and inf propagate as in PyTorch: a NaN
+// input gives a NaN output (ReLU and Threshold included) and, backward, receives dy where PyTorch
+// passes it (where NOT x <= threshold for ReLU / Threshold; slope * dy for LeakyReLU).
 #pragma once
 #include "nnfast/common.h"
 
@@ -10,7 +12,7 @@ enum class Activation { none, relu, sigmoid };
 
 inline namespace NNFAST_ISA {
 
-// y = max(x, 0); dx = dy where x > 0 else 0.
+// y = max(x, 0) (NaN kept, -0 gives +0); dx = dy where not x <= 0 else 0.
 void relu_forward(float* y, const float* x, size_t n);
 void relu_backward(float* dx, const float* dy, const float* x, size_t n);
 
@@ -28,15 +30,16 @@ void activation_span(Activation a, float* y, size_t n);
 // for number as activation_backward (for kernels that finish a block of a gradient in cache).
 void activation_backward_span(Activation a, float* dx, const float* y, size_t n);
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
-// dx = dy * a'(x) from the activation's output y = a(x): relu_backward (y > 0 exactly where
-// x > 0) or sigmoid_backward; a copy for Activation::none. dx may alias dy.
+// dx = dy * a'(x) from the activation's output y = a(x): relu_backward (y <= 0 exactly where
+// x <= 0, NaN where x is NaN) or sigmoid_backward; a copy for Activation::none. dx may alias dy.
 void activation_backward(Activation a, float* dx, const float* dy, const float* y, size_t n);
 
 // y = tanh(x); dx = dy * (1 - y^2), from the output y.
 void tanh_forward(float* y, const float* x, size_t n);
 void tanh_backward(float* dx, const float* dy, const float* y, size_t n);
 
-// PyTorch's Threshold: y = x if x > threshold else value; dx = dy where x > threshold else 0.
+// PyTorch's Threshold: y = value if x <= threshold else x; dx = 0 where x <= threshold else dy
+// (a NaN x stays NaN and passes dy).
 void threshold_forward(float* y, const float* x, size_t n, float threshold, float value);
 void threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold);
 

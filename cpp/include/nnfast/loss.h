@@ -30,12 +30,13 @@ void nll_backward(float* dlogp, const int64_t* labels, int N, int C, float scale
 double mse_forward(const float* pred, const float* target, size_t n);
 void mse_backward(float* dpred, const float* pred, const float* target, size_t n, float scale);
 
-// L1 over n elements: mean |p - t|; dp = scale * sign(p - t) / n (sign(0) = 0).
+// L1 over n elements: mean |p - t|; dp = scale * sign(p - t) / n (sign(0) = sign(NaN) = 0).
 double l1_forward(const float* pred, const float* target, size_t n);
 void l1_backward(float* dpred, const float* pred, const float* target, size_t n, float scale);
 
 // Binary cross-entropy on probabilities p in [0,1] (PyTorch's BCELoss: logs clamped at -100):
 // mean -(t log p + (1-t) log(1-p)); dp = scale * (p - t) / max(p (1-p), 1e-12) / n.
+// A NaN p or t gives a NaN loss and gradient (PyTorch refuses a NaN p instead).
 double bce_forward(const float* p, const float* target, size_t n);
 void bce_backward(float* dp, const float* p, const float* target, size_t n, float scale);
 

@@ -22,7 +22,8 @@ GeometryCheck check_pool2d(const Pool2dShape& s);
 inline namespace NNFAST_ISA {
 
 // y (N,C,OH,OW) = max over each window; argmax (N,C,OH,OW) = h*W + w of the chosen input
-// element within its (n,c) plane (first maximum in row-major window order; NaN wins).
+// element within its (n,c) plane (first maximum in row-major window order; where the window
+// holds NaNs, the last NaN, as PyTorch).
 void maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
 // The same for one plane xp (H,W) into yp / ap (OH,OW), on the calling thread (s.N, s.C unused).
 void maxpool2d_plane(float* yp, int32_t* ap, const float* xp, const Pool2dShape& s);

@@ -17,7 +17,8 @@ weight, each row padded with zeros to LD >= OUT columns (``out_features`` = OUT)
 parameters (``dwt``, ``dw``, ``db``) are written into the caller's arrays when given: added to
 them when ``accumulate``, overwriting them otherwise; a new array is returned when None is given.
 Activations ``"none"``, ``"relu"``, ``"sigmoid"`` name what a fused kernel applies. Functions
-with ``out`` write their result into it (the same shape as x) and return it.
+with ``out`` write their result into it (the same shape as x) and return it. NaN and inf propagate
+through every function as through PyTorch's (tests/test_nonfinite.py compares them).
 """
 from . import cpu, reference
 
@@ -49,7 +50,7 @@ INTERFACE = {
                                     "relu_backward(g, y)",
     "maxpool2d_forward": "(x, kernel_size, stride=None, padding=0) -> (y, argmax int32: each "
                          "maximum's flat h * W + w index in its input plane; the first maximum "
-                         "of a window wins)",
+                         "of a window wins, or the last NaN where it holds NaNs)",
     "maxpool2d_backward": "(dy, argmax, input_shape, kernel_size, stride=None, padding=0) -> dx",
     "avgpool2d_forward": "(x, kernel_size, stride=None, padding=0) -> y: window means, zero "
                          "padding counted",
@@ -63,16 +64,16 @@ INTERFACE = {
     "batchnorm_backward": "(dy, x, gamma or None, mean, invstd, dgamma, dbeta, training, need_dx, "
                           "need_dgamma, accumulate) -> (dx or None, dgamma or None, dbeta or None)",
     # elementwise and row-wise activations
-    "relu_forward": "(x, out=None) -> max(x, 0)",
-    "relu_backward": "(dy, x) -> dy where x > 0, else 0",
+    "relu_forward": "(x, out=None) -> 0 where x <= 0, else x (NaN kept)",
+    "relu_backward": "(dy, x) -> 0 where x <= 0, else dy (a NaN x passes dy)",
     "leaky_relu_forward": "(x, slope=0.01, out=None) -> x if x > 0 else slope * x",
     "leaky_relu_backward": "(dy, x, slope=0.01) -> dy if x > 0 else slope * dy",
     "sigmoid_forward": "(x, out=None) -> 1 / (1 + exp(-x))",
     "sigmoid_backward": "(dy, y) -> dy * y * (1 - y)",
     "tanh_forward": "(x, out=None) -> tanh(x)",
     "tanh_backward": "(dy, y) -> dy * (1 - y^2)",
-    "threshold_forward": "(x, threshold, value, out=None) -> x if x > threshold else value",
-    "threshold_backward": "(dy, x, threshold) -> dy where x > threshold, else 0",
+    "threshold_forward": "(x, threshold, value, out=None) -> value if x <= threshold else x",
+    "threshold_backward": "(dy, x, threshold) -> 0 where x <= threshold, else dy",
     "softmax_forward": "(x (N, C)) -> softmax over the last axis",
     "softmax_backward": "(dy, y) -> y * (dy - sum(dy * y))",
     "log_softmax_forward": "(x (N, C)) -> x - logsumexp(x) over the last axis",

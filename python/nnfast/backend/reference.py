@@ -8,6 +8,10 @@ the benchmarks compare against it. Functions work in the dtype they are given (f
 with the kernels, float64 for finite-difference checks).
 
 Layouts: row-major; images NCHW; Linear weight (out, in); Conv2d weight (out, in, kh, kw).
+
+NaN and inf propagate as in PyTorch, in forms that keep them: ``np.where(x <= 0, 0, x)`` for the
+ReLU (``np.where(x > 0, x, 0)`` would turn a NaN into 0), the gradient passed where not
+``x <= 0``, the window maximum taking a NaN over, zero terms kept in sums (0 * inf = NaN).
 """
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -150,13 +154,21 @@ def _pool_geometry(kernel_size, stride, padding):
 
 
 def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
-    """(y (N, C, OH, OW), argmax int32): window maxima and their flat h*W+w index in the plane."""
+    """(y (N, C, OH, OW), argmax int32): window maxima and their flat h*W+w index in the plane:
+    the first maximum in row-major window order, never a padding position (a window of -inf takes
+    its first element in the image), or, where the window holds NaNs, the last NaN (PyTorch's
+    ``val > maxval || isnan(val)``)."""
     kh, kw, sh, sw, (ph, pw) = _pool_geometry(kernel_size, stride, padding)
     n, c, h, w = x.shape
     win = _windows(_pad(x, ph, pw, -np.inf), kh, kw, sh, sw)
     oh, ow = win.shape[2:4]
     flat = win.reshape(n, c, oh, ow, kh * kw)
-    k = np.argmax(flat, axis=-1)                              # first maximum (NaN wins)
+    inside = _windows(_pad(np.ones((1, 1, h, w), bool), ph, pw, False), kh, kw, sh, sw)
+    inside = inside.reshape(1, 1, oh, ow, kh * kw)
+    first_max = np.argmax(inside & (flat == flat.max(axis=-1, keepdims=True)), axis=-1)
+    nan = np.isnan(flat)
+    last_nan = kh * kw - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    k = np.where(nan.any(axis=-1), last_nan, first_max)
     y = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
     row = np.arange(oh)[:, None] * sh - ph + k // kw
     col = np.arange(ow)[None, :] * sw - pw + k % kw
@@ -273,11 +285,13 @@ def _into(y, out):
 
 
 def relu_forward(x, out=None):
-    return _into(np.maximum(x, 0), out)
+    """0 where x <= 0 (-0 included), else x (NaN kept)."""
+    return _into(np.where(x <= 0, 0, x).astype(x.dtype), out)
 
 
 def relu_backward(dy, x):
-    return np.where(x > 0, dy, 0).astype(dy.dtype)
+    """dy where not x <= 0 (a NaN x passes it, as PyTorch's threshold_backward), else 0."""
+    return np.where(x <= 0, 0, dy).astype(dy.dtype)
 
 
 def leaky_relu_forward(x, slope=0.01, out=None):
@@ -307,11 +321,11 @@ def tanh_backward(dy, y):
 
 
 def threshold_forward(x, threshold, value, out=None):
-    return _into(np.where(x > threshold, x, value).astype(x.dtype), out)
+    return _into(np.where(x <= threshold, value, x).astype(x.dtype), out)
 
 
 def threshold_backward(dy, x, threshold):
-    return np.where(x > threshold, dy, 0).astype(dy.dtype)
+    return np.where(x <= threshold, 0, dy).astype(dy.dtype)
 
 
 def softmax_forward(x):
@@ -366,9 +380,10 @@ def cross_entropy_backward(probs, labels, scale=1.0):
 
 
 def cross_entropy_soft_forward(logits, targets):
-    """(mean_i sum_j -t_ij log_softmax(z)_ij, probs) for one-hot / probability targets."""
+    """(mean_i sum_j -t_ij log_softmax(z)_ij, probs) for one-hot / probability targets (every
+    term summed: a zero target at a -inf logit gives 0 * inf = NaN, as PyTorch)."""
     logp = logits.astype(np.float64) - _logsumexp_rows(logits)
-    loss = float(-np.sum(np.where(targets != 0, targets * logp, 0.0)) / logits.shape[0])
+    loss = float(-np.sum(targets * logp) / logits.shape[0])
     return loss, softmax_forward(logits)
 
 
@@ -401,7 +416,9 @@ def l1_forward(pred, target):
 
 
 def l1_backward(pred, target, scale=1.0):
-    return ((scale / pred.size) * np.sign(pred - target)).astype(pred.dtype)
+    """scale * sign(p - t) / n with PyTorch's sign: 0 for 0 and for NaN."""
+    d = pred - target
+    return ((scale / pred.size) * ((d > 0).astype(d.dtype) - (d < 0))).astype(pred.dtype)
 
 
 def bce_forward(p, target):

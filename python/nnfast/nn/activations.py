@@ -22,7 +22,8 @@ class _Activation(Module):
 
     def gradients(self, grad_out, saved):
         """The gradient at the input from the one at the output and the saved input or output
-        (for ReLU, its output serves as its input would: y > 0 exactly where x > 0)."""
+        (for ReLU, its output serves as its input would: y <= 0 exactly where x <= 0, and y is
+        NaN where x is)."""
         raise NotImplementedError
 
     def forward(self, x):

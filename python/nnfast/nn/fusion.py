@@ -151,10 +151,10 @@ class ConvReluPoolStep(Step):
 
 
 class ReluPoolStep(Step):
-    """ReLU -> MaxPool2d: backward masks the pooled gradient with the pooled output (y > 0)
-    instead of the full-size one with the ReLU's input: the same numbers (each window's maximum is
-    the ReLU output where its gradient goes, positive exactly where the ReLU passes gradients),
-    one pass over the smaller array, and the ReLU's output is not kept."""
+    """ReLU -> MaxPool2d: backward masks the pooled gradient with the pooled output (passed where
+    not y <= 0) instead of the full-size one with the ReLU's input: the same numbers (each window's
+    maximum is the ReLU output where its gradient goes, positive or NaN exactly where the ReLU
+    passes gradients), one pass over the smaller array, and the ReLU's output is not kept."""
 
     def forward(self, x, temporary):
         relu, pool = self.layers
