@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Developer build: compiles nnfast._core into build/dev and drops it into python/nnfast/, so that
+# Developer build: compiles nnfast._core (and nnfast._cuda, configured with -DNNFAST_CUDA=ON) into
+# build/dev and drops it into python/nnfast/, so that
 # `PYTHONPATH=python python -c "import nnfast"` uses the working tree without reinstalling.
 # Serialised with flock so that several builds at once do not trample each other.
 # Extra arguments are passed to cmake's configure step (e.g. -DNNFAST_SANITIZE=ON).
@@ -15,7 +16,8 @@ fi
 cmake --build "$build" -- -j2
 # Copy, then rename into place: a new inode, so Python processes that loaded the old module keep
 # a valid mapping instead of having their code overwritten underneath them.
-for so in "$build"/_core*.so; do
+shopt -s nullglob
+for so in "$build"/_core*.so "$build"/_cuda*.so; do
   cp "$so" "python/nnfast/.$(basename "$so").tmp"
   mv "python/nnfast/.$(basename "$so").tmp" "python/nnfast/$(basename "$so")"
 done
