@@ -7,8 +7,8 @@ from . import _core
 from ._config import __version__, config, select_isa_from_environment as _select_isa
 
 _select_isa()
-from . import (backend, data, datasets, distributed, metrics, nn, onnx, optim, plot,  # noqa: F401
-               utils)
+from . import (backend, cuda, data, datasets, distributed, metrics, nn, onnx,  # noqa: F401
+               optim, plot, utils)
 from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
@@ -30,7 +30,7 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-__all__ = ["config", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
+__all__ = ["config", "cuda", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
            "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads", "get_num_threads", "Model", "Sequential", "Input", "callbacks",
            "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",

@@ -8,7 +8,7 @@ chosen; ``NNFAST_ISA`` names another (a lower one, for tests or for a user who n
 import os
 import warnings
 
-from . import _core
+from . import _core, cuda
 
 __version__ = "0.1.0"   # pyproject.toml's version
 
@@ -42,7 +42,8 @@ def config():
     (the vector instructions that copy is written for: a native copy's are the build
     machine's), ``compiled`` (each copy in the build and whether this CPU runs it, best first),
     ``num_threads``, ``compiler``, ``build_type``, ``native`` (a host-tuned build), ``flags``
-    (each copy's compiler flags), ``cuda`` and ``version``."""
+    (each copy's compiler flags), ``cuda`` (whether the CUDA extension is compiled in; whether a
+    device is there is ``nnfast.cuda.is_available()``) and ``version``."""
     info = _core.build_info()
     return {
         "version": __version__,
@@ -54,5 +55,5 @@ def config():
         "build_type": info["build_type"],
         "native": info["native"],
         "flags": dict(part.split(": ", 1) for part in info["copy_flags"].split("; ")),
-        "cuda": False,
+        "cuda": cuda.compiled(),
     }

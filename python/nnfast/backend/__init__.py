@@ -8,6 +8,9 @@ it, so a new device is a new module implementing these functions, not edits in e
 - ``cpu``: nnfast's compiled kernels (``nnfast._core``), float32 NumPy arrays.
 - ``reference``: the same functions in plain NumPy, written to be read; the tests run layers and
   models on both and compare.
+- ``cuda``: the CUDA kernels (``nnfast._cuda``, a build with ``NNFAST_CUDA=ON``) on its device
+  arrays; in BACKENDS only where that extension imports, and covering part of INTERFACE (cuda.py
+  lists what it lacks).
 
 Conventions, shared by every function: row-major, C-contiguous arrays; images NCHW; float32 data
 (the reference also runs float64 for finite differences); integer labels int64; ``kernel_size``,
@@ -20,7 +23,7 @@ Activations ``"none"``, ``"relu"``, ``"sigmoid"`` name what a fused kernel appli
 with ``out`` write their result into it (the same shape as x) and return it. NaN and inf propagate
 through every function as through PyTorch's (tests/test_nonfinite.py compares them).
 """
-from . import cpu, reference
+from . import cpu, cuda, reference
 
 INTERFACE = {
     # dense
@@ -129,11 +132,27 @@ class Backend:
         return f"<nnfast backend {self.name!r}>"
 
 
+def _not_implemented(name, device):
+    def missing(*args, **kwargs):
+        raise NotImplementedError(f"nnfast's {device} backend has no {name} kernel yet")
+    missing.__name__ = name
+    return missing
+
+
+# The CUDA backend covers part of INTERFACE: the rest raise NotImplementedError when called.
+for _name in INTERFACE:
+    if not hasattr(cuda, _name):
+        setattr(cuda, _name, _not_implemented(_name, "CUDA"))
+del _name
+
 BACKENDS = {"cpu": Backend("cpu", cpu), "reference": Backend("reference", reference)}
+if cuda.available():
+    BACKENDS["cuda"] = Backend("cuda", cuda)
 
 
 def get(device):
-    """The backend for a device name ("cpu", "reference") or a backend object itself."""
+    """The backend for a device name ("cpu", "reference", "cuda" in a CUDA build) or a backend
+    object itself."""
     if not isinstance(device, str):
         return device
     try:

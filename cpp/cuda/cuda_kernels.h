@@ -1,0 +1,148 @@
+// nnfast's CUDA kernels: the host launchers of cpp/cuda/*.cu, one family per file, declared in
+// plain C++ (no CUDA types) so that the bindings compile with the host compiler.
+//
+// Conventions, as the CPU kernels' (cpp/include/nnfast/common.h) wherever they apply:
+// - Every pointer is device memory (float32 data, int64 labels and row indices, int32 argmax,
+//   uint8 dropout masks); row-major; images NCHW; the same argument order as the CPU function of
+//   the same name (kernels.h), the shape structs (Conv2dShape, Pool2dShape) and Activation shared.
+// - Backward launchers OVERWRITE dx and ACCUMULATE into parameter gradients (dw, db) unless
+//   `accumulate` is false; a null dx / dw / db skips it.
+// - No allocation: scratch space is a caller-owned device workspace of *_workspace_size() elements.
+// - Launchers run on the default stream, asynchronously, and never throw: each returns 0 or the
+//   cudaError_t value of the first failure (a bad launch, no device), as an int.
+// - Results do not depend on timing: no atomics; every sum has a fixed order.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "nnfast/activation.h"
+#include "nnfast/conv.h"
+#include "nnfast/optim.h"
+#include "nnfast/pool.h"
+
+namespace nnfast {
+namespace cuda {
+
+// ------------------------------------------------------------------------------ device (device.cu)
+// Number of CUDA devices; 0 when cudaGetDeviceCount fails (no driver, no device).
+int device_count();
+// The message of an error code the launchers returned.
+const char* error_string(int code);
+// cudaMalloc / cudaFree / cudaMemcpy (kind: 0 host->device, 1 device->host, 2 device->device) /
+// cudaMemset / cudaDeviceSynchronize, as error codes.
+int device_malloc(void** ptr, size_t bytes);
+int device_free(void* ptr);
+int memcpy_bytes(void* dst, const void* src, size_t bytes, int kind);
+int memset_bytes(void* ptr, int value, size_t bytes);
+int synchronize();
+
+// ---------------------------------------------------------------------------------- dense (gemm.cu)
+// The finish applied to each element of C in the GEMM's last step (the CPU's GemmEpilogue, with a
+// per-row bias added for conv2d):
+//   act_output null: C = act(value + col_bias[j] + row_bias[i])
+//   act_output set:  C = value * act'(x) from the activation's output act_output (M x N, rows
+//                    ld_act_output apart), as activation_backward.
+struct Epilogue {
+  const float* col_bias = nullptr;
+  const float* row_bias = nullptr;
+  Activation act = Activation::none;
+  const float* act_output = nullptr;
+  std::ptrdiff_t ld_act_output = 0;
+};
+
+// C = alpha * op(A) op(B) + beta * C, then the epilogue; op and leading dimensions as the CPU
+// sgemm (op(A) M x K: A M x K, or K x M when trans_a; op(B) K x N: B K x N, or N x K when trans_b).
+// beta == 0: C is write-only.
+int sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc, const Epilogue& epilogue = {});
+
+// c (M,N) = op(a) op(b), dense operands; backward: da = dc op(b)^T, db = op(a)^T dc, each in its
+// operand's own layout, overwritten; either may be null.
+int matmul_forward(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
+                   bool trans_b);
+int matmul_backward(float* da, float* db, const float* dc, const float* a, const float* b, int M,
+                    int N, int K, bool trans_a, bool trans_b);
+
+// Linear with the CPU layout: y (B,OUT) = act(x (B,IN) @ wt[:, :OUT] + bias), wt (IN, ldw).
+// backward: dx (B,IN) = dy wt^T (times dx_act' from x, the activation's output, when dx_act is
+// set); dwt (IN,OUT; rows ldw apart, padding never written) += x^T dy; dbias += column sums of dy.
+int linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
+                   int IN, int OUT, Activation act);
+int linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
+                    const float* wt, int ldw, int B, int IN, int OUT, bool accumulate,
+                    Activation dx_act);
+
+// db (cols) += (or = when !accumulate) the column sums of dy (rows, cols); rows summed in order.
+int column_sums(float* db, const float* dy, int rows, int cols, bool accumulate);
+
+// ------------------------------------------------------------------- activations (activation.cu)
+int relu_forward(float* y, const float* x, size_t n);
+int relu_backward(float* dx, const float* dy, const float* x, size_t n);
+int leaky_relu_forward(float* y, const float* x, size_t n, float slope);
+int leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope);
+int sigmoid_forward(float* y, const float* x, size_t n);
+int sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
+int tanh_forward(float* y, const float* x, size_t n);
+int tanh_backward(float* dx, const float* dy, const float* y, size_t n);
+
+// ---------------------------------------------------------------------------------- losses (loss.cu)
+// Doubles of workspace the forward losses need for n rows (cross-entropy) or n elements (MSE).
+size_t cross_entropy_workspace_size(int N);
+size_t mse_workspace_size(size_t n);
+// *loss (one double, device) = mean_i (logsumexp(z_i) - z_i[y_i]); probs (N,C) = softmax(logits).
+int cross_entropy_forward(double* loss, float* probs, const float* logits, const int64_t* labels,
+                          int N, int C, double* workspace);
+// dlogits = scale * (probs - onehot(labels)) / N.
+int cross_entropy_backward(float* dlogits, const float* probs, const int64_t* labels, int N, int C,
+                           float scale);
+// *loss = mean (p - t)^2 over n; dp = scale * 2 (p - t) / n.
+int mse_forward(double* loss, const float* pred, const float* target, size_t n, double* workspace);
+int mse_backward(float* dpred, const float* pred, const float* target, size_t n, float scale);
+
+// ------------------------------------------------------------------------------- pooling (pool.cu)
+// As the CPU's (pool.h): argmax the flat h*W + w index in the input plane, first maximum in
+// row-major window order, NaN wins; avg pooling counts the zero padding.
+int maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
+int maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+int avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);
+int avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s);
+
+// --------------------------------------------------------------------------- convolution (conv.cu)
+// Floats of workspace conv2d_forward / conv2d_backward need (one image's im2col matrix, and for
+// backward its gradient).
+size_t conv2d_workspace_size(const Conv2dShape& s);
+// y (N,OC,OH,OW) = conv(x, w (OC,C,KH,KW)) + bias (may be null), image by image: im2col, GEMM.
+int conv2d_forward(float* y, const float* x, const float* w, const float* bias,
+                   const Conv2dShape& s, float* workspace);
+// dx overwritten; dw, dbias += (= when !accumulate); any may be null.
+int conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
+                    const float* w, const Conv2dShape& s, float* workspace, bool accumulate);
+
+// --------------------------------------------------------------------------- dropout (dropout.cu)
+// The CPU's generator: element i kept iff the splitmix64 uniform of (seed, i) >= p, so the masks
+// are the CPU's bit for bit. y = x * mask / (1 - p); dx = dy * mask / (1 - p).
+int dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed);
+int dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p);
+
+// ------------------------------------------------------------------------- optimizers (optim.cu)
+// One tensor of adam_update_all's list (device pointers).
+struct AdamTensor {
+  float* param;
+  const float* grad;
+  float* m;
+  float* v;
+  size_t n;
+};
+// The CPU's sgd_update / adam_update over `count` tensors in one launch; `tensors` is a DEVICE
+// array of the table (the caller uploads it), max_n the largest tensor's n.
+int sgd_update_all(const SgdTensor* tensors, int count, size_t max_n, float lr, float momentum,
+                   float dampening, float weight_decay, bool nesterov, bool first_step);
+int adam_update_all(const AdamTensor* tensors, int count, size_t max_n, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, long step, bool decoupled);
+
+// --------------------------------------------------------------------------------- data (data.cu)
+// out (n, width) = src[rows[i], :]; rows (device int64) in [0, src_rows) (the caller checks).
+int gather_rows(float* out, const float* src, const int64_t* rows, int n, size_t width);
+
+}  // namespace cuda
+}  // namespace nnfast

@@ -1,0 +1,146 @@
+// Bindings of the elementwise families: activations (activation.cu), losses (loss.cu), dropout
+// (dropout.cu) and batch gathering (data.cu). Outputs come first, as in the launchers; sizes are
+// taken from the inputs and every other array is checked against them.
+#include "bindings.h"
+#include "cuda_kernels.h"
+
+namespace nnfast {
+namespace cuda {
+namespace {
+
+using Unary = int (*)(float*, const float*, size_t);
+using UnaryBackward = int (*)(float*, const float*, const float*, size_t);
+
+// Checks that a and b hold the same number of elements.
+void same_size(DeviceArray* a, DeviceArray* b, const char* fn, const char* na, const char* nb) {
+  if (!a || !b || a->size() != b->size())
+    throw py::value_error(std::string(fn) + ": " + na + " and " + nb +
+                          " must be device arrays of the same size");
+}
+
+void def_unary(py::module_& m, const char* fn, Unary k) {
+  m.def(fn, [fn, k](DeviceArray* y, DeviceArray* x) {
+    same_size(y, x, fn, "y", "x");
+    check_cuda(k(f32(y, fn, "y"), f32(x, fn, "x"), x->size()), fn);
+  }, py::arg("y"), py::arg("x"));
+}
+
+// backward(dx, dy, saved): saved is the forward's input x or output y, as the CPU kernel takes it
+void def_unary_backward(py::module_& m, const char* fn, UnaryBackward k) {
+  m.def(fn, [fn, k](DeviceArray* dx, DeviceArray* dy, DeviceArray* saved) {
+    same_size(dx, dy, fn, "dx", "dy");
+    same_size(dy, saved, fn, "dy", "x / y");
+    check_cuda(k(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(saved, fn, "x / y"), dy->size()), fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("saved"));
+}
+
+void bind_activations(py::module_& m) {
+  def_unary(m, "relu_forward", &relu_forward);
+  def_unary_backward(m, "relu_backward", &relu_backward);
+  def_unary(m, "sigmoid_forward", &sigmoid_forward);
+  def_unary_backward(m, "sigmoid_backward", &sigmoid_backward);
+  def_unary(m, "tanh_forward", &tanh_forward);
+  def_unary_backward(m, "tanh_backward", &tanh_backward);
+  m.def("leaky_relu_forward", [](DeviceArray* y, DeviceArray* x, float slope) {
+    const char* fn = "leaky_relu_forward";
+    same_size(y, x, fn, "y", "x");
+    check_cuda(leaky_relu_forward(f32(y, fn, "y"), f32(x, fn, "x"), x->size(), slope), fn);
+  }, py::arg("y"), py::arg("x"), py::arg("slope"));
+  m.def("leaky_relu_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* x, float slope) {
+    const char* fn = "leaky_relu_backward";
+    same_size(dx, dy, fn, "dx", "dy");
+    same_size(dy, x, fn, "dy", "x");
+    check_cuda(leaky_relu_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(x, fn, "x"),
+                                   dy->size(), slope), fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("x"), py::arg("slope"));
+}
+
+// The mean a forward loss left in *loss (device), copied back (this waits for the kernels).
+double read_loss(const std::shared_ptr<DeviceArray>& loss, const char* fn) {
+  double v = 0.0;
+  check_cuda(memcpy_bytes(&v, loss->data(), sizeof v, 1), fn);
+  return v;
+}
+
+void bind_losses(py::module_& m) {
+  m.def("cross_entropy_forward", [](DeviceArray* probs, DeviceArray* logits, DeviceArray* labels,
+                                    int N, int C) {
+    const char* fn = "cross_entropy_forward";
+    need(logits, (size_t)N * C, fn, "logits");
+    need(probs, (size_t)N * C, fn, "probs");
+    need(labels, (size_t)N, fn, "labels");
+    auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
+    double* w = static_cast<double*>(work->data());  // int64-sized slots, used as doubles
+    check_cuda(cross_entropy_forward(w, f32(probs, fn, "probs"), f32(logits, fn, "logits"),
+                                     data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C,
+                                     w + 1), fn);
+    return read_loss(work, fn);
+  }, py::arg("probs"), py::arg("logits"), py::arg("labels"), py::arg("N"), py::arg("C"),
+     "The mean loss (labels in [0, C): the caller checks); probs = softmax(logits).");
+  m.def("cross_entropy_backward", [](DeviceArray* dlogits, DeviceArray* probs, DeviceArray* labels,
+                                     int N, int C, float scale) {
+    const char* fn = "cross_entropy_backward";
+    need(probs, (size_t)N * C, fn, "probs");
+    need(dlogits, (size_t)N * C, fn, "dlogits");
+    need(labels, (size_t)N, fn, "labels");
+    check_cuda(cross_entropy_backward(f32(dlogits, fn, "dlogits"), f32(probs, fn, "probs"),
+                                      data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C,
+                                      scale), fn);
+  }, py::arg("dlogits"), py::arg("probs"), py::arg("labels"), py::arg("N"), py::arg("C"),
+     py::arg("scale"));
+  m.def("mse_forward", [](DeviceArray* pred, DeviceArray* target) {
+    const char* fn = "mse_forward";
+    same_size(pred, target, fn, "pred", "target");
+    auto work = device_empty({(int64_t)mse_workspace_size(pred->size()) + 1}, DType::int64);
+    double* w = static_cast<double*>(work->data());
+    check_cuda(mse_forward(w, f32(pred, fn, "pred"), f32(target, fn, "target"), pred->size(),
+                           w + 1), fn);
+    return read_loss(work, fn);
+  }, py::arg("pred"), py::arg("target"));
+  m.def("mse_backward", [](DeviceArray* dpred, DeviceArray* pred, DeviceArray* target,
+                           float scale) {
+    const char* fn = "mse_backward";
+    same_size(pred, target, fn, "pred", "target");
+    same_size(dpred, pred, fn, "dpred", "pred");
+    check_cuda(mse_backward(f32(dpred, fn, "dpred"), f32(pred, fn, "pred"),
+                            f32(target, fn, "target"), pred->size(), scale), fn);
+  }, py::arg("dpred"), py::arg("pred"), py::arg("target"), py::arg("scale"));
+}
+
+void bind_dropout_and_data(py::module_& m) {
+  m.def("dropout_forward", [](DeviceArray* y, DeviceArray* mask, DeviceArray* x, float p,
+                              uint64_t seed) {
+    const char* fn = "dropout_forward";
+    same_size(y, x, fn, "y", "x");
+    same_size(mask, x, fn, "mask", "x");
+    check_cuda(dropout_forward(f32(y, fn, "y"), data_of<uint8_t>(mask, DType::uint8, fn, "mask"),
+                               f32(x, fn, "x"), x->size(), p, seed), fn);
+  }, py::arg("y"), py::arg("mask"), py::arg("x"), py::arg("p"), py::arg("seed"));
+  m.def("dropout_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* mask, float p) {
+    const char* fn = "dropout_backward";
+    same_size(dx, dy, fn, "dx", "dy");
+    same_size(mask, dy, fn, "mask", "dy");
+    check_cuda(dropout_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"),
+                                data_of<uint8_t>(mask, DType::uint8, fn, "mask"), dy->size(), p),
+               fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("mask"), py::arg("p"));
+  m.def("gather_rows", [](DeviceArray* out, DeviceArray* src, DeviceArray* rows, size_t width) {
+    const char* fn = "gather_rows";
+    const int64_t* r = data_of<int64_t>(rows, DType::int64, fn, "rows");
+    need(out, rows->size() * width, fn, "out");
+    check_cuda(gather_rows(f32(out, fn, "out"), f32(src, fn, "src"), r, (int)rows->size(), width),
+               fn);
+  }, py::arg("out"), py::arg("src"), py::arg("rows"), py::arg("width"),
+     "out[i] = src[rows[i]] for rows of `width` floats; rows in range (the caller checks).");
+}
+
+}  // namespace
+
+void bind_elementwise(py::module_& m) {
+  bind_activations(m);
+  bind_losses(m);
+  bind_dropout_and_data(m);
+}
+
+}  // namespace cuda
+}  // namespace nnfast

@@ -1,0 +1,306 @@
+"""The CUDA backend: the kernels of cpp/cuda (``nnfast._cuda``) on its device arrays.
+
+Each function has the name, arguments and return convention of its twin in ``INTERFACE``; it
+takes ``nnfast._cuda.DeviceArray`` inputs (a NumPy array where a CPU array is given raises
+TypeError naming both devices) and returns new device arrays. ``to_device`` / ``to_host`` move
+arrays. The INTERFACE functions that have no CUDA kernel yet (batch norm, softmax, log-softmax,
+threshold, the other losses, RMSprop, Adagrad, Adadelta, the fused Conv2d -> ReLU -> MaxPool2d)
+are not defined here: nnfast.backend fills them in with functions that raise
+NotImplementedError naming themselves.
+
+Registered in ``nnfast.backend.BACKENDS`` only where the extension imports. UNTESTED on a GPU
+in the session that wrote it (none was at hand): tests/test_cuda.py compares every function
+here with the CPU backend where a device is found, and skips with the reason otherwise.
+"""
+import numpy as np
+
+from ..cuda import _cuda as _k
+
+__all__ = ["available", "to_device", "to_host"]
+
+
+def available():
+    """Whether the CUDA extension imported (a device may still be missing)."""
+    return _k is not None
+
+
+def _is_device(a):
+    return _k is not None and isinstance(a, _k.DeviceArray)
+
+
+def _dev(a, name="array"):
+    """``a`` itself when it is a device array; TypeError naming both devices otherwise."""
+    if not _is_device(a):
+        where = "the CPU (a NumPy array)" if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(f"the CUDA backend needs {name} on the GPU (cuda), got one on {where}; "
+                        "move it with nnfast.backend.cuda.to_device")
+    return a
+
+
+def to_device(a, dtype=None):
+    """A device copy of a host array (float32 unless it is int64, int32 or uint8, or ``dtype``
+    says otherwise); a device array is returned as it is."""
+    if _is_device(a):
+        return a
+    a = np.asarray(a)
+    if dtype is None:
+        dtype = a.dtype if a.dtype in (np.int64, np.int32, np.uint8) else np.float32
+    return _k.to_device(np.ascontiguousarray(a, dtype=dtype))
+
+
+def to_host(a):
+    """A NumPy copy of a device array (anything else is returned as it is)."""
+    return a.numpy() if _is_device(a) else a
+
+
+def _empty(shape, dtype="float32"):
+    return _k.empty([int(d) for d in shape], dtype)
+
+
+def _zeros(shape, dtype="float32"):
+    return _k.zeros([int(d) for d in shape], dtype)
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+# ------------------------------------------------------------------------------------- dense
+def _matmul_sizes(a, b, trans_a, trans_b):
+    """(M, N, K) of op(a) (M, K) @ op(b) (K, N)."""
+    M, K = reversed(_dev(a, "a").shape) if trans_a else a.shape
+    N = _dev(b, "b").shape[0] if trans_b else b.shape[1]
+    return M, N, K
+
+
+def matmul_forward(a, b, trans_a=False, trans_b=False):
+    M, N, K = _matmul_sizes(a, b, trans_a, trans_b)
+    c = _empty((M, N))
+    _k.matmul_forward(c, a, b, M, N, K, bool(trans_a), bool(trans_b))
+    return c
+
+
+def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
+    M, N, K = _matmul_sizes(a, b, trans_a, trans_b)
+    da, db = _empty(a.shape), _empty(b.shape)
+    _k.matmul_backward(da, db, _dev(dc, "dc"), a, b, M, N, K, bool(trans_a), bool(trans_b))
+    return da, db
+
+
+def linear_forward(x, wt, b=None, out_features=None, activation="none", return_nonzeros=False):
+    B, IN = _dev(x, "x").shape
+    ld = _dev(wt, "wt").shape[1]
+    out = ld if out_features is None else int(out_features)
+    y = _empty((B, out))
+    _k.linear_forward(y, x, wt, ld, None if b is None else _dev(b, "b"), B, IN, out, activation)
+    return (y, -1) if return_nonzeros else y
+
+
+def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, accumulate=True,
+                    out_features=None, x_nonzeros=-1, dx_activation="none"):
+    """A gradient array not given is a new one of zeros (so its padding stays zero), which
+    accumulating into leaves the gradient itself."""
+    B, IN = _dev(x, "x").shape
+    ld = _dev(wt, "wt").shape[1]
+    out = ld if out_features is None else int(out_features)
+    dx = _empty((B, IN)) if need_dx else None
+    dwt = _zeros(wt.shape) if dwt is None else _dev(dwt, "dwt")
+    if need_db:
+        db = _zeros((out,)) if db is None else _dev(db, "db")
+    else:
+        db = None
+    _k.linear_backward(dx, dwt, db, _dev(dy, "dy"), x, wt, ld, B, IN, out, bool(accumulate),
+                       dx_activation)
+    return dx, dwt, db
+
+
+# ------------------------------------------------------------------ convolution and pooling
+def _conv_geometry(x, w, stride, padding):
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    N, C, H, W = _dev(x, "x").shape
+    OC, _, KH, KW = _dev(w, "w").shape
+    return (N, C, H, W, OC, KH, KW, sh, sw, ph, pw)
+
+
+def _conv_out(g):
+    N, _, H, W, OC, KH, KW, sh, sw, ph, pw = g
+    return (N, OC, (H + 2 * ph - KH) // sh + 1, (W + 2 * pw - KW) // sw + 1)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding=0):
+    g = _conv_geometry(x, w, stride, padding)
+    y = _empty(_conv_out(g))
+    _k.conv2d_forward(y, x, w, None if b is None else _dev(b, "b"), g)
+    return y
+
+
+def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=True, need_db=True,
+                    accumulate=True):
+    g = _conv_geometry(x, w, stride, padding)
+    dx = _empty(x.shape) if need_dx else None
+    dw = _zeros(w.shape) if dw is None else _dev(dw, "dw")
+    if need_db:
+        db = _zeros((w.shape[0],)) if db is None else _dev(db, "db")
+    else:
+        db = None
+    _k.conv2d_backward(dx, dw, db, _dev(dy, "dy"), x, w, g, bool(accumulate))
+    return dx, dw, db
+
+
+def _pool_geometry(shape, kernel_size, stride, padding):
+    (kh, kw) = _pair(kernel_size)
+    (sh, sw) = (kh, kw) if stride is None else _pair(stride)
+    (ph, pw) = _pair(padding)
+    N, C, H, W = (int(d) for d in shape)
+    g = (N, C, H, W, kh, kw, sh, sw, ph, pw)
+    return g, (N, C, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1)
+
+
+def maxpool2d_forward(x, kernel_size, stride=None, padding=0):
+    g, out = _pool_geometry(_dev(x, "x").shape, kernel_size, stride, padding)
+    y, argmax = _empty(out), _empty(out, "int32")
+    _k.maxpool2d_forward(y, argmax, x, g)
+    return y, argmax
+
+
+def maxpool2d_backward(dy, argmax, input_shape, kernel_size, stride=None, padding=0):
+    g, _ = _pool_geometry(input_shape, kernel_size, stride, padding)
+    dx = _empty(input_shape)
+    _k.maxpool2d_backward(dx, _dev(dy, "dy"), _dev(argmax, "argmax"), g)
+    return dx
+
+
+def avgpool2d_forward(x, kernel_size, stride=None, padding=0):
+    g, out = _pool_geometry(_dev(x, "x").shape, kernel_size, stride, padding)
+    y = _empty(out)
+    _k.avgpool2d_forward(y, x, g)
+    return y
+
+
+def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
+    g, _ = _pool_geometry(input_shape, kernel_size, stride, padding)
+    dx = _empty(input_shape)
+    _k.avgpool2d_backward(dx, _dev(dy, "dy"), g)
+    return dx
+
+
+# ------------------------------------------------------------------- elementwise activations
+def _unary(kernel, x, out, *extra):
+    y = _empty(_dev(x, "x").shape) if out is None else _dev(out, "out")
+    kernel(y, x, *extra)
+    return y
+
+
+def _unary_backward(kernel, dy, saved, *extra):
+    dx = _empty(_dev(dy, "dy").shape)
+    kernel(dx, dy, _dev(saved), *extra)
+    return dx
+
+
+def relu_forward(x, out=None):
+    return _unary(_k.relu_forward, x, out)
+
+
+def relu_backward(dy, x):
+    return _unary_backward(_k.relu_backward, dy, x)
+
+
+def leaky_relu_forward(x, slope=0.01, out=None):
+    return _unary(_k.leaky_relu_forward, x, out, float(slope))
+
+
+def leaky_relu_backward(dy, x, slope=0.01):
+    return _unary_backward(_k.leaky_relu_backward, dy, x, float(slope))
+
+
+def sigmoid_forward(x, out=None):
+    return _unary(_k.sigmoid_forward, x, out)
+
+
+def sigmoid_backward(dy, y):
+    return _unary_backward(_k.sigmoid_backward, dy, y)
+
+
+def tanh_forward(x, out=None):
+    return _unary(_k.tanh_forward, x, out)
+
+
+def tanh_backward(dy, y):
+    return _unary_backward(_k.tanh_backward, dy, y)
+
+
+# ---------------------------------------------------------------------------------- losses
+def _checked_labels(labels, C):
+    """Labels on the device, after checking on the host that they lie in [0, C) (one copy of
+    the N labels back, which waits for the kernels before it)."""
+    host = to_host(labels)
+    if host.size and (host.min() < 0 or host.max() >= C):
+        raise ValueError(f"labels must lie in [0, {C})")
+    return to_device(labels, np.int64)
+
+
+def cross_entropy_forward(logits, labels):
+    N, C = _dev(logits, "logits").shape
+    probs = _empty((N, C))
+    loss = _k.cross_entropy_forward(probs, logits, _checked_labels(labels, C), N, C)
+    return loss, probs
+
+
+def cross_entropy_backward(probs, labels, scale=1.0):
+    N, C = _dev(probs, "probs").shape
+    d = _empty((N, C))
+    _k.cross_entropy_backward(d, probs, _checked_labels(labels, C), N, C, float(scale))
+    return d
+
+
+def mse_forward(pred, target):
+    return _k.mse_forward(_dev(pred, "pred"), _dev(target, "target"))
+
+
+def mse_backward(pred, target, scale=1.0):
+    d = _empty(_dev(pred, "pred").shape)
+    _k.mse_backward(d, pred, _dev(target, "target"), float(scale))
+    return d
+
+
+# ---------------------------------------------------------------- data, dropout, optimizers
+def gather_rows(src, rows, out=None):
+    """src[rows]; rows (int64, host or device) are checked on the host to lie in range."""
+    host = np.asarray(to_host(rows), dtype=np.int64)
+    n = _dev(src, "src").shape[0]
+    if host.size and (host.min() < 0 or host.max() >= n):
+        raise IndexError(f"gather_rows: rows must lie in [0, {n})")
+    width = int(np.prod(src.shape[1:], dtype=np.int64))
+    out = _empty((host.size,) + tuple(src.shape[1:])) if out is None else _dev(out, "out")
+    _k.gather_rows(out, src, to_device(host, np.int64), width)
+    return out
+
+
+def dropout_forward(x, p, seed):
+    y, mask = _empty(_dev(x, "x").shape), _empty(x.shape, "uint8")
+    _k.dropout_forward(y, mask, x, float(p), int(seed) & (2**64 - 1))
+    return y, mask
+
+
+def dropout_backward(dy, mask, p):
+    dx = _empty(_dev(dy, "dy").shape)
+    _k.dropout_backward(dx, dy, _dev(mask, "mask"), float(p))
+    return dx
+
+
+def _listed(a):
+    return list(a) if isinstance(a, (list, tuple)) else [a]
+
+
+def sgd_step(param, grad, momentum_buf=None, lr=0.01, momentum=0.0, dampening=0.0,
+             weight_decay=0.0, nesterov=False, first_step=True):
+    bufs = None if momentum_buf is None or momentum == 0 else _listed(momentum_buf)
+    _k.sgd_update_all(_listed(param), _listed(grad), bufs, float(lr), float(momentum),
+                      float(dampening), float(weight_decay), bool(nesterov), bool(first_step))
+
+
+def adam_step(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              step=1, decoupled=False):
+    _k.adam_update_all(_listed(param), _listed(grad), _listed(m), _listed(v), float(lr),
+                       float(beta1), float(beta2), float(eps), float(weight_decay), int(step),
+                       bool(decoupled))

@@ -1,0 +1,109 @@
+"""The CUDA path: nnfast imports and reports CUDA correctly with and without the extension and the
+device, and every CUDA kernel matches the CPU kernel (tests/cuda_cases.py) where a device is
+found; without one those tests skip with the reason."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nnfast
+from nnfast import backend, cuda
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+requires_gpu = pytest.mark.skipif(not cuda.is_available(), reason=cuda.unavailable_reason())
+
+
+def test_config_says_whether_cuda_is_compiled_in():
+    assert nnfast.config()["cuda"] is cuda.compiled()
+    assert cuda.is_available() == (cuda.device_count() > 0)
+    assert ("cuda" in backend.BACKENDS) is cuda.compiled()
+    if not cuda.compiled():
+        assert cuda.device_count() == 0 and not cuda.is_available()
+        assert "built without CUDA" in cuda.unavailable_reason()
+
+
+def test_every_interface_function_exists_in_the_cuda_backend():
+    """The module imports without the extension; what it has no kernel for raises saying so."""
+    assert backend.missing(backend.cuda) == []
+    if not cuda.compiled():
+        assert not backend.cuda.available()
+    with pytest.raises(NotImplementedError, match="batchnorm_forward"):
+        backend.cuda.batchnorm_forward(None)
+
+
+def _cuda_extension():
+    """The CUDA extension to check: nnfast's own when compiled in, else one built under build/
+    (NNFAST_CUDA=ON), else $NNFAST_CUDA_EXTENSION; None if there is none."""
+    if cuda.compiled():
+        return cuda._cuda.__file__
+    found = sorted(glob.glob(os.path.join(ROOT, "build", "*", "_cuda*.so")))
+    return os.environ.get("NNFAST_CUDA_EXTENSION") or (found[0] if found else None)
+
+
+PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("nnfast._cuda", sys.argv[1])
+ext = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ext)
+sys.modules["nnfast._cuda"] = ext
+import nnfast
+out = {"compiled": nnfast.cuda.compiled(), "config": nnfast.config()["cuda"],
+       "count": nnfast.cuda.device_count(), "available": nnfast.cuda.is_available(),
+       "reason": nnfast.cuda.unavailable_reason(),
+       "backend": "cuda" in nnfast.backend.BACKENDS, "upload_error": None}
+if out["count"] == 0:
+    try:
+        ext.zeros([3])
+    except RuntimeError as e:
+        out["upload_error"] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_the_cuda_build_imports_and_says_whether_it_has_a_device():
+    """nnfast with the CUDA extension loaded (in a fresh interpreter): it imports, config says
+    CUDA is compiled in, and with no device is_available() is False and memory calls raise."""
+    ext = _cuda_extension()
+    if ext is None:
+        pytest.skip("no CUDA build to check (cmake -DNNFAST_CUDA=ON -B build/cuda)")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(nnfast.__file__)))
+    run = subprocess.run([sys.executable, "-c", PROBE, ext], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["compiled"] and out["config"] and out["backend"]
+    assert out["available"] == (out["count"] > 0)
+    if out["count"] == 0:
+        assert out["reason"].startswith("no CUDA device")
+        assert out["upload_error"] and "cudaMalloc" in out["upload_error"]
+
+
+def test_a_cpu_array_given_to_the_cuda_backend_names_both_devices():
+    if not cuda.compiled():
+        pytest.skip(cuda.unavailable_reason())
+    with pytest.raises(TypeError, match="GPU.*CPU"):
+        backend.cuda.relu_forward(np.zeros(3, np.float32))
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cuda_cases  # noqa: E402  (it imports without a device; its cases need one)
+
+
+@requires_gpu
+@pytest.mark.parametrize("name", sorted(cuda_cases.CASES))
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_cuda_kernel_matches_the_cpu_kernel(name, seed):
+    """Shapes and values from a generator seeded by hypothesis; relative tolerance 1e-4."""
+    failures = []
+    for what, got, want, exact in cuda_cases.CASES[name](np.random.default_rng(seed)):
+        problem = cuda_cases.close(got, want, exact)
+        if problem:
+            failures.append(f"{what}: {problem}")
+    assert not failures, "\n".join(failures)
