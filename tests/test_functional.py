@@ -1,12 +1,19 @@
 """Graph models (Keras's functional API): every construct's gradients against finite differences,
 a residual block and a shared layer against PyTorch, construction errors naming the layer,
 summary, save / load and state_dict, training with several inputs and outputs."""
+import os
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import nnfast as nf
 from nnfast import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "examples"))
+from zone_network import ZoneNet, zone_network  # noqa: E402  (the example's two models)
 
 
 def numeric_gradients(model, xs, weights, eps=1e-2):
@@ -197,46 +204,7 @@ def test_an_output_without_a_loss_gets_no_gradient():
     np.testing.assert_array_equal(untrained.weight.data, before)
 
 
-def band_layers(k):
-    return [nn.Conv2d(1, 6, 5), nn.ReLU(), nn.Conv2d(6, 12, 5), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Flatten(), nn.Linear(120, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, k),
-            nn.Threshold(0.0, 0.0)]
-
-
-BANDS = (((0, 10), 8), ((10, 20), 10), ((20, 30), 8))
-
-
-def zone_network_functional():
-    image = nn.Input(shape=(1, 28, 28))
-    padded = nn.ZeroPad2d((0, 0, 1, 1))(image)
-    bands = []
-    for (top, bottom), k in BANDS:
-        h = padded[:, :, top:bottom]
-        for layer in band_layers(k):
-            h = layer(h)
-        bands.append(h)
-    out = nn.LogSoftmax(dim=1)(nn.Linear(26, 10)(nn.Concatenate()(bands)))
-    return nf.Model(image, [out, *bands])
-
-
-class ZoneNet(nf.Model):
-    """The same network written as PyTorch users do: a forward and no backward (traced)."""
-
-    def __init__(self):
-        super().__init__()
-        self.pad = nn.ZeroPad2d((0, 0, 1, 1))
-        self.bands = [nn.Sequential(*band_layers(k)) for _, k in BANDS]
-        self.head = nn.Linear(26, 10)
-        self.log_softmax = nn.LogSoftmax(dim=1)
-
-    def forward(self, x):
-        padded = self.pad(x)
-        bands = [branch(padded[:, :, top:bottom])
-                 for branch, ((top, bottom), _) in zip(self.bands, BANDS)]
-        return [self.log_softmax(self.head(nn.Concatenate()(bands))), *bands]
-
-
-@pytest.mark.parametrize("build", [zone_network_functional, ZoneNet])
+@pytest.mark.parametrize("build", [zone_network, ZoneNet])
 def test_zone_network_trains_on_mnist(mnist, build):
     (x_train, y_train), (x_test, y_test) = mnist
     x_train = (x_train[:12000] / np.float32(255)).reshape(-1, 1, 28, 28).astype(np.float32)
@@ -256,10 +224,19 @@ def test_traced_model_matches_its_functional_twin_and_keeps_pytorch_keys():
     x = np.random.default_rng(5).random((4, 1, 28, 28)).astype(np.float32)
     outputs = traced.predict(x)
     assert list(traced.state_dict())[:2] == ["bands.0.0.weight", "bands.0.0.bias"]
-    twin = zone_network_functional()
+    twin = zone_network()
     twin.set_weights(traced.get_weights())
     for a, b in zip(outputs, twin.predict(x)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    rng = np.random.default_rng(6)
+    grads = [rng.normal(size=o.shape).astype(np.float32) for o in outputs]
+    for model in (traced, twin):      # the same gradients for the same weights (dropout off)
+        model.eval()
+        model.zero_grad()
+        model.forward(x)
+        model.backward(grads)
+    for a, b in zip(traced.parameters(), twin.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-4, atol=1e-6)
 
 
 def test_tracing_reports_what_it_cannot_capture():
