@@ -112,4 +112,67 @@ struct Scratch {
   Scratch& operator=(const Scratch&) = delete;
 };
 
+// Workspaces of the kernels that run often on sizes that repeat (sgemm, matmul, Linear): blocks
+// kept for good, each grown to the largest request it has served, so that a training loop's
+// steady state allocates none. A call takes the most recently given back block (a larger one
+// replacing it when it is too small) and gives it back when its scope ends; calls running at
+// once (the kernels run without the GIL) hold different blocks. A request of 0 floats takes none.
+class WorkspacePool {
+ public:
+  struct Block {
+    float* data;
+    size_t floats;
+  };
+
+  // A block of at least n floats (n > 0), 64-byte aligned; throws std::bad_alloc.
+  Block take(size_t n) {
+    Block b{nullptr, 0};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        b = free_.back();
+        free_.pop_back();
+      }
+    }
+    if (b.floats >= n) return b;
+    std::free(b.data);
+    const size_t floats = (n + 15) & ~size_t(15);
+    b.data = static_cast<float*>(std::aligned_alloc(64, floats * sizeof(float)));
+    if (!b.data) throw std::bad_alloc();
+    b.floats = floats;
+    return b;
+  }
+
+  void give(Block b) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(b);
+  }
+
+  // Never destroyed, as BlockCache.
+  static WorkspacePool& instance() {
+    static WorkspacePool* pool = new WorkspacePool();
+    return *pool;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Block> free_;  // most recently given back last
+};
+
+// A kernel workspace of n floats from the WorkspacePool for the scope (data null when n is 0).
+struct Workspace {
+  WorkspacePool::Block block{nullptr, 0};
+  float* data = nullptr;
+  explicit Workspace(size_t n) {
+    if (n == 0) return;
+    block = WorkspacePool::instance().take(n);
+    data = block.data;
+  }
+  ~Workspace() {
+    if (data) WorkspacePool::instance().give(block);
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+};
+
 }  // namespace nnfast_bindings

@@ -35,10 +35,13 @@ py::array py_sgemm(py::object a_, py::object b_, bool ta, bool tb, float alpha, 
     c = f32(c_, fn, "c", true);
     check_shape(c, {M, N}, fn, "c");
   }
+  const int lda = (int)a.shape(1), ldb = (int)b.shape(1);
+  const int nt = get_num_threads();  // read once: the workspace's size depends on it
+  Workspace ws(kernels().sgemm_workspace_size(ta, tb, M, N, K, lda, ldb, nt));
   {
     py::gil_scoped_release release;
-    kernels().sgemm(ta, tb, M, N, K, alpha, fptr(a), (int)a.shape(1), fptr(b), (int)b.shape(1), beta,
-          mptr(c), N);
+    kernels().sgemm(ta, tb, M, N, K, alpha, fptr(a), lda, fptr(b), ldb, beta, mptr(c), N, ws.data,
+                    nt);
   }
   return c;
 }
@@ -48,8 +51,10 @@ FloatArray py_matmul_forward(py::object a_, py::object b_, bool ta, bool tb) {
   py::array a = f32(a_, fn, "a"), b = f32(b_, fn, "b");
   auto [M, N, K] = matmul_dims(a, b, ta, tb, fn);
   FloatArray c = new_array<float>({M, N});
+  const int nt = get_num_threads();  // read once: the workspace's size depends on it
+  Workspace ws(kernels().matmul_forward_workspace_size(M, N, K, ta, tb, nt));
   py::gil_scoped_release release;
-  kernels().matmul_forward(c.mutable_data(), fptr(a), fptr(b), M, N, K, ta, tb);
+  kernels().matmul_forward(c.mutable_data(), fptr(a), fptr(b), M, N, K, ta, tb, ws.data, nt);
   return c;
 }
 
@@ -59,10 +64,12 @@ py::tuple py_matmul_backward(py::object dc_, py::object a_, py::object b_, bool 
   auto [M, N, K] = matmul_dims(a, b, ta, tb, fn);
   check_shape(dc, {M, N}, fn, "dc");
   FloatArray da = new_array<float>(shape_of(a)), db = new_array<float>(shape_of(b));
+  const int nt = get_num_threads();  // read once: the workspace's size depends on it
+  Workspace ws(kernels().matmul_backward_workspace_size(M, N, K, ta, tb, nt));
   {
     py::gil_scoped_release release;
-    kernels().matmul_backward(da.mutable_data(), db.mutable_data(), fptr(dc), fptr(a), fptr(b), M, N, K, ta,
-                    tb);
+    kernels().matmul_backward(da.mutable_data(), db.mutable_data(), fptr(dc), fptr(a), fptr(b), M,
+                              N, K, ta, tb, ws.data, nt);
   }
   return py::make_tuple(da, db);
 }

@@ -28,9 +28,10 @@
 //
 // Workspace (conv2d_workspace_size floats):
 //   num_threads slots of [col (CKK*P) | dyT (P*OC) | dy (OC*P) | colT (P*CKKp) | dcolT (P*CKKp) |
-//                         indices]   scratch of the thread using the slot (dy on: the fused
-//                         backward; colT on: its zero-skipping path, where window_sums keeps
-//                         its offsets of x instead; CKKp = CKK rounded to 16)
+//                         indices | gemm]   scratch of the thread using the slot (dy on: the
+//                         fused backward; colT on: its zero-skipping path, where window_sums
+//                         keeps its offsets of x instead; CKKp = CKK rounded to 16; gemm:
+//                         gemm_strided's scratch for the products)
 //   dw_chunks(N) partials of [dW^T (CKK, OC) or dW (OC, CKKp) | dbias (OC)]   (backward only)
 //   w with rows padded to CKKp                       (the zero-skipping path)
 #include "nnfast/conv.h"
@@ -61,10 +62,22 @@ static constexpr int kMaxChunks = 16;  // dW / dbias partial sums: at most this 
 static int dw_chunks(int N) { return std::min(N, kMaxChunks); }
 static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 static size_t ckk_padded(const Conv2dShape& s) { return round16((size_t)s.C * s.KH * s.KW); }
+// gemm_strided's scratch for every product here: W (OC, CKK) @ col, and the backward's products
+// on up to CKK rows, over P or OC.
+static size_t gemm_floats(const Conv2dShape& s) {
+  const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
+  return std::max({gemm_strided_workspace_size(s.OC, CKK, 0),
+                   gemm_strided_workspace_size(CKK, P, 0),
+                   gemm_strided_workspace_size(CKK, s.OC, 0)});
+}
 static size_t slot_floats(const Conv2dShape& s) {
   const size_t P = (size_t)s.OH() * s.OW(), CKK = (size_t)s.C * s.KH * s.KW;
   return round16(CKK * P) + 2 * round16(P * s.OC) + 2 * P * ckk_padded(s) +
-         round16(std::max<size_t>(P, s.OC) + 16);
+         round16(std::max<size_t>(P, s.OC) + 16) + gemm_floats(s);
+}
+// The slot's gemm scratch, at its end.
+static float* slot_gemm(float* slot, const Conv2dShape& s) {
+  return slot + slot_floats(s) - gemm_floats(s);
 }
 static size_t partial_floats(const Conv2dShape& s) {
   return round16((size_t)s.OC * ckk_padded(s) + s.OC);
@@ -509,15 +522,16 @@ static int panel_rows(const Conv2dShape& s) {
 
 // One image: out (OC, P) = act(W (OC, CKK) @ im2col(xn) + bias), the activation applied to each
 // tile in the GEMM's epilogue; im2col into col (CKK*P floats), whole or a band of output rows at
-// a time (panel_rows).
-static void conv_image_forward(float* out, float* col, const float* xn, const float* w,
-                               const float* bias, const Conv2dShape& s, int band, Activation act) {
+// a time (panel_rows); gemm: gemm_strided's scratch.
+static void conv_image_forward(float* out, float* col, float* gemm, const float* xn,
+                               const float* w, const float* bias, const Conv2dShape& s, int band,
+                               Activation act) {
   const int P = s.OH() * s.OW(), CKK = s.C * s.KH * s.KW;
   StridedGemm g{s.OC, P, CKK, w, CKK, 1, col, P, out, P, 1.0f, 0.0f, bias};
   g.finish.act = act;
   if (band == 0) {
     im2col(col, xn, s);
-    gemm_strided(g);
+    gemm_strided(g, gemm);
     return;
   }
   for (int oh0 = 0; oh0 < s.OH(); oh0 += band) {
@@ -528,7 +542,7 @@ static void conv_image_forward(float* out, float* col, const float* xn, const fl
     StridedGemm gb = g;
     gb.N = gb.ldb = (int)rows.P;
     gb.C = out + (size_t)oh0 * rows.OW;
-    gemm_strided(gb);
+    gemm_strided(gb, gemm);
   }
 }
 
@@ -542,7 +556,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* bias,
     float* col = workspace + (size_t)omp_get_thread_num() * slot;
 #pragma omp for schedule(static)
     for (int n = 0; n < s.N; n++)
-      conv_image_forward(y + (size_t)n * s.OC * s.OH() * s.OW(), col,
+      conv_image_forward(y + (size_t)n * s.OC * s.OH() * s.OW(), col, slot_gemm(col, s),
                          x + (size_t)n * s.C * s.H * s.W, w, bias, s, band, Activation::none);
   }
 }
@@ -561,8 +575,8 @@ void conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, cons
     float* out = col + round16((size_t)CKK * P);
 #pragma omp for schedule(static)
     for (int n = 0; n < s.N; n++) {
-      conv_image_forward(out, col, x + (size_t)n * s.C * s.H * s.W, w, bias, s, band,
-                         Activation::relu);
+      conv_image_forward(out, col, slot_gemm(col, s), x + (size_t)n * s.C * s.H * s.W, w, bias,
+                         s, band, Activation::relu);
       for (int oc = 0; oc < s.OC; oc++) {
         const size_t plane = (size_t)n * s.OC + oc;
         maxpool2d_plane(y + plane * pooled, argmax + plane * pooled, out + (size_t)oc * P, pool);
@@ -606,7 +620,7 @@ static void pad_weights(const ConvBackward& b) {
 // A thread's slot of the workspace (the layout at the top), offset aliasing colT: window_sums
 // reads x through the offset of each output position, kept where im2row's colT would be.
 struct BackwardSlot {
-  float *col, *dyT, *dy_scratch, *colT, *dcolT;
+  float *col, *dyT, *dy_scratch, *colT, *dcolT, *gemm;
   int* ids;
   int* offset;
 };
@@ -622,6 +636,7 @@ static BackwardSlot backward_slot(float* slot, const ConvBackward& b) {
   t.dcolT = t.colT + (size_t)b.P * b.ldk;
   t.ids = reinterpret_cast<int*>(t.dcolT + (size_t)b.P * b.ldk);
   t.offset = reinterpret_cast<int*>(t.colT);
+  t.gemm = slot_gemm(slot, b.s);
   const int P = b.P, OW = b.s.OW();
   if (b.window)
     for (int p = 0; p < P; p++) t.offset[p] = p / OW * b.s.W + p % OW;
@@ -693,11 +708,12 @@ static void image_backward_dense(const ConvBackward& b, const BackwardSlot& t, f
       // dW^T rows (rows, OC) += col rows (rows, P) @ dy[n]^T (P, OC)
       im2col(t.col, xn + (size_t)c0 * s.H * s.W, g);
       gemm_strided({rows, OC, P, t.col, P, 1, t.dyT, OC, pdw + (size_t)r0 * OC, OC, 1.0f, 1.0f,
-                    nullptr});
+                    nullptr},
+                   t.gemm);
     }
     if (dxn) {
       // dcol rows (rows, P) = W^T rows (rows, OC) @ dy[n] (OC, P), into col; then col2im.
-      gemm_strided({rows, P, OC, b.w + r0, 1, CKK, dyn, P, t.col, P, 1.0f, 0.0f, nullptr});
+      gemm_strided({rows, P, OC, b.w + r0, 1, CKK, dyn, P, t.col, P, 1.0f, 0.0f, nullptr}, t.gemm);
       col2im(dxn + (size_t)c0 * s.H * s.W, t.col, g);
     }
   }

@@ -21,7 +21,6 @@
 // tiles, never K, so each C element is summed in the same order for any thread count.
 #include "nnfast/gemm.h"
 
-#include "pack_buffer.h"
 #include "simd.h"
 
 #include <omp.h>
@@ -246,27 +245,52 @@ static StridedTileFn pick_strided_tile(int mr, std::integer_sequence<int, R...>)
 static constexpr int kStridedSlice = 128;
 static constexpr int kStridedSliceFrom = 256;  // K at which slicing starts to pay
 
-// One column block of C (W*(NV-1) < ncols <= W*NV columns from B and C): for each slice of K, tiles of MR
-// rows down all M rows, the last taking the rows that remain.
+// The column blocks' tiles (column_block): at most kMaxTileRows rows, at least kMinTileRows, and
+// at most kMaxBlockFloats = W * NV columns.
+static constexpr int kMaxTileRows = simd::W == 16 ? 16 : 12;
+static constexpr int kMinTileRows = 6;
+static constexpr int kMaxBlockFloats = simd::W * (simd::W == 16 ? 4 : 2);
+static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+
+// Whether a column block copies its slice of B into a panel (strided_column_block).
+static bool strided_panel(bool sliced, idx ldb, int M, int MR) {
+  return !sliced && ldb % 128 == 0 && M >= 4 * MR;
+}
+
+// Scratch (floats) of gemm_strided on M rows and any depth up to K, with B's rows ldb apart
+// (ldb 0: any): a column block's running sums over slices of K ((M + MR) rows of W * NV floats),
+// or its copied panel of B (K rows of W * NV), never both.
+size_t gemm_strided_workspace_size(int M, int K, idx ldb) {
+  const size_t part = K >= kStridedSliceFrom ? ((size_t)M + kMaxTileRows) * kMaxBlockFloats : 0;
+  const int depth = std::clamp(K, 1, kStridedSliceFrom - 1);  // an unsliced K
+  const size_t panel =
+      strided_panel(false, ldb, M, kMinTileRows) ? (size_t)depth * kMaxBlockFloats : 0;
+  return round16(std::max(part, panel));
+}
+
+// One column block of C (W*(NV-1) < ncols <= W*NV columns from B and C): for each slice of K,
+// tiles of MR rows down all M rows, the last taking the rows that remain. scratch: 64-byte
+// aligned, gemm_strided_workspace_size(M, K, ldb) floats.
 template <int MR, int NV>
-static void strided_column_block(const StridedGemm& g, const float* B, float* C, int ncols) {
+static void strided_column_block(const StridedGemm& g, const float* B, float* C, int ncols,
+                                 float* scratch) {
+  static_assert(MR <= kMaxTileRows && MR >= kMinTileRows && simd::W * NV <= kMaxBlockFloats);
   const bool sliced = g.K >= kStridedSliceFrom;
-  static thread_local PackBuffer part_buf, panel_buf;
-  float* part = sliced ? part_buf.get((size_t)(g.M + MR) * simd::W * NV) : nullptr;
+  float* part = sliced ? scratch : nullptr;
   const int step = sliced ? kStridedSlice : std::max(g.K, 1);
   // B's rows a multiple of 512 bytes apart fall on at most 8 of L1's 64 sets per line of the
   // block, so a slice of them (up to 128 rows) cannot stay in L1 (784 x 256 x 100 with B's 256
   // columns): the slice is copied into a panel first, rows W*NV floats apart,
   // when there are rows enough (4 tiles) to pay for the copy.
   constexpr int LDP = simd::W * NV;
-  const bool panel = !sliced && g.ldb % 128 == 0 && g.M >= 4 * MR;
+  const bool panel = strided_panel(sliced, g.ldb, g.M, MR);
   StridedGemm gs = g;
   if (panel) gs.ldb = LDP;
   for (int k0 = 0; k0 < std::max(g.K, 1); k0 += step) {
     const int k1 = std::min(g.K, k0 + step);
     const float* bs = B + (size_t)k0 * g.ldb;  // the slice's rows of B
     if (panel) {
-      float* p = panel_buf.get((size_t)step * LDP);
+      float* p = scratch;
       for (int k = k0; k < k1; k++)
         std::memcpy(p + (size_t)(k - k0) * LDP, B + (size_t)k * g.ldb, ncols * sizeof(float));
       bs = p;
@@ -302,23 +326,24 @@ static int block_vectors(int vecs, int M) {
 }
 
 // The column block of nv vectors (block_vectors) with its tile height.
-static void column_block(int nv, const StridedGemm& g, const float* B, float* C, int ncols) {
+static void column_block(int nv, const StridedGemm& g, const float* B, float* C, int ncols,
+                         float* scratch) {
   if constexpr (simd::W == 16) {
     switch (nv) {
-      case 4: strided_column_block<6, 4>(g, B, C, ncols); break;
-      case 3: strided_column_block<8, 3>(g, B, C, ncols); break;
-      case 2: strided_column_block<8, 2>(g, B, C, ncols); break;
-      default: strided_column_block<16, 1>(g, B, C, ncols); break;
+      case 4: strided_column_block<6, 4>(g, B, C, ncols, scratch); break;
+      case 3: strided_column_block<8, 3>(g, B, C, ncols, scratch); break;
+      case 2: strided_column_block<8, 2>(g, B, C, ncols, scratch); break;
+      default: strided_column_block<16, 1>(g, B, C, ncols, scratch); break;
     }
   } else {
-    if (nv == 2) strided_column_block<6, 2>(g, B, C, ncols);
-    else strided_column_block<12, 1>(g, B, C, ncols);
+    if (nv == 2) strided_column_block<6, 2>(g, B, C, ncols, scratch);
+    else strided_column_block<12, 1>(g, B, C, ncols, scratch);
   }
 }
 
 // C = alpha * op(A) op(B) + beta * C, then g.finish, with op(A) and op(B) in place: column
 // blocks left to right (block_vectors wide), each down all of M (strided_column_block).
-void gemm_strided(const StridedGemm& g) {
+void gemm_strided(const StridedGemm& g, float* scratch) {
   constexpr int W = simd::W;
   if (g.M <= 0 || g.N <= 0) return;
   for (int j0 = 0; j0 < g.N;) {
@@ -328,7 +353,7 @@ void gemm_strided(const StridedGemm& g) {
     StridedGemm gj = g;  // the finish's operands at the block's columns
     if (gj.finish.col_bias) gj.finish.col_bias += j0;
     if (gj.finish.act_output) gj.finish.act_output += j0;
-    column_block(nv, gj, g.B + j0, g.C + j0, ncols);
+    column_block(nv, gj, g.B + j0, g.C + j0, ncols, scratch);
     j0 += ncols;
   }
 }
@@ -402,14 +427,13 @@ static bool use_dot_rows(bool trans_a, int N, int K) {
          (size_t)N * dot_rows_ld(K) <= STRIDED_MAX_B;
 }
 
+// The workspace: Bt (N, ldbt) = op(B)^T with zeros past K (the masked-off lanes of A's last
+// vector multiply them: they must be finite), dot_rows_floats(N, K) floats.
+static size_t dot_rows_floats(int N, int K) { return (size_t)N * dot_rows_ld(K); }
 static void sgemm_dot_rows(bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                            const float* B, int ldb, float beta, float* C, int ldc, int nthreads,
-                           const GemmEpilogue* ep) {
-  // Bt (N, ldbt) = op(B)^T with zeros past K (the masked-off lanes of A's last vector multiply
-  // them: they must be finite)
-  static thread_local PackBuffer bt_buf;
+                           float* Bt, const GemmEpilogue* ep) {
   const idx ldbt = dot_rows_ld(K);
-  float* Bt = bt_buf.get((size_t)N * ldbt);
   if (trans_b)
     for (int j = 0; j < N; j++) std::memcpy(Bt + j * ldbt, B + (size_t)j * ldb, K * sizeof(float));
   else
@@ -426,23 +450,25 @@ static void sgemm_dot_rows(bool trans_b, int M, int N, int K, float alpha, const
 
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                          int ldc, int nthreads, const GemmEpilogue* ep = nullptr);
+                          int ldc, int nthreads, float* ws, const GemmEpilogue* ep = nullptr);
 
 // C = alpha * A^T op(B) + beta * C with at most W columns (a Linear layer's dW = x^T dy with
 // few outputs): one vector of C's columns per tile would take a broadcast per FMA, so the
 // product is taken the other way round, T (N, M) = op(B)^T A, whose rows are A's rows (M wide,
 // in vectors): T = alpha * T + beta * C^T in C's transposed form, then C = T^T. Each element is
 // still one tile's sum over k in order. (The inner call has M >= 2W columns: no recursion.)
-static bool use_transposed_product(bool trans_a, int M, int N, const GemmEpilogue* ep) {
-  return trans_a && N <= simd::W && M >= 2 * simd::W && !ep;  // (a finish needs C's own layout)
+// The workspace: T (transposed_product_floats(M, N)), then the inner call's.
+static bool use_transposed_product(bool trans_a, int M, int N, bool epilogue) {
+  return trans_a && N <= simd::W && M >= 2 * simd::W && !epilogue;  // (a finish needs C's layout)
 }
+static size_t transposed_product_floats(int M, int N) { return round16((size_t)N * M); }
 static void sgemm_strided_transposed(bool trans_b, int M, int N, int K, float alpha,
                                      const float* A, int lda, const float* B, int ldb, float beta,
-                                     float* C, int ldc, int nthreads) {
-  static thread_local PackBuffer t_buf;
-  float* T = t_buf.get((size_t)N * M);
+                                     float* C, int ldc, int nthreads, float* ws) {
+  float* T = ws;
   if (beta != 0.0f) transpose(T, M, C, ldc, M, N);  // beta 0: T's contents are never read
-  sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads);
+  sgemm_strided(!trans_b, false, N, M, K, alpha, B, ldb, A, lda, beta, T, M, nthreads,
+                ws + transposed_product_floats(M, N));
   transpose(C, ldc, T, M, N, M);
 }
 
@@ -487,15 +513,22 @@ static StridedGemm with_columns(StridedGemm g, int j0, int j1) {
 // past STRIDED_MAX_B (a convolution's dW: K = 6400 positions) is taken in chunks of K, each
 // transposed into the same buffer and multiplied into C (the first with beta, the others adding
 // to it): the transposed copy then never goes out to memory and back. The chunks follow from
-// the shape alone (any thread count sums alike).
+// the shape alone (any thread count sums alike). The scratch: the buffer
+// (transposed_columns_floats), then gemm_strided's for a depth of the chunk.
+static int transposed_chunk(int K, int N) {
+  return (size_t)K * N > STRIDED_MAX_B ? kTransposedChunk : K;  // shape alone
+}
+static size_t transposed_columns_floats(int K, int N, int ncols) {
+  return round16((size_t)std::min(transposed_chunk(K, N), K) * round16(ncols) + 16);
+}
 static void strided_columns_transposed(const StridedGemm& whole, const float* B, int ldb, int j0,
-                                       int j1) {
+                                       int j1, float* scratch) {
   const int K = whole.K;
-  const int kc = (size_t)K * whole.N > STRIDED_MAX_B ? kTransposedChunk : K;  // shape alone
+  const int kc = transposed_chunk(K, whole.N);
   const StridedGemm g = with_columns(whole, j0, j1);
-  static thread_local PackBuffer bt_buf;
   const idx ldt = (g.N + 15) / 16 * 16;
-  float* bt = bt_buf.get((size_t)kc * ldt + 16);
+  float* bt = scratch;
+  float* gemm_scratch = scratch + transposed_columns_floats(K, whole.N, g.N);
   for (int k0 = 0; k0 < K; k0 += kc) {
     StridedGemm part = g;
     part.K = std::min(kc, K - k0);
@@ -504,42 +537,90 @@ static void strided_columns_transposed(const StridedGemm& whole, const float* B,
     transpose(bt, ldt, B + (size_t)j0 * ldb + k0, ldb, g.N, part.K);
     part.B = bt;
     part.ldb = ldt;
-    gemm_strided(part);
+    gemm_strided(part, gemm_scratch);
+  }
+}
+
+// How the plain unpacked path shares out its work: `units` bands of 8 rows (rows) or column
+// blocks `width` wide (strided_split_rows), among nt threads, each taking part_of the units.
+struct StridedSplit {
+  bool rows;
+  int width, units, nt;
+};
+static StridedSplit strided_split(bool trans_b, int M, int N, int nthreads) {
+  const int width = trans_b ? simd::W : 2 * simd::W;
+  const bool rows = strided_split_rows(trans_b, M, N, width, nthreads);
+  const int units = rows ? (M + 7) / 8 : (N + width - 1) / width;
+  return {rows, width, units, std::min(nthreads, units)};
+}
+
+// Floats of a part's slice of the workspace on the plain unpacked path (a part has at most
+// ceil(units / nt) units): gemm_strided's scratch for its rows (or all M), after, with trans_b,
+// its transposed columns of B (strided_columns_transposed, gemm_strided's for any ldb then).
+static size_t strided_part_floats(bool trans_b, int M, int N, int K, int ldb,
+                                  const StridedSplit& sp) {
+  const int most = (sp.units + sp.nt - 1) / sp.nt;
+  if (sp.rows) return gemm_strided_workspace_size(std::min(M, most * 8), K, ldb);
+  if (!trans_b) return gemm_strided_workspace_size(M, K, ldb);
+  const int kc = std::min(transposed_chunk(K, N), K);
+  return transposed_columns_floats(K, N, std::min(N, most * sp.width)) +
+         gemm_strided_workspace_size(M, kc, 0);
+}
+
+// Floats of workspace the unpacked path (sgemm_strided) takes for this shape, by the same tests
+// it chooses its way by.
+static size_t strided_floats(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb,
+                             int nthreads, bool epilogue) {
+  if (use_transposed_product(trans_a, M, N, epilogue))
+    return transposed_product_floats(M, N) +
+           strided_floats(!trans_b, false, N, M, K, ldb, lda, nthreads, false);
+  if (use_dot_rows(trans_a, N, K)) return dot_rows_floats(N, K);
+  const StridedSplit sp = strided_split(trans_b, M, N, nthreads);
+  return (size_t)sp.nt * strided_part_floats(trans_b, M, N, K, ldb, sp);
+}
+
+// Units [u0, u1) of the plain unpacked path (g: the whole product) into C, with `scratch` the
+// part's slice of the workspace.
+static void strided_part(const StridedGemm& g, bool trans_b, const StridedSplit& sp, int u0,
+                         int u1, float* scratch) {
+  const int j0 = u0 * sp.width, j1 = std::min(g.N, u1 * sp.width);
+  if (sp.rows) {
+    gemm_strided(with_rows(g, u0 * 8, std::min(g.M, u1 * 8)), scratch);
+  } else if (trans_b) {
+    strided_columns_transposed(g, g.B, (int)g.ldb, j0, j1, scratch);
+  } else {
+    StridedGemm gj = with_columns(g, j0, j1);
+    gj.B += j0;
+    gemm_strided(gj, scratch);
   }
 }
 
 // The unpacked path (gemm_strided), its rows or columns shared out among the threads in
 // contiguous bands (strided_split_rows); few columns take the transposed product or dot products
-// instead.
+// instead. ws: strided_floats(...) floats, 64-byte aligned; the plain path's sp.nt parts each
+// have a slice of it, part p the p-th (a team smaller than sp.nt, as a nested region gets, takes
+// several parts a thread, one after the other in the thread's slice).
 static void sgemm_strided(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                          int ldc, int nthreads, const GemmEpilogue* ep) {
-  if (use_transposed_product(trans_a, M, N, ep)) {
-    sgemm_strided_transposed(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+                          int ldc, int nthreads, float* ws, const GemmEpilogue* ep) {
+  if (use_transposed_product(trans_a, M, N, ep != nullptr)) {
+    sgemm_strided_transposed(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, ws);
     return;
   }
   if (use_dot_rows(trans_a, N, K)) {
-    sgemm_dot_rows(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, ep);
+    sgemm_dot_rows(trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, ws, ep);
     return;
   }
-  const int width = trans_b ? simd::W : 2 * simd::W;
-  const bool split_rows = strided_split_rows(trans_b, M, N, width, nthreads);
-  const int units = split_rows ? (M + 7) / 8 : (N + width - 1) / width;
-  parallel_region(std::min(nthreads, units), [&] {
-    const auto [part0, part1] = part_of(units, omp_get_thread_num(), omp_get_num_threads());
-    const int u0 = (int)part0, u1 = (int)part1;
-    StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
-                  nullptr};
-    if (ep) g.finish = *ep;
-    const int j0 = u0 * width, j1 = std::min(N, u1 * width);
-    if (split_rows) {
-      gemm_strided(with_rows(g, u0 * 8, std::min(M, u1 * 8)));
-    } else if (trans_b) {
-      strided_columns_transposed(g, B, ldb, j0, j1);
-    } else {
-      StridedGemm gj = with_columns(g, j0, j1);
-      gj.B += j0;
-      gemm_strided(gj);
+  const StridedSplit sp = strided_split(trans_b, M, N, nthreads);
+  const size_t slice = strided_part_floats(trans_b, M, N, K, ldb, sp);
+  StridedGemm g{M, N, K, A, trans_a ? 1 : lda, trans_a ? lda : 1, B, ldb, C, ldc, alpha, beta,
+                nullptr};
+  if (ep) g.finish = *ep;
+  parallel_region(sp.nt, [&] {
+    const int t = omp_get_thread_num();
+    for (int part = t; part < sp.nt; part += omp_get_num_threads()) {
+      const auto [u0, u1] = part_of(sp.units, part, sp.nt);
+      strided_part(g, trans_b, sp, (int)u0, (int)u1, ws + (size_t)t * slice);
     }
   });
 }
@@ -566,19 +647,33 @@ static bool use_k_split(int M, int N, int K) {
   return K >= 2 * KSPLIT_CHUNK && (size_t)M * N <= KSPLIT_MAX_OUTPUT;
 }
 
+// The workspace: the chunks' partial products, then a slice for each thread, the workspace of
+// its chunks' products (run on one thread each: inside the chunks' region).
+static size_t k_split_partial_floats(int M, int N, int K) {
+  return round16((size_t)(K + KSPLIT_CHUNK - 1) / KSPLIT_CHUNK * M * N);
+}
+static size_t k_split_chunk_floats(bool trans_a, bool trans_b, int M, int N, int K, int lda,
+                                   int ldb) {
+  const int last = K - (K - 1) / KSPLIT_CHUNK * KSPLIT_CHUNK;  // the last chunk's depth
+  return std::max(sgemm_workspace_size(trans_a, trans_b, M, N, KSPLIT_CHUNK, lda, ldb, 1),
+                  sgemm_workspace_size(trans_a, trans_b, M, N, last, lda, ldb, 1));
+}
+
 static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                           const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                          int ldc) {
-  static thread_local PackBuffer partial_buf;
+                          int ldc, float* ws, int nthreads) {
   const int chunks = (K + KSPLIT_CHUNK - 1) / KSPLIT_CHUNK;
   const size_t mn = (size_t)M * N;
-  float* partial = partial_buf.get(chunks * mn);
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+  float* partial = ws;
+  float* chunk_ws = ws + k_split_partial_floats(M, N, K);
+  const size_t slice = k_split_chunk_floats(trans_a, trans_b, M, N, K, lda, ldb);
+#pragma omp parallel for num_threads(nthreads) schedule(static)
   for (int c = 0; c < chunks; c++) {
     const int k0 = c * KSPLIT_CHUNK, kc = std::min(KSPLIT_CHUNK, K - k0);
     const float* a = trans_a ? A + (size_t)k0 * lda : A + k0;
     const float* b = trans_b ? B + k0 : B + (size_t)k0 * ldb;
-    sgemm(trans_a, trans_b, M, N, kc, 1.0f, a, lda, b, ldb, 0.0f, partial + c * mn, N);
+    sgemm(trans_a, trans_b, M, N, kc, 1.0f, a, lda, b, ldb, 0.0f, partial + c * mn, N,
+          chunk_ws + (size_t)omp_get_thread_num() * slice, 1);
   }
   for (int i = 0; i < M; i++) {
     float* crow = C + (size_t)i * ldc;
@@ -591,8 +686,8 @@ static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float
 }
 
 // Threads for a product of this size: below about 5e5 flops the fork costs more than it saves.
-static int gemm_threads(int M, int N, int K) {
-  return 2.0 * M * N * (double)K < 5e5 ? 1 : get_num_threads();
+static int gemm_threads(int M, int N, int K, int num_threads) {
+  return 2.0 * M * N * (double)K < 5e5 ? 1 : num_threads;
 }
 
 // Packed path, step 1 of a slice: op(B)[k0:k0+kc, j0:j0+nc] packed into npanels NR-wide panels
@@ -606,21 +701,31 @@ static void pack_b_panels(float* bp, bool trans_b, const float* B, int ldb, int 
   }
 }
 
+// The packed path's workspace: op(B)'s packed panels of a slice (packed_b_floats), then a block
+// of op(A)'s MR-row panels for each thread (packed_a_floats each).
+static size_t packed_b_floats(int N, int K) {
+  return round16((size_t)(std::min(NC, N) + NR - 1) / NR * NR * std::min(KC, K));
+}
+static size_t packed_a_floats(int K) {
+  return round16((size_t)(MC + MR - 1) / MR * MR * std::min(KC, K));  // whole MR-row panels
+}
+
 // Packed path, step 2 of a slice: C[:, j0:j0+nc] (+)= alpha * op(A)[:, k0:k0+kc] @ the packed
 // panels bp, in tiles of (MC-row block of A, group of N panels): threads split the M blocks;
 // when M is small (a single block), they split the N panels instead so both cores still work.
-// Each thread packs its block of op(A) into MR-row panels of its own, then runs the
-// micro-kernel on each MR x NR tile (first: the first slice of K, which applies beta).
+// Each thread packs its block of op(A) into MR-row panels of its own (in its slice of a_ws,
+// a_floats apart), then runs the micro-kernel on each MR x NR tile (first: the first slice of K,
+// which applies beta).
 static void packed_tiles(bool trans_a, int M, int kc, int k0, int j0, int nc, int npanels,
                          float alpha, const float* A, int lda, const float* bp, float beta,
-                         bool first, float* C, int ldc, int nthreads) {
+                         bool first, float* C, int ldc, int nthreads, float* a_ws,
+                         size_t a_floats) {
   const int mblocks = (M + MC - 1) / MC;
   const int ngroups = mblocks >= nthreads ? 1 : std::min(npanels, nthreads);
   const int ntiles = mblocks * ngroups;
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1 && ntiles > 1)
   {
-    static thread_local PackBuffer a_buf;
-    float* ap = a_buf.get((size_t)(MC + MR - 1) / MR * MR * kc);  // whole MR-row panels
+    float* ap = a_ws + (size_t)omp_get_thread_num() * a_floats;
 #pragma omp for schedule(static)
     for (int t = 0; t < ntiles; t++) {
       const int mb = t / ngroups, g = t % ngroups;
@@ -645,39 +750,75 @@ static void packed_tiles(bool trans_a, int M, int kc, int k0, int j0, int nc, in
 // multiplied by it (packed_tiles).
 static void sgemm_packed(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                          const float* A, int lda, const float* B, int ldb, float beta, float* C,
-                         int ldc, int nthreads) {
-  static thread_local PackBuffer b_buf;
+                         int ldc, int nthreads, float* ws) {
+  float* bp = ws;
+  float* a_ws = ws + packed_b_floats(N, K);
   for (int j0 = 0; j0 < N; j0 += NC) {
     const int nc = std::min(NC, N - j0);
     const int npanels = (nc + NR - 1) / NR;
     for (int k0 = 0; k0 < K; k0 += KC) {
       const int kc = std::min(KC, K - k0);
-      float* bp = b_buf.get((size_t)npanels * NR * kc);
       pack_b_panels(bp, trans_b, B, ldb, k0, kc, j0, nc, npanels, nthreads);
       packed_tiles(trans_a, M, kc, k0, j0, nc, npanels, alpha, A, lda, bp, beta, k0 == 0, C, ldc,
-                   nthreads);
+                   nthreads, a_ws, packed_a_floats(K));
     }
   }
+}
+
+// sgemm's path for a shape (K > 0; scaling only otherwise), the threads it runs on and the floats
+// of workspace it takes (with an epilogue, sgemm_fused's). The one place the path is chosen:
+// sgemm, sgemm_fused and their *_workspace_size all take it from here.
+enum class GemmPath { scale, k_split, strided, packed };
+struct GemmPlan {
+  GemmPath path;
+  int nthreads;
+  size_t floats;
+};
+static GemmPlan sgemm_plan(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb,
+                           int num_threads, bool epilogue) {
+  if (M <= 0 || N <= 0 || K <= 0) return {GemmPath::scale, 1, 0};
+  if (use_k_split(M, N, K))
+    return {GemmPath::k_split, num_threads,
+            k_split_partial_floats(M, N, K) +
+                (size_t)num_threads * k_split_chunk_floats(trans_a, trans_b, M, N, K, lda, ldb)};
+  const int nt = gemm_threads(M, N, K, num_threads);
+  if (use_strided(trans_b, M, N, K))
+    return {GemmPath::strided, nt,
+            strided_floats(trans_a, trans_b, M, N, K, lda, ldb, nt, epilogue)};
+  return {GemmPath::packed, nt, packed_b_floats(N, K) + (size_t)nt * packed_a_floats(K)};
+}
+
+size_t sgemm_workspace_size(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb,
+                            int num_threads) {
+  return sgemm_plan(trans_a, trans_b, M, N, K, lda, ldb, std::max(num_threads, 1), false).floats;
 }
 
 // C = alpha * op(A) op(B) + beta * C: the path by shape (scaling only, the K split, the unpacked
 // path or the packed one).
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc) {
+           const float* B, int ldb, float beta, float* C, int ldc, float* workspace,
+           int num_threads) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  if (use_k_split(M, N, K)) {
-    sgemm_k_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return;
-  }
-  const int nthreads = gemm_threads(M, N, K);
-  if (use_strided(trans_b, M, N, K))
-    sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+  const GemmPlan plan =
+      sgemm_plan(trans_a, trans_b, M, N, K, lda, ldb, std::max(num_threads, 1), false);
+  if (plan.path == GemmPath::k_split)
+    sgemm_k_split(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, workspace,
+                  plan.nthreads);
+  else if (plan.path == GemmPath::strided)
+    sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, plan.nthreads,
+                  workspace);
   else
-    sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+    sgemm_packed(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, plan.nthreads,
+                 workspace);
+}
+
+size_t sgemm_fused_workspace_size(bool trans_a, bool trans_b, int M, int N, int K, int lda,
+                                  int ldb, int num_threads) {
+  return sgemm_plan(trans_a, trans_b, M, N, K, lda, ldb, std::max(num_threads, 1), true).floats;
 }
 
 // C = act(op(A) op(B) + col_bias), or its gradient through the activation (GemmEpilogue). The
@@ -686,18 +827,22 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // kFinishParallel elements on (as the elementwise activation kernels do).
 static constexpr size_t kFinishParallel = size_t(1) << 16;
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
-                 const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e) {
+                 const float* B, int ldb, float* C, int ldc, const GemmEpilogue& e,
+                 float* workspace, int num_threads) {
   if (M <= 0 || N <= 0) return;
-  if (K > 0 && !use_k_split(M, N, K) && use_strided(trans_b, M, N, K)) {
-    sgemm_strided(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc,
-                  gemm_threads(M, N, K), &e);
+  num_threads = std::max(num_threads, 1);
+  const GemmPlan plan = sgemm_plan(trans_a, trans_b, M, N, K, lda, ldb, num_threads, true);
+  if (plan.path == GemmPath::strided) {
+    sgemm_strided(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, plan.nthreads,
+                  workspace, &e);
     return;
   }
   if (e.col_bias)
     for (int i = 0; i < M; i++) std::memcpy(C + (size_t)i * ldc, e.col_bias, N * sizeof(float));
-  sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, e.col_bias ? 1.0f : 0.0f, C, ldc);
+  sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, e.col_bias ? 1.0f : 0.0f, C, ldc,
+        workspace, num_threads);
   if (e.act == Activation::none) return;
-  parallel_region((size_t)M * N >= kFinishParallel ? get_num_threads() : 1, [&] {
+  parallel_region((size_t)M * N >= kFinishParallel ? num_threads : 1, [&] {
     const auto [i0, i1] = part_of(M, omp_get_thread_num(), omp_get_num_threads());
     for (long i = i0; i < i1; i++)
       finish_rows(e.act, C + (size_t)i * ldc, ldc,
@@ -708,28 +853,57 @@ void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A
 
 // ---------------------------------------------------------------------------------------------
 // matmul: c (M,N) = op(a) @ op(b).
+size_t matmul_forward_workspace_size(int M, int N, int K, bool trans_a, bool trans_b,
+                                     int num_threads) {
+  return sgemm_workspace_size(trans_a, trans_b, M, N, K, trans_a ? M : K, trans_b ? K : N,
+                              num_threads);
+}
 void matmul_forward(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
-                    bool trans_b) {
-  sgemm(trans_a, trans_b, M, N, K, 1.0f, a, trans_a ? M : K, b, trans_b ? K : N, 0.0f, c, N);
+                    bool trans_b, float* workspace, int num_threads) {
+  sgemm(trans_a, trans_b, M, N, K, 1.0f, a, trans_a ? M : K, b, trans_b ? K : N, 0.0f, c, N,
+        workspace, num_threads);
 }
 
 // With C = op(A) op(B): dop(A) = dC op(B)^T, dop(B) = op(A)^T dC, each written in the operand's
-// own storage layout (a transposed operand gets the transposed product).
+// own storage layout (a transposed operand gets the transposed product): the two products as
+// sgemm's arguments (C dense, N columns). They run one after the other, each on the whole
+// workspace.
+struct Product {
+  bool trans_a, trans_b;
+  int M, N, K;
+  const float* A;
+  int lda;
+  const float* B;
+  int ldb;
+  size_t workspace(int num_threads) const {
+    return sgemm_workspace_size(trans_a, trans_b, M, N, K, lda, ldb, num_threads);
+  }
+  void run(float* C, float* workspace, int num_threads) const {
+    sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N, workspace, num_threads);
+  }
+};
+static Product matmul_da(const float* dc, const float* b, int M, int N, int K, bool trans_a,
+                         bool trans_b) {
+  const int ldb = trans_b ? K : N;
+  if (!trans_a) return {false, !trans_b, M, K, N, dc, N, b, ldb};  // da (M,K) = dC @ op(B)^T
+  return {trans_b, true, K, M, N, b, ldb, dc, N};                  // da (K,M) = op(B) @ dC^T
+}
+static Product matmul_db(const float* dc, const float* a, int M, int N, int K, bool trans_a,
+                         bool trans_b) {
+  const int lda = trans_a ? M : K;
+  if (!trans_b) return {!trans_a, false, K, N, M, a, lda, dc, N};  // db (K,N) = op(A)^T @ dC
+  return {true, trans_a, N, K, M, dc, N, a, lda};                  // db (N,K) = dC^T @ op(A)
+}
+
+size_t matmul_backward_workspace_size(int M, int N, int K, bool trans_a, bool trans_b,
+                                      int num_threads) {
+  return std::max(matmul_da(nullptr, nullptr, M, N, K, trans_a, trans_b).workspace(num_threads),
+                  matmul_db(nullptr, nullptr, M, N, K, trans_a, trans_b).workspace(num_threads));
+}
 void matmul_backward(float* da, float* db, const float* dc, const float* a, const float* b, int M,
-                     int N, int K, bool trans_a, bool trans_b) {
-  const int lda = trans_a ? M : K, ldb = trans_b ? K : N;
-  if (da) {
-    if (!trans_a)  // da (M,K) = dC (M,N) @ op(B)^T
-      sgemm(false, !trans_b, M, K, N, 1.0f, dc, N, b, ldb, 0.0f, da, K);
-    else  // da (K,M) = op(B) (K,N) @ dC^T
-      sgemm(trans_b, true, K, M, N, 1.0f, b, ldb, dc, N, 0.0f, da, M);
-  }
-  if (db) {
-    if (!trans_b)  // db (K,N) = op(A)^T (K,M) @ dC
-      sgemm(!trans_a, false, K, N, M, 1.0f, a, lda, dc, N, 0.0f, db, N);
-    else  // db (N,K) = dC^T (N,M) @ op(A)
-      sgemm(true, trans_a, N, K, M, 1.0f, dc, N, a, lda, 0.0f, db, K);
-  }
+                     int N, int K, bool trans_a, bool trans_b, float* workspace, int num_threads) {
+  if (da) matmul_da(dc, b, M, N, K, trans_a, trans_b).run(da, workspace, num_threads);
+  if (db) matmul_db(dc, a, M, N, K, trans_a, trans_b).run(db, workspace, num_threads);
 }
 
 }  // namespace NNFAST_ISA

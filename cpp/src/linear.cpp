@@ -19,7 +19,6 @@
 // runs depends on the data (its zeros), never on the thread count.
 #include "nnfast/gemm.h"
 
-#include "pack_buffer.h"
 #include "simd.h"
 #include "sparse_rows.h"
 
@@ -63,9 +62,10 @@ static bool clearly_dense(const float* x, int B, int IN) {
   return (double)count_nonzero(x, n) > 1.5 * SPARSE_MAX_DENSITY * (double)n;
 }
 
-static int sparse_threads(int B, int IN, int OUT) {
-  return 2.0 * SPARSE_MAX_DENSITY * B * (double)IN * OUT < 2e5 ? 1 : get_num_threads();
+static int sparse_threads(int B, int IN, int OUT, int num_threads) {
+  return 2.0 * SPARSE_MAX_DENSITY * B * (double)IN * OUT < 2e5 ? 1 : num_threads;
 }
+static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 
 // Forward over x's nonzeros, in kChunks fixed halves of k (never depending on the thread count):
 // chunk c sums, for every row i, the terms with k in its half into its own partial p_c (B, OUT);
@@ -107,29 +107,54 @@ struct SparseForward {
   Activation act;
 };
 
-// A chunk's lists of x's nonzeros, for a group of rows: column indices, values, and where each
-// row's block of kb columns starts (nb + 1 entries a row).
-struct EntryLists {
-  PackBuffer ids, vals, starts;
+// The forward's blocking: kb rows of wt per block, a multiple of 16 whose block of a column
+// chunk fills about 32 KB, and `group` rows of x listed at a time.
+struct SparseBlocking {
+  int kb, group;
 };
+static SparseBlocking sparse_blocking(int B, int OUT) {
+  const int cols = std::min(OUT, simd::W * sparse::CHUNK_V);
+  return {std::clamp(8192 / cols / 16 * 16, 16, 256), std::min(B, kListRows)};
+}
+
+// A chunk's lists of x's nonzeros, for a group of rows: column indices, values, and where each
+// row's block of kb columns starts (nb + 1 entries a row); lists_floats(...) floats of the
+// workspace (ints stored in floats' places).
+struct EntryLists {
+  int* ids;
+  float* vals;
+  int* starts;
+};
+static size_t entries_floats(int IN, int c, const SparseBlocking& bl) {
+  const auto [k0, k1] = chunk_rows(IN, c);
+  return round16((size_t)bl.group * (k1 - k0) + 16);
+}
+static size_t starts_floats(int IN, int c, const SparseBlocking& bl) {
+  const auto [k0, k1] = chunk_rows(IN, c);
+  return round16((size_t)bl.group * ((k1 - k0 + bl.kb - 1) / bl.kb + 1));
+}
+static size_t lists_floats(int IN, int c, const SparseBlocking& bl) {
+  return 2 * entries_floats(IN, c, bl) + starts_floats(IN, c, bl);
+}
+static EntryLists entry_lists(float* ws, int IN, int c, const SparseBlocking& bl) {
+  const size_t entries = entries_floats(IN, c, bl);
+  return {reinterpret_cast<int*>(ws), ws + entries, reinterpret_cast<int*>(ws + 2 * entries)};
+}
 
 // The lists of rows i0..i1 of chunk c's columns; returns their entry count.
-static int list_rows(const SparseForward& f, EntryLists& l, int c, int i0, int i1) {
+static int list_rows(const SparseForward& f, const EntryLists& l, int c, int i0, int i1) {
   const auto [k0, k1] = chunk_rows(f.IN, c);
   const int nb = (k1 - k0 + f.kb - 1) / f.kb;
-  int* ids = reinterpret_cast<int*>(l.ids.get((size_t)f.group * (k1 - k0) + 16));
-  float* vals = l.vals.get((size_t)f.group * (k1 - k0) + 16);
-  int* starts = reinterpret_cast<int*>(l.starts.get((size_t)f.group * (nb + 1)));
   int n = 0;
   for (int i = i0; i < i1; i++)
-    n = sparse::append_nonzero_entries(ids, vals, n, starts + (i - i0) * (nb + 1),
+    n = sparse::append_nonzero_entries(l.ids, l.vals, n, l.starts + (i - i0) * (nb + 1),
                                        f.x + (idx)i * f.IN + k0, k1 - k0, f.kb);
   return n;
 }
 
 // Chunk c's nonzero count: the lists of the first group of rows, and the count of the other
 // rows' nonzeros in its columns.
-static size_t list_and_count(const SparseForward& f, EntryLists& l, int c) {
+static size_t list_and_count(const SparseForward& f, const EntryLists& l, int c) {
   const auto [k0, k1] = chunk_rows(f.IN, c);
   size_t nnz = list_rows(f, l, c, 0, f.group);
   for (int i = f.group; i < f.B; i++) nnz += count_nonzero(f.x + (idx)i * f.IN + k0, k1 - k0);
@@ -140,7 +165,7 @@ static size_t list_and_count(const SparseForward& f, EntryLists& l, int c) {
 // rows at a time (the first group's lists already made), each group column chunk by column
 // chunk of OUT and, within one, block b of every row's list after block b - 1 (the first block
 // starts each row from the bias, or 0; the later ones add to it).
-static void sum_chunk(const SparseForward& f, EntryLists& l, int c) {
+static void sum_chunk(const SparseForward& f, const EntryLists& l, int c) {
   const auto [k0, k1] = chunk_rows(f.IN, c);
   const int nb = (k1 - k0 + f.kb - 1) / f.kb, OUT = f.OUT;
   float* out = c == 0 ? f.y : f.partial + (size_t)(c - 1) * f.B * OUT;
@@ -148,9 +173,9 @@ static void sum_chunk(const SparseForward& f, EntryLists& l, int c) {
   for (int g0 = 0; g0 < f.B; g0 += f.group) {
     const int rows_in_group = std::min(f.group, f.B - g0);
     if (g0 > 0) list_rows(f, l, c, g0, g0 + rows_in_group);
-    const int* ids = reinterpret_cast<const int*>(l.ids.data);
-    const float* vals = l.vals.data;
-    const int* starts = reinterpret_cast<const int*>(l.starts.data);
+    const int* ids = l.ids;
+    const float* vals = l.vals;
+    const int* starts = l.starts;
     for (int c0 = 0; c0 < OUT; c0 += simd::W * sparse::CHUNK_V) {
       const auto vecs = sparse::chunk_vectors(std::min(simd::W * sparse::CHUNK_V, OUT - c0));
       const auto sum = sparse::SUM_ENTRIES[vecs.count - 1];
@@ -173,25 +198,41 @@ static void add_partials(const SparseForward& f, int i) {
   activation_span(f.act, yi, f.OUT);
 }
 
+// Whether the forward may take the sparse path, by x's shape alone (the lists' positions are
+// ints: kListRows * IN entries at most); x's zeros decide the rest.
+static bool sparse_forward_shape(int B, int IN, int OUT) {
+  return OUT >= SPARSE_MIN_OUT && (size_t)B * IN >= 4096 && IN <= (1 << 22);
+}
+
+// The sparse forward's workspace: the partials p_1 .. (p_0 is y), then each chunk's lists.
+static size_t partials_floats(int B, int OUT) { return round16((size_t)(kChunks - 1) * B * OUT); }
+static size_t sparse_forward_floats(int B, int IN, int OUT) {
+  const SparseBlocking bl = sparse_blocking(B, OUT);
+  size_t n = partials_floats(B, OUT);
+  for (int c = 0; c < kChunks; c++) n += lists_floats(IN, c, bl);
+  return n;
+}
+
 // The forward (see above): per chunk, on the thread that sums it, the lists and count
 // (list_and_count) and the check of its rows of wt (as one span, their padding columns too: a
 // non-finite value there only sends the product to the GEMM); then, if the count is low enough
 // and wt finite, the chunks' sums (sum_chunk) and y's rows finished (add_partials), rows shared
-// out among the threads.
+// out among the threads. ws: sparse_forward_floats(B, IN, OUT) floats.
 static size_t linear_forward_sparse(bool* summed, float* y, const float* x, const float* wt,
                                     int ldw, const float* bias, int B, int IN, int OUT,
-                                    Activation act) {
-  static thread_local PackBuffer partial_buf;
-  float* partial = partial_buf.get((size_t)(kChunks - 1) * B * OUT);  // p_1 ..; p_0 is y
-  const int nt = std::min(kChunks, sparse_threads(B, IN, OUT));
-  // rows of wt per block: a multiple of 16 whose block of a column chunk fills about 32 KB
-  const int cols = std::min(OUT, simd::W * sparse::CHUNK_V);
-  const int kb = std::clamp(8192 / cols / 16 * 16, 16, 256);
-  const SparseForward f{y, partial, x, wt, bias, ldw, B, IN, OUT, kb, std::min(B, kListRows), act};
+                                    Activation act, float* ws, int num_threads) {
+  const int nt = std::min(kChunks, sparse_threads(B, IN, OUT, num_threads));
+  const SparseBlocking bl = sparse_blocking(B, OUT);
+  const SparseForward f{y, ws, x, wt, bias, ldw, B, IN, OUT, bl.kb, bl.group, act};
+  EntryLists lists[kChunks];  // one thread may take both chunks
+  float* next = ws + partials_floats(B, OUT);
+  for (int c = 0; c < kChunks; c++) {
+    lists[c] = entry_lists(next, IN, c, bl);
+    next += lists_floats(IN, c, bl);
+  }
   size_t nnz = 0;
   int bad = 0;
   parallel_region(nt, [&] {
-    static thread_local EntryLists lists[kChunks];  // one thread may take both chunks
 #pragma omp for schedule(static) reduction(+ : nnz) reduction(| : bad)
     for (int c = 0; c < kChunks; c++) {
       const auto [k0, k1] = chunk_rows(IN, c);
@@ -218,24 +259,31 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 // thread copies for itself rather than the first thread for both: a serial pass would leave the
 // second core waiting). The working set stays small: the core's half of the weight and its
 // gradient, with the batch, are about all a 1 MB L2 holds (the transposed half of x takes 175 KB on
-// MLP 784-256-128-10's first layer).
+// MLP 784-256-128-10's first layer). Each thread's slice of the workspace (dw_thread_floats) holds
+// the copy of dy, the transposed block of x and the index list.
+static size_t dy_copy_floats(int B, int OUT) { return (size_t)B * round16(OUT); }
+static size_t xt_floats(int B) { return (size_t)16 * round16(B); }
+static size_t dw_thread_floats(int B, int OUT) {
+  return dy_copy_floats(B, OUT) + xt_floats(B) + round16((size_t)B + 16);
+}
 static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, const float* x, int B,
-                                      int IN, int OUT, bool accumulate) {
+                                      int IN, int OUT, bool accumulate, float* ws,
+                                      int num_threads) {
   const idx ldx = (B + 15) / 16 * 16;
   const bool in_place = OUT % 16 == 0 && reinterpret_cast<std::uintptr_t>(dy) % 64 == 0;
   const idx ldy = in_place ? OUT : (OUT + 15) / 16 * 16;
-  const int nt = sparse_threads(B, IN, OUT);
+  const int nt = sparse_threads(B, IN, OUT, num_threads);
   parallel_region(nt, [&] {
-    static thread_local PackBuffer dy_buf, xt_buf, ids_buf;
+    float* slice = ws + (size_t)omp_get_thread_num() * dw_thread_floats(B, OUT);
     const float* dyp = dy;
     if (!in_place) {
-      float* copy = dy_buf.get((size_t)B * ldy);
+      float* copy = slice;
       for (int i = 0; i < B; i++)
         std::memcpy(copy + i * ldy, dy + (idx)i * OUT, OUT * sizeof(float));
       dyp = copy;
     }
-    int* ids = reinterpret_cast<int*>(ids_buf.get(B + 16));
-    float* xt = xt_buf.get((size_t)16 * ldx);
+    float* xt = slice + dy_copy_floats(B, OUT);
+    int* ids = reinterpret_cast<int*>(xt + xt_floats(B));
     // rows of dwt in halves (cut as the forward cuts x's columns), as the optimizer step splits
     // the parameter
     const auto [c0, c1] = part_of(IN, omp_get_thread_num(), omp_get_num_threads(), 16);
@@ -261,42 +309,68 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
   });
 }
 
+// The sparse path and the GEMM run one after the other (the GEMM when the sparse path did not
+// sum), each on the whole workspace.
+size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads) {
+  const size_t gemm = sgemm_fused_workspace_size(false, false, B, OUT, IN, IN, ldw, num_threads);
+  return sparse_forward_shape(B, IN, OUT) ? std::max(gemm, sparse_forward_floats(B, IN, OUT))
+                                          : gemm;
+}
+
 long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
-                    int IN, int OUT, Activation act) {
+                    int IN, int OUT, float* workspace, int num_threads, Activation act) {
   long nonzeros = -1;
-  // (the lists' positions are ints: kListRows * IN entries at most)
-  if (OUT >= SPARSE_MIN_OUT && (size_t)B * IN >= 4096 && IN <= (1 << 22) &&
-      !clearly_dense(x, B, IN)) {
+  num_threads = std::max(num_threads, 1);
+  if (sparse_forward_shape(B, IN, OUT) && !clearly_dense(x, B, IN)) {
     bool summed = false;
-    nonzeros = (long)linear_forward_sparse(&summed, y, x, wt, ldw, bias, B, IN, OUT, act);
+    nonzeros = (long)linear_forward_sparse(&summed, y, x, wt, ldw, bias, B, IN, OUT, act,
+                                           workspace, num_threads);
     if (summed) return nonzeros;
   }
   GemmEpilogue finish;
   finish.col_bias = bias;
   finish.act = act;
-  sgemm_fused(false, false, B, OUT, IN, x, IN, wt, ldw, y, OUT, finish);
+  sgemm_fused(false, false, B, OUT, IN, x, IN, wt, ldw, y, OUT, finish, workspace, num_threads);
   return nonzeros;
 }
 
+// Whether dwt may take the sparse path, by the shape alone (x's zeros and dy decide the rest).
+static bool sparse_backward_shape(int B, int IN, int OUT) {
+  return OUT >= SPARSE_MIN_OUT && (size_t)B * IN >= 4096;
+}
+
+// dx's product, then dwt's (sparse or the GEMM), each on the whole workspace.
+size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads) {
+  num_threads = std::max(num_threads, 1);
+  size_t n = std::max(sgemm_fused_workspace_size(false, true, B, IN, OUT, OUT, ldw, num_threads),
+                      sgemm_workspace_size(true, false, IN, OUT, B, IN, OUT, num_threads));
+  if (sparse_backward_shape(B, IN, OUT))
+    n = std::max(n, (size_t)sparse_threads(B, IN, OUT, num_threads) * dw_thread_floats(B, OUT));
+  return n;
+}
+
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate,
-                     long x_nonzeros, Activation dx_act) {
+                     const float* wt, int ldw, int B, int IN, int OUT, float* workspace,
+                     int num_threads, bool accumulate, long x_nonzeros, Activation dx_act) {
+  num_threads = std::max(num_threads, 1);
   if (dx) {
     GemmEpilogue through;  // dx at the input of the activation whose output x is
     through.act = dx_act;
     through.act_output = x;
     through.ld_act_output = IN;
-    sgemm_fused(false, true, B, IN, OUT, dy, OUT, wt, ldw, dx, IN, through);
+    sgemm_fused(false, true, B, IN, OUT, dy, OUT, wt, ldw, dx, IN, through, workspace,
+                num_threads);
   }
   if (dwt) {
     const size_t n = (size_t)B * IN;
-    if (OUT >= SPARSE_MIN_OUT && n >= 4096 &&
+    if (sparse_backward_shape(B, IN, OUT) &&
         (x_nonzeros >= 0 ? sparse_enough((size_t)x_nonzeros, n)
                          : !clearly_dense(x, B, IN) && sparse_enough(count_nonzero(x, n), n)) &&
         all_finite(dy, (size_t)B * OUT))
-      linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate);
+      linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate, workspace, num_threads);
     else
-      sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw);
+      sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw,
+            workspace, num_threads);
   }
   if (dbias) {
     if (!accumulate) std::fill(dbias, dbias + OUT, 0.0f);

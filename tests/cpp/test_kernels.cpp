@@ -3,6 +3,7 @@
 // under valgrind); exits non-zero on the first mismatch.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -13,6 +14,17 @@ using namespace nnfast;
 
 static int failures = 0;
 static std::mt19937 rng(7);
+
+// A kernel workspace of n floats, 64-byte aligned, as the kernels take it (null when n is 0).
+struct Workspace {
+  float* data;
+  explicit Workspace(size_t n)
+      : data(n ? static_cast<float*>(std::aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64))
+               : nullptr) {}
+  ~Workspace() { std::free(data); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+};
 
 static std::vector<float> randn(size_t n) {
   std::normal_distribution<float> d(0.0f, 1.0f);
@@ -42,7 +54,9 @@ static void test_gemm() {
         const int M = s[0], N = s[1], K = s[2], lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2;
         auto A = randn((size_t)(ta ? K : M) * lda), B = randn((size_t)(tb ? N : K) * ldb);
         auto C = randn((size_t)M * N), R = C;
-        sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, C.data(), N);
+        const int nt = get_num_threads();
+        Workspace ws(sgemm_workspace_size(ta, tb, M, N, K, lda, ldb, nt));
+        sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, C.data(), N, ws.data, nt);
         sgemm_reference(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, R.data(), N);
         expect_close("sgemm", C, R, 1e-3f);
       }
@@ -53,8 +67,9 @@ static void test_conv_and_linear() {
   const int OH = s.OH(), OW = s.OW();
   auto x = randn((size_t)s.N * s.C * s.H * s.W), w = randn((size_t)s.OC * s.C * s.KH * s.KW);
   auto b = randn(s.OC), dy = randn((size_t)s.N * s.OC * OH * OW);
-  std::vector<float> y(dy.size()), ws(conv2d_workspace_size(s, get_num_threads()));
-  conv2d_forward(y.data(), x.data(), w.data(), b.data(), s, ws.data(), get_num_threads());
+  std::vector<float> y(dy.size());
+  Workspace ws(conv2d_workspace_size(s, get_num_threads()));
+  conv2d_forward(y.data(), x.data(), w.data(), b.data(), s, ws.data, get_num_threads());
   std::vector<float> ry(y.size()), rdx(x.size(), 0.0f), rdw(w.size(), 0.0f), rdb(s.OC, 0.0f);
   for (int n = 0; n < s.N; n++)
     for (int o = 0; o < s.OC; o++)
@@ -78,7 +93,7 @@ static void test_conv_and_linear() {
         }
   expect_close("conv2d_forward", y, ry);
   std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.OC, 0.0f);
-  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data(),
+  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data,
                   get_num_threads());
   expect_close("conv2d_backward dx", dx, rdx);
   expect_close("conv2d_backward dw", dw, rdw);
@@ -87,7 +102,9 @@ static void test_conv_and_linear() {
   const int B = 5, IN = 7, OUT = 3;
   auto lx = randn(B * IN), lwt = randn(IN * OUT), lb = randn(OUT);  // lwt: the weight transposed
   std::vector<float> ly(B * OUT), rly(B * OUT);
-  linear_forward(ly.data(), lx.data(), lwt.data(), OUT, lb.data(), B, IN, OUT);
+  const int nt = get_num_threads();
+  Workspace lws(linear_forward_workspace_size(B, IN, OUT, OUT, nt));
+  linear_forward(ly.data(), lx.data(), lwt.data(), OUT, lb.data(), B, IN, OUT, lws.data, nt);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = lb[o];
@@ -106,7 +123,9 @@ static void test_linear_sparse_inputs(int B, int IN, int OUT) {
   auto dy = randn((size_t)B * OUT), dwt0 = randn((size_t)IN * OUT);
   for (auto& v : x) v = u(rng) < 0.15f ? v : 0.0f;
   std::vector<float> y((size_t)B * OUT), ry(y.size()), rdwt((size_t)IN * OUT, 0.0f);
-  linear_forward(y.data(), x.data(), wt.data(), OUT, b.data(), B, IN, OUT);
+  const int nt = get_num_threads();
+  Workspace fws(linear_forward_workspace_size(B, IN, OUT, OUT, nt));
+  linear_forward(y.data(), x.data(), wt.data(), OUT, b.data(), B, IN, OUT, fws.data, nt);
   for (int i = 0; i < B; i++)
     for (int o = 0; o < OUT; o++) {
       float acc = b[o];
@@ -118,11 +137,12 @@ static void test_linear_sparse_inputs(int B, int IN, int OUT) {
     for (int o = 0; o < OUT; o++)
       for (int i = 0; i < B; i++) rdwt[(size_t)k * OUT + o] += x[i * IN + k] * dy[(size_t)i * OUT + o];
   std::vector<float> dwt(rdwt.size(), NAN), acc = dwt0, racc = dwt0;
+  Workspace bws(linear_backward_workspace_size(B, IN, OUT, OUT, nt));
   linear_backward(nullptr, dwt.data(), nullptr, dy.data(), x.data(), wt.data(), OUT, B, IN, OUT,
-                  false);
+                  bws.data, nt, false);
   expect_close("linear_backward dwt (sparse input)", dwt, rdwt);
   linear_backward(nullptr, acc.data(), nullptr, dy.data(), x.data(), wt.data(), OUT, B, IN, OUT,
-                  true);
+                  bws.data, nt, true);
   for (size_t j = 0; j < racc.size(); j++) racc[j] += rdwt[j];
   expect_close("linear_backward dwt += (sparse input)", acc, racc);
 }
@@ -140,25 +160,25 @@ static void test_conv_relu_maxpool_fused() {
     const size_t pooled = (size_t)p.N * p.C * p.OH() * p.OW();
     auto x = randn((size_t)s.N * s.C * s.H * s.W), w = randn((size_t)s.OC * s.C * s.KH * s.KW);
     auto b = randn(s.OC), g = randn(pooled);
-    std::vector<float> ws(conv2d_workspace_size(s, get_num_threads()));
+    Workspace ws(conv2d_workspace_size(s, get_num_threads()));
     std::vector<float> c(conv_out), r(conv_out), y(pooled), fy(pooled);
     std::vector<int32_t> am(pooled), fam(pooled);
-    conv2d_forward(c.data(), x.data(), w.data(), b.data(), s, ws.data(), get_num_threads());
+    conv2d_forward(c.data(), x.data(), w.data(), b.data(), s, ws.data, get_num_threads());
     relu_forward(r.data(), c.data(), conv_out);
     maxpool2d_forward(y.data(), am.data(), r.data(), p);
     conv2d_relu_maxpool_forward(fy.data(), fam.data(), x.data(), w.data(), b.data(), s, p,
-                                ws.data(), get_num_threads());
+                                ws.data, get_num_threads());
     expect_close("conv2d_relu_maxpool_forward", fy, y, 0.0f);
     if (fam != am) { std::printf("FAIL conv2d_relu_maxpool_forward argmax\n"); failures++; }
 
     std::vector<float> mg(pooled), dy(conv_out), dx(x.size()), dw(w.size()), db(s.OC);
     relu_backward(mg.data(), g.data(), y.data(), pooled);
     maxpool2d_backward(dy.data(), mg.data(), am.data(), p);
-    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data(),
+    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), s, ws.data,
                     get_num_threads(), false);
     std::vector<float> fdx(x.size()), fdw(w.size()), fdb(s.OC);
     conv2d_relu_maxpool_backward(fdx.data(), fdw.data(), fdb.data(), g.data(), y.data(), am.data(),
-                                 p, x.data(), w.data(), s, ws.data(), get_num_threads(), false);
+                                 p, x.data(), w.data(), s, ws.data, get_num_threads(), false);
     expect_close("conv2d_relu_maxpool_backward dx", fdx, dx);  // it skips dy's zeros
     expect_close("conv2d_relu_maxpool_backward dw", fdw, dw);
     expect_close("conv2d_relu_maxpool_backward db", fdb, db, 0.0f);

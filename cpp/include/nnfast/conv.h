@@ -27,8 +27,8 @@ inline namespace NNFAST_ISA {
 size_t conv2d_workspace_size(const Conv2dShape& s, int num_threads);
 
 // The kernels use at most num_threads threads (pass nnfast::get_num_threads(), read once, to both
-// conv2d_workspace_size and the kernel: the workspace holds one slice per thread). Results do not
-// depend on num_threads.
+// conv2d_workspace_size and the kernel: the workspace holds one slice per thread; 64-byte
+// aligned). Results do not depend on num_threads.
 
 // y (N,OC,OH,OW) = conv(x (N,C,H,W), w (OC,C,KH,KW)) + bias (OC); bias may be null.
 void conv2d_forward(float* y, const float* x, const float* w, const float* bias,

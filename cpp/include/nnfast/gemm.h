@@ -46,13 +46,26 @@ inline namespace NNFAST_ISA {
 // C is M x N (ldc >= N). beta == 0 means C is write-only (may hold NaN garbage).
 // Fast path: packed panels, a register-blocked micro-kernel at the ISA's width, cache blocking,
 // OpenMP over M/N blocks (never over K, so results do not depend on the thread count).
+// workspace: sgemm_workspace_size(...) floats (same shape, leading dimensions and num_threads),
+// 64-byte aligned; null when that is 0. num_threads: the most threads it runs on (>= 1).
+size_t sgemm_workspace_size(bool trans_a, bool trans_b, int M, int N, int K, int lda, int ldb,
+                            int num_threads);
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-           const float* B, int ldb, float beta, float* C, int ldc);
+           const float* B, int ldb, float beta, float* C, int ldc, float* workspace,
+           int num_threads);
 
-void gemm_strided(const StridedGemm& g);
+// g on the calling thread; scratch: gemm_strided_workspace_size(g.M, g.K, g.ldb) floats (or
+// more), 64-byte aligned. ldb 0 sizes it for any g.ldb; the size holds for any depth up to K
+// and any number of columns.
+size_t gemm_strided_workspace_size(int M, int K, std::ptrdiff_t ldb);
+void gemm_strided(const StridedGemm& g, float* scratch);
 
+// sgemm_fused's workspace is sgemm_fused_workspace_size(...) floats, as sgemm's.
+size_t sgemm_fused_workspace_size(bool trans_a, bool trans_b, int M, int N, int K, int lda,
+                                  int ldb, int num_threads);
 void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
-                 const float* B, int ldb, float* C, int ldc, const GemmEpilogue& epilogue);
+                 const float* B, int ldb, float* C, int ldc, const GemmEpilogue& epilogue,
+                 float* workspace, int num_threads);
 
 // dst (cols, rows) = src (rows, cols)^T; src rows are lds apart, dst rows ldd apart.
 void transpose(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows,
@@ -63,12 +76,17 @@ void sgemm_reference(bool trans_a, bool trans_b, int M, int N, int K, float alph
                      int lda, const float* B, int ldb, float beta, float* C, int ldc);
 
 // matmul: c (M,N) = op(a) @ op(b), with op as in sgemm; a, b, c are dense (no padding).
+// workspace and num_threads as sgemm's, the size from the *_workspace_size function.
+size_t matmul_forward_workspace_size(int M, int N, int K, bool trans_a, bool trans_b,
+                                     int num_threads);
 void matmul_forward(float* c, const float* a, const float* b, int M, int N, int K, bool trans_a,
-                    bool trans_b);
+                    bool trans_b, float* workspace, int num_threads);
 // Given dc (M,N): da = dc @ op(b)^T in a's own layout, db = op(a)^T @ dc in b's own layout.
 // da / db are overwritten (this op has no parameters); either may be null.
+size_t matmul_backward_workspace_size(int M, int N, int K, bool trans_a, bool trans_b,
+                                      int num_threads);
 void matmul_backward(float* da, float* db, const float* dc, const float* a, const float* b, int M,
-                     int N, int K, bool trans_a, bool trans_b);
+                     int N, int K, bool trans_a, bool trans_b, float* workspace, int num_threads);
 
 // Linear: y (B,OUT) = x (B,IN) @ wt + bias, with the weight stored transposed: wt (IN,OUT) is
 // w^T for PyTorch's w (OUT,IN) (the Python layer shows it as that w, a view of this memory). Rows
@@ -77,8 +95,12 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
 // same pass (number for number as relu_forward / sigmoid_forward after it). Returns the number
 // of nonzero entries of x (NaN counted as nonzero) when it counted them to choose the
 // zero-skipping path, -1 when it did not; linear_backward can take it instead of counting again.
+// workspace: linear_forward_workspace_size(...) floats, 64-byte aligned (null when 0);
+// num_threads: the most threads it runs on.
+size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads);
 long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
-                    int IN, int OUT, Activation act = Activation::none);
+                    int IN, int OUT, float* workspace, int num_threads,
+                    Activation act = Activation::none);
 // dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT, rows ldw apart; the padding is never
 // written) += x^T @ dy; dbias (OUT) += sum over the batch of dy. accumulate == false: dwt and
 // dbias are overwritten instead (the first backward after zero_grad, which then needs no pass
@@ -88,9 +110,12 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
 // dx_act: the activation (ReLU or Sigmoid) whose output x is: dx is then the gradient at that
 // activation's input, activation_backward(dx_act, dx, dy @ wt^T, x) (the same numbers as the
 // two steps, without handing the intermediate gradient back and forth).
+// workspace / num_threads as linear_forward's, the size from linear_backward_workspace_size.
+size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads);
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
-                     const float* wt, int ldw, int B, int IN, int OUT, bool accumulate = true,
-                     long x_nonzeros = -1, Activation dx_act = Activation::none);
+                     const float* wt, int ldw, int B, int IN, int OUT, float* workspace,
+                     int num_threads, bool accumulate = true, long x_nonzeros = -1,
+                     Activation dx_act = Activation::none);
 
 }  // namespace NNFAST_ISA
 }  // namespace nnfast

@@ -33,7 +33,9 @@
   X(conv2d_workspace_size) X(conv2d_forward) X(conv2d_backward)                                 \
   X(conv2d_relu_maxpool_forward) X(conv2d_relu_maxpool_backward)                                \
   X(gather_rows) X(dropout_forward) X(dropout_backward)                                         \
-  X(sgemm) X(sgemm_reference) X(matmul_forward) X(matmul_backward) X(linear_forward)            \
+  X(sgemm_workspace_size) X(sgemm) X(sgemm_reference) X(matmul_forward_workspace_size)          \
+  X(matmul_forward) X(matmul_backward_workspace_size) X(matmul_backward)                        \
+  X(linear_forward_workspace_size) X(linear_forward) X(linear_backward_workspace_size)          \
   X(linear_backward)                                                                            \
   X(cross_entropy_forward) X(cross_entropy_backward) X(cross_entropy_soft_forward)              \
   X(cross_entropy_soft_backward) X(nll_forward) X(nll_backward) X(mse_forward) X(mse_backward)  \
