@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
-"""Lists the C++ functions in cpp/src and cpp/include longer than a screen.
+"""Lists the C++ and CUDA functions in cpp/ longer than a screen.
 
-    python scripts/long_functions.py [--max N] [--all] [paths...]   (default: 60 lines, cpp/src
-                                                                      and cpp/include)
+    python scripts/long_functions.py [--max N] [--all] [paths...]   (default: 60 lines, cpp/)
 
 A function is a brace block, outside any other function, whose opening brace follows a closing
 parenthesis (optionally with const / noexcept / override / a trailing return type between); its
@@ -86,9 +85,9 @@ def main():
     ap.add_argument("--all", action="store_true", help="list every function, longest first")
     ap.add_argument("paths", nargs="*")
     args = ap.parse_args()
-    paths = [pathlib.Path(p) for p in args.paths] or [ROOT / "cpp" / "src", ROOT / "cpp" / "include"]
+    paths = [pathlib.Path(p) for p in args.paths] or [ROOT / "cpp"]
     files = [f for p in paths for f in (sorted(p.rglob("*")) if p.is_dir() else [p])
-             if f.suffix in (".h", ".hpp", ".cpp", ".cc")]
+             if f.suffix in (".h", ".hpp", ".cpp", ".cc", ".cu", ".cuh")]
     rows = [(length, f, line, name) for f in files for name, line, length in functions(f)]
     rows.sort(key=lambda r: -r[0])
     failed = False
