@@ -2,9 +2,8 @@
 //
 // A training step allocates the same activations and gradients every time (a LeNet step: a dozen
 // arrays of up to 3.7 MB) and frees them a step later. Through malloc, blocks that large are
-// mmap'ed and unmapped each time, so every step page-faults its whole working set back in: a
-// third of a LeNet step on a 2-core machine (measured: 7.4 ms -> 5.0 ms with glibc's trimming
-// turned off). BlockCache keeps recently freed blocks of at least kMinBytes, up to kMaxCachedBytes
+// mmap'ed and unmapped each time, so every step page-faults its whole working set back in.
+// BlockCache keeps recently freed blocks of at least kMinBytes, up to kMaxCachedBytes
 // in all (least recently freed evicted first), and hands one back for a request of exactly its
 // size. Smaller arrays are NumPy's own (new_array); scratch blocks below kMinBytes, and blocks
 // over kMaxBlockBytes (a large inference batch), go straight to malloc / free. A request that
@@ -88,9 +87,8 @@ class BlockCache {
 
 // An uninitialised C-contiguous array of `shape`. Memory of at least kMinBytes comes from the
 // BlockCache and goes back to it when NumPy frees the array; a smaller array is NumPy's own
-// (which keeps small blocks for reuse itself): a capsule to own the memory cost more than the
-// allocation (benchmarks/gemm.py's call cost of a 1 x 1 product: 0.95 us before, 0.74-0.80 us
-// after, numpy.matmul's 0.59-0.66 us).
+// (which keeps small blocks for reuse itself): a capsule to own the memory would cost more than
+// the allocation (benchmarks/gemm.py prints the call cost of a 1 x 1 product).
 template <typename T>
 pybind11::array_t<T, pybind11::array::c_style> new_array(const std::vector<pybind11::ssize_t>& shape) {
   size_t n = 1;
