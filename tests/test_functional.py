@@ -301,3 +301,22 @@ def test_targets_losses_and_weights_by_output_name():
         model.fit(data, {"head": targets["dense_1"]}, verbose=0)
     with pytest.raises(TypeError, match="needs a graph model"):
         nf.Sequential(nn.Linear(4, 3)).by_output({"a": 1}, "fit")
+
+
+def test_a_traced_model_of_two_inputs_with_lazy_layers_trains():
+    class TwoInputs(nf.Model):
+        def __init__(self):
+            super().__init__()
+            self.left, self.right, self.head = nn.Dense(4), nn.Dense(4), nn.Dense(2)
+
+        def forward(self, a, b):
+            return self.head(nn.Concatenate()([self.left(a), self.right(b)]))
+
+    nf.seed(0)
+    model = TwoInputs()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(16, 3)).astype(np.float32), rng.normal(size=(16, 5)).astype(np.float32)
+    history = model.fit([a, b], np.arange(16) % 2, epochs=2, batch_size=8, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert model.left.linear.weight.shape == (4, 3) and model.right.linear.weight.shape == (4, 5)

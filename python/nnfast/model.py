@@ -422,8 +422,9 @@ class Model(Module):
         x, y, validation_data = self._split_validation(x, y, validation_data, validation_split)
         if validation_data is not None:
             validation_data = (validation_data[0], self.by_output(validation_data[1], "fit"))
-        if not self.is_built():
-            self._build_from_shape(x.shape[1:])  # Dense layers learn their input size
+        if not self.is_built():   # Dense layers learn their input size
+            self._build_from_shape([a.shape[1:] for a in x] if isinstance(x, list)
+                                   else x.shape[1:])
         if self.optimizer is None:
             self._build_optimizer()
         callbacks = list(callbacks or [])
@@ -627,12 +628,16 @@ class Model(Module):
         return table
 
     def _build_from_shape(self, input_shape):
-        """Run one zero sample through the model in eval mode (builds lazy layers)."""
+        """Run one zero sample through the model in eval mode (builds lazy layers);
+        ``input_shape`` is one sample's shape, or a list of them for several inputs."""
         was_training = self.training
         self.eval()
+        several = isinstance(input_shape, list)
+        zeros = [np.zeros((1, *s), dtype=np.float32) for s in
+                 (input_shape if several else [input_shape])]
         try:
             with no_grad():
-                self.forward(np.zeros((1, *input_shape), dtype=np.float32))
+                self.forward(zeros if several else zeros[0])
         finally:
             self.train(was_training)
 
