@@ -1,6 +1,9 @@
-"""The main job: train softmax regression, the MLPs 784-100(sigmoid)-10 and 784-256-128-10 (ReLU)
-and the LeNet-like CNN on the genuine MNIST with nnfast, the NumPy reference (nnfast.reference)
-and PyTorch (when it is importable), from identical initial weights and identical batches, each
+"""The main job: train softmax regression, the MLPs 784-100(sigmoid)-10 and 784-256-128-10 (ReLU),
+the LeNet-like CNN and PyTorch's MNIST example network (Conv2d 1-32 and 32-64 3x3, MaxPool,
+Linear 9216-128-10, Adam, batch 64) on the genuine MNIST, on raw pixels (0..1) and on
+standardised inputs (PyTorch's example: mean 0.1307, std 0.3081, so no pixel is zero), with
+nnfast, the NumPy reference (nnfast.reference) and PyTorch (when it is importable), from
+identical initial weights and identical batches, each
 (model, engine) in a fresh process, the engines' epochs taken in turns (so that a slow spell of
 a shared machine falls on all of them alike), and report time per epoch, samples/s, test
 accuracy, prediction time, peak memory and the ratios between engines.
@@ -30,6 +33,7 @@ import numpy as np
 import nnfast as nf
 from nnfast import nn, optim
 from nnfast import reference as ref
+from peak import fma_peak
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -50,7 +54,37 @@ MODELS = {
                        ("relu",), ("maxpool", 2), ("flatten",), ("linear", 512, 100),
                        ("sigmoid",), ("linear", 100, 10)],
             "lr": 0.1, "momentum": 0.9, "batch": 100, "epochs": 10, "image": True},
+    "torch_example": {"title": "PyTorch's MNIST example net",
+                      "layers": [("conv", 1, 32, 3), ("relu",), ("conv", 32, 64, 3), ("relu",),
+                                 ("maxpool", 2), ("flatten",), ("linear", 9216, 128), ("relu",),
+                                 ("linear", 128, 10)],
+                      "optimizer": "adam", "lr": 1e-3, "batch": 64, "epochs": 2, "image": True,
+                      "reference_steps": 10},
 }
+# The input kinds: raw pixels scaled to [0, 1] (81 % zeros), and standardised as PyTorch's MNIST
+# example does it (no zeros at all).
+INPUTS = {"raw": lambda x: x, "standardised": lambda x: ((x - 0.1307) / 0.3081).astype(np.float32)}
+
+
+def training_flops(spec):
+    """Floating-point operations of one sample's training step on dense inputs: each Linear and
+    Conv2d's forward product, its weight-gradient product, and its input-gradient product (all
+    but the first layer's, which training skips), 2 per multiply-add."""
+    shape, products = (1, 28, 28) if spec["image"] else (784,), []
+    for kind, *args in spec["layers"]:
+        if kind == "linear":
+            products.append(2 * args[0] * args[1])
+            shape = (args[1],)
+        elif kind == "conv":
+            c, oc, k = args
+            oh, ow = shape[1] - k + 1, shape[2] - k + 1
+            products.append(2 * c * k * k * oc * oh * ow)
+            shape = (oc, oh, ow)
+        elif kind == "maxpool":
+            shape = (shape[0], shape[1] // args[0], shape[2] // args[0])
+        elif kind == "flatten":
+            shape = (int(np.prod(shape)),)
+    return 3 * sum(products) - products[0]
 
 
 # ---------------------------------------------------------------------------------- engines
@@ -74,7 +108,11 @@ class NnfastEngine:
         self.model = nnfast_model(spec["layers"])
         self.model.set_weights(weights)
         self.loss_fn = nn.CrossEntropyLoss()
-        self.opt = optim.SGD(self.model.parameters(), lr=spec["lr"], momentum=spec["momentum"])
+        if spec.get("optimizer") == "adam":
+            self.opt = optim.Adam(self.model.parameters(), lr=spec["lr"])
+        else:
+            self.opt = optim.SGD(self.model.parameters(), lr=spec["lr"],
+                                 momentum=spec["momentum"])
 
     def train_step(self, x, y):
         loss = self.loss_fn(self.model(x), y)
@@ -103,8 +141,9 @@ class NumpyEngine:
                 p[0] = np.ascontiguousarray(p[0].T)
             self.layers.append((kind, args, p))
             self.params += p
-        self.lr, self.momentum = spec["lr"], spec["momentum"]
+        self.spec = spec
         self.buffers = [np.zeros_like(p) for p in self.params]
+        self.second = [np.zeros_like(p) for p in self.params]   # Adam's second moments
         self.steps = 0
 
     def _forward(self, x, cache):
@@ -147,10 +186,13 @@ class NumpyEngine:
                 g = ref.sigmoid_backward(g, saved)
             elif kind == "flatten":
                 g = g.reshape(saved.shape)
-        for p, dp, buf in zip(self.params, grads, self.buffers):
-            ref.sgd_step(p, dp, buf, lr=self.lr, momentum=self.momentum,
-                         first_step=self.steps == 0)
         self.steps += 1
+        for p, dp, buf, second in zip(self.params, grads, self.buffers, self.second):
+            if self.spec.get("optimizer") == "adam":
+                ref.adam_step(p, dp, buf, second, lr=self.spec["lr"], step=self.steps)
+            else:
+                ref.sgd_step(p, dp, buf, lr=self.spec["lr"], momentum=self.spec["momentum"],
+                             first_step=self.steps == 1)
         return loss
 
     def predict(self, x):
@@ -171,8 +213,11 @@ class TorchEngine:
         with torch.no_grad():
             for p, w in zip(self.model.parameters(), weights):
                 p.copy_(torch.from_numpy(w))
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=spec["lr"],
-                                   momentum=spec["momentum"])
+        if spec.get("optimizer") == "adam":
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=spec["lr"])
+        else:
+            self.opt = torch.optim.SGD(self.model.parameters(), lr=spec["lr"],
+                                       momentum=spec["momentum"])
         self.loss_fn = torch.nn.CrossEntropyLoss()
 
     def gather(self, x, y, idx):
@@ -383,17 +428,21 @@ def machine_description(threads):
 
 
 def max_steps_of(args, spec, engine_name):
-    """The NumPy reference is slow on the CNN: in a quick run it trains on 20 batches."""
-    return 20 if args.quick and spec["image"] and engine_name == "numpy" else None
+    """The NumPy reference is slow on the CNNs: in a quick run it trains on 20 batches of the
+    LeNet-like CNN; on PyTorch's example network always on its "reference_steps" batches."""
+    if engine_name != "numpy" or not spec["image"]:
+        return None
+    return spec.get("reference_steps", 20 if args.quick else None)
 
 
-def finish_record(run, key, engine_name, epochs, peak_bytes):
-    """The result record of one (model, engine) run from its epochs."""
+def finish_record(run, key, inputs, engine_name, epochs, peak_bytes):
+    """The result record of one (model, inputs, engine) run from its epochs."""
     spec = MODELS[key]
-    run.update(model=key, engine=engine_name, title=spec["title"], epochs=epochs,
+    run.update(model=key, inputs=inputs, engine=engine_name, title=spec["title"], epochs=epochs,
                batch=spec["batch"], peak_memory_bytes=peak_bytes,
                epoch_time=float(np.median(run["epoch_times"])))
     run["samples_per_s"] = run["samples_per_epoch"] / run["epoch_time"]
+    run["gflops"] = training_flops(spec) * run["samples_per_s"] / 1e9
     # Time of one full epoch (60,000 samples), scaled from the batches actually run.
     run["epoch_time_60k"] = run["epoch_time"] * 60000 / run["samples_per_epoch"]
     return run
@@ -409,7 +458,7 @@ def run_engine(args, key, engine_name, x, y, x_test, y_test, weights, orders):
     with PeakRSS() as mem:
         run = train_and_time(engine, x, y, x_test, y_test, orders,
                              max_steps_of(args, spec, engine_name))
-    return finish_record(run, key, engine_name, len(orders), mem.added)
+    return finish_record(run, key, args.inputs, engine_name, len(orders), mem.added)
 
 
 # Seconds between two engines' epochs, so that the one before has its idle thread pools asleep
@@ -448,7 +497,7 @@ def worker(args, x, y, x_test, y_test, weights, orders):
         else:
             mem.__exit__(None, None, None)
             run["predict_time"] = best_predict_time(engine, x_test)
-            answer(finish_record(run, key, engine_name, len(orders), mem.added))
+            answer(finish_record(run, key, args.inputs, engine_name, len(orders), mem.added))
             return
 
 
@@ -461,8 +510,8 @@ class Worker:
         self.name = engine_name
         self.log = tempfile.TemporaryFile(mode="w+")
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--models", key,
-               "--engines", engine_name, "--threads", str(args.threads), "--seed",
-               str(args.seed)]
+               "--inputs", args.inputs, "--engines", engine_name, "--threads",
+               str(args.threads), "--seed", str(args.seed)]
         cmd += ["--quick"] if args.quick else []
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -528,7 +577,9 @@ def model_setup(args, key, x_train, x_test):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a subset and 1 epoch")
-    parser.add_argument("--models", default="softmax,mlp,mlp256,cnn")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--inputs", default=",".join(INPUTS),
+                        help="raw pixels (0..1), standardised inputs, or both")
     parser.add_argument("--engines", default="nnfast,numpy,torch")
     parser.add_argument("--epochs", type=int, help="override every model's epoch count")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -558,17 +609,26 @@ def main(argv=None):
         print("PyTorch is not installed: comparing nnfast with the NumPy reference only",
               file=sys.stderr)
         engines.remove("torch")
+    kinds = [k for k in args.inputs.split(",") if k]
+    unknown = [k for k in kinds if k not in INPUTS] + [m for m in args.models.split(",")
+                                                        if m and m not in MODELS]
+    if unknown:
+        raise SystemExit(f"unknown model or input kind {unknown}; models: {list(MODELS)}, "
+                         f"inputs: {list(INPUTS)}")
     if args.worker:
-        _, x, xt, weights, orders = model_setup(args, args.models, x_train, x_test)
+        prepare = INPUTS[args.inputs]
+        _, x, xt, weights, orders = model_setup(args, args.models, prepare(x_train),
+                                                prepare(x_test))
         worker(args, x, y_train, xt, y_test, weights, orders)
         return None
     machine = machine_description(args.threads)
     print(f"MNIST on {machine['cpu']}, {args.threads} threads, nnfast ISA {machine['isa']}"
           + (" (quick run: 10,000 training images, 1 epoch)" if args.quick else ""))
     results = []
-    for key in [m for m in args.models.split(",") if m]:
-        spec = MODELS[key]
-        epochs, x, xt, weights, orders = model_setup(args, key, x_train, x_test)
+    for key, kind in [(m, k) for m in args.models.split(",") if m for k in kinds]:
+        spec, args.inputs = MODELS[key], kind   # args.inputs: the kind the workers prepare
+        epochs, x, xt, weights, orders = model_setup(args, key, INPUTS[kind](x_train),
+                                                     INPUTS[kind](x_test))
         if args.in_process:
             runs = [run_engine(args, key, engine_name, x, y_train, xt, y_test, weights, orders)
                     for engine_name in engines]
@@ -576,8 +636,9 @@ def main(argv=None):
             runs = run_interleaved(args, key, engines, epochs)
         for run in runs:
             results.append(run)
-            print(f"  {spec['title']:<26} {run['engine']:<7} {run['epoch_time']:7.3f} s/epoch "
-                  f"test accuracy {run['test_accuracy'][-1]:.4f}", file=sys.stderr)
+            print(f"  {spec['title']:<28} {kind:<12} {run['engine']:<7} "
+                  f"{run['epoch_time']:7.3f} s/epoch test accuracy "
+                  f"{run['test_accuracy'][-1]:.4f}", file=sys.stderr)
         if args.profile:
             batches = orders[0][:200]
             total, parts = profile_nnfast(spec, weights, x, y_train, batches, args.threads)
@@ -595,7 +656,8 @@ def main(argv=None):
             print("  gathering a batch (best of 3 passes over the batches above): "
                   + ", ".join(f"{name} {us:.1f} us" for name, us in ranked))
 
-    print_table(results)
+    machine["fma_peak_gflops"] = fma_peak()
+    print_table(results, machine["fma_peak_gflops"])
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"machine": machine, "quick": args.quick, "results": results}, f, indent=1)
@@ -607,57 +669,61 @@ def main(argv=None):
     return results
 
 
-def print_table(results):
-    """One row per (model, engine): epoch time, throughput, accuracy, memory and ratios."""
-    by_key = {(r["model"], r["engine"]): r for r in results}
-    head = (f"{'model':<26} {'engine':<7} {'epochs':>6} {'s/epoch':>9} {'samples/s':>10} "
-            f"{'test acc':>9} {'predict s':>9} {'peak MB':>8} {'vs numpy':>9} {'vs torch':>9} "
-            f"{'predict vs torch':>16}")
+def case(r):
+    """What a record ran: (model, input kind)."""
+    return r["model"], r.get("inputs", "raw")
+
+
+def ratio(results, r, other, key="epoch_time_60k"):
+    """Record r's ``key`` over ``other`` engine's on the same model and inputs, as text ("-"
+    when the other did not run)."""
+    o = next((q for q in results if case(q) == case(r) and q["engine"] == other), None)
+    return f"{r[key] / o[key]:.2f}x" if o else "-"
+
+
+def print_table(results, peak):
+    """One row per (model, inputs, engine): epoch time, throughput, GFLOP/s of the dense
+    products and their share of the FMA peak (``peak`` GFLOP/s), accuracy, memory, ratios."""
+    head = (f"{'model':<28} {'inputs':<12} {'engine':<7} {'epochs':>6} {'s/epoch':>9} "
+            f"{'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'test acc':>9} {'predict s':>9} "
+            f"{'peak MB':>8} {'vs numpy':>9} {'vs torch':>9} {'predict vs torch':>16}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
-        ratios = []
-        for other in ("numpy", "torch"):
-            o = by_key.get((r["model"], other))
-            ratios.append(f"{r['epoch_time_60k'] / o['epoch_time_60k']:.2f}x" if o else "-")
-        o = by_key.get((r["model"], "torch"))
-        ratios.append(f"{r['predict_time'] / o['predict_time']:.2f}x" if o else "-")
-        peak = "-" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}"
-        print(f"{r['title']:<26} {r['engine']:<7} {r['epochs']:>6} {r['epoch_time_60k']:>9.3f} "
-              f"{r['samples_per_s']:>10,.0f} {r['test_accuracy'][-1]:>9.4f} "
-              f"{r['predict_time']:>9.3f} {peak:>8} "
-              f"{ratios[0]:>9} {ratios[1]:>9} {ratios[2]:>16}")
+        memory = "-" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}"
+        print(f"{r['title']:<28} {case(r)[1]:<12} {r['engine']:<7} {r['epochs']:>6} "
+              f"{r['epoch_time_60k']:>9.3f} {r['samples_per_s']:>10,.0f} {r['gflops']:>8.1f} "
+              f"{r['gflops'] / peak:>6.0%} "
+              f"{r['test_accuracy'][-1]:>9.4f} {r['predict_time']:>9.3f} {memory:>8} "
+              f"{ratio(results, r, 'numpy'):>9} {ratio(results, r, 'torch'):>9} "
+              f"{ratio(results, r, 'torch', 'predict_time'):>16}")
     print("s/epoch: median over epochs, scaled to 60,000 samples; ratios are epoch-time ratios "
           "(below 1 = nnfast faster); predict: the 10,000 test images in batches of 1,000, "
-          "best of 3.")
+          f"best of 3; GFLOP/s: the dense products of a training step (raw pixels let nnfast "
+          f"skip zeros, so its figure there is not all work done); %peak: of the {peak:.0f} "
+          "GFLOP/s FMA peak (benchmarks/peak.py).")
 
 
 MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def ratio(results, model, engine, other):
-    """nnfast's (or ``engine``'s) epoch time over ``other``'s on ``model``, as text ("-" when
-    either did not run)."""
-    by_key = {(r["model"], r["engine"]): r for r in results}
-    a, b = by_key.get((model, engine)), by_key.get((model, other))
-    return f"{a['epoch_time_60k'] / b['epoch_time_60k']:.2f}x" if a and b else "-"
 
 
 def markdown_table(results, machine, quick):
     """The results as Markdown: one row per model (nnfast's epoch time and test accuracy, its
     epoch-time ratios to the NumPy reference and to PyTorch), then a line naming the machine,
     the date, the versions and the kernels' ISA."""
-    rows = ["| model (SGD, batch 100) | epochs | nnfast s/epoch | test acc | vs NumPy "
-            "| vs PyTorch |", "|---|---:|---:|---:|---:|---:|"]
+    peak = machine["fma_peak_gflops"]
+    rows = ["| model | inputs | epochs | nnfast s/epoch | GFLOP/s (% peak) | test acc | vs NumPy "
+            "| vs PyTorch |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if r["engine"] != "nnfast":
             continue
         spec = MODELS[r["model"]]
-        settings = f"lr {spec['lr']:g}" + (f", momentum {spec['momentum']:g}"
-                                           if spec["momentum"] else "")
-        rows.append(f"| {r['title']}, {settings} | {r['epochs']} | {r['epoch_time_60k']:.3f} | "
+        settings = (f"{spec.get('optimizer', 'sgd').upper()} lr {spec['lr']:g}"
+                    + (f" momentum {spec['momentum']:g}" if spec.get("momentum") else "")
+                    + f", batch {spec['batch']}")
+        rows.append(f"| {r['title']}, {settings} | {case(r)[1]} | {r['epochs']} | "
+                    f"{r['epoch_time_60k']:.3f} | {r['gflops']:.0f} ({r['gflops'] / peak:.0%}) | "
                     f"{100 * r['test_accuracy'][-1]:.2f} % | "
-                    f"{ratio(results, r['model'], 'nnfast', 'numpy')} | "
-                    f"{ratio(results, r['model'], 'nnfast', 'torch')} |")
+                    f"{ratio(results, r, 'numpy')} | {ratio(results, r, 'torch')} |")
     torch = f", PyTorch {machine['torch']}" if machine.get("torch") else ", without PyTorch"
     run = ("`python benchmarks/mnist.py --quick` (10,000 training images, 1 epoch)" if quick
            else "`python benchmarks/mnist.py`")
@@ -666,8 +732,10 @@ def markdown_table(results, machine, quick):
                     f"{machine['threads']} threads, {machine['date']}; nnfast {machine['nnfast']} "
                     f"({machine['isa']} kernels{native}), Python {machine['python']}, "
                     f"NumPy {machine['numpy']}{torch}. "
-                    "s/epoch: median epoch time scaled to 60,000 images; ratios: nnfast's epoch "
-                    "time over the other engine's (below 1: nnfast is faster).")
+                    "s/epoch: median epoch time scaled to 60,000 images; GFLOP/s: the dense "
+                    f"products of training, % of the {peak:.0f} GFLOP/s FMA peak "
+                    "(benchmarks/peak.py); ratios: nnfast's epoch time over the other engine's "
+                    "(below 1: nnfast is faster).")
     return "\n".join(rows) + "\n\n" + machine_line + "\n"
 
 
@@ -709,7 +777,8 @@ def plot(results, path):
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models):
         for r in (r for r in results if r["model"] == model):
-            ax.plot(range(1, r["epochs"] + 1), r["test_accuracy"], marker="o", label=r["engine"])
+            ax.plot(range(1, r["epochs"] + 1), r["test_accuracy"], marker="o",
+                    label=f"{r['engine']} {case(r)[1]}")
         ax.set_title(MODELS[model]["title"])
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
