@@ -2,17 +2,10 @@
 // pure function of (seed, i), so it is the same for any thread count and reproducible in NumPy.
 #include "nnfast/dropout.h"
 
+#include "nnfast/dropout_hash.h"
+
 namespace nnfast {
 inline namespace NNFAST_ISA {
-
-// splitmix64 of seed + (i+1) * golden ratio, top 24 bits as a float in [0, 1).
-static inline float dropout_uniform(uint64_t seed, uint64_t i) {
-  uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (float)(z >> 40) * (1.0f / 16777216.0f);
-}
 
 // A dropped element: x * 0 as PyTorch computes it, but +0 for every finite x (x - x), NaN for NaN
 // and +-inf.
