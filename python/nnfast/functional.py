@@ -81,9 +81,10 @@ class Functional(Model):
             if not isinstance(t, Input):
                 raise TypeError(f"Model inputs must be nn.Input tensors, got {t!r}")
         self.nodes = _topological(self.outputs, self.inputs)
-        self.layers = []
+        self.layers, self._layer_index = [], {}   # first-use order; id(layer) -> its index
         for node in self.nodes:
-            if all(node.layer is not layer for layer in self.layers):
+            if id(node.layer) not in self._layer_index:
+                self._layer_index[id(node.layer)] = len(self.layers)
                 self.layers.append(node.layer)
         self._runners = self._make_runners()
         self._units = self._make_units()
@@ -137,9 +138,8 @@ class Functional(Model):
     def output_names(self):
         """The name of the layer making each output (summary's names): the keys of dicts of
         targets, losses and loss weights."""
-        names = dict(zip(map(id, self.layers), layer_names(list(self.inputs) + self.layers)
-                         [len(self.inputs):]))
-        return [names[id(t.node.layer)] if t.node is not None else "input"
+        names = layer_names(list(self.inputs) + self.layers)[len(self.inputs):]
+        return [names[self._layer_index[id(t.node.layer)]] if t.node is not None else "input"
                 for t in self.outputs]
 
     def train(self, mode=True):
@@ -200,8 +200,9 @@ class Functional(Model):
     def step_of(self, layer):
         """The fusion step that runs ``layer`` at its first node, or None."""
         for _, _, plan in self._units:
-            if plan is not None and plan.step_of(layer) is not None:
-                return plan.step_of(layer)
+            step = plan.step_of(layer) if plan is not None else None
+            if step is not None:
+                return step
         return None
 
     # ------------------------------------------------------------------ description
@@ -230,8 +231,7 @@ class Functional(Model):
                 for i, t in enumerate(self.inputs)]
         counted = set()
         for node in self.nodes:
-            name = names[len(self.inputs) + next(i for i, layer in enumerate(self.layers)
-                                                  if layer is node.layer)]
+            name = names[len(self.inputs) + self._layer_index[id(node.layer)]]
             count = 0 if id(node.layer) in counted else (node.layer.count_params()
                                                           + node.layer.count_non_trainable())
             counted.add(id(node.layer))
@@ -246,8 +246,7 @@ class Functional(Model):
         where = {id(t): ["input", i] for i, t in enumerate(self.inputs)}
         nodes = []
         for j, node in enumerate(self.nodes):
-            index = next(i for i, layer in enumerate(self.layers) if layer is node.layer)
-            nodes.append({"layer": index, "inputs": [where[id(t)] for t in node.inputs],
+            nodes.append({"layer": self._layer_index[id(node.layer)], "inputs": [where[id(t)] for t in node.inputs],
                           "several": node.several})
             where[id(node.output)] = ["node", j]
         return {"inputs": [list(t.shape) for t in self.inputs], "fuse": self.fuse,
