@@ -1,6 +1,7 @@
 """Data-parallel scaling on one machine: an MNIST epoch of the MLP 784-256-128-10 (Adam, global
 batch 100) trained by 1 rank x T threads against T ranks x 1 thread (mpirun, nnfast.distributed),
-with PyTorch's single-process epoch on T threads beside them when torch is importable; and the
+with the NumPy reference backend's single-process epoch and PyTorch's on T threads (when torch
+is importable) beside them; and the
 time of one gradient Allreduce against its bytes, so the communication share of a step shows
 where the scaling stops. Configurations run in turns, each in fresh processes.
 
@@ -62,6 +63,8 @@ def worker(args):
     nf.distributed.init()
     x, y = load(args.samples)
     model = nnfast_model()
+    if args.reference:
+        model.to("reference")
     averaging = {"seconds": 0.0, "calls": 0}
     average = nf.distributed.average_gradients
 
@@ -115,9 +118,10 @@ def torch_epoch(args, threads):
     return {"epoch_s": (time.perf_counter() - start) / args.epochs, "ranks": 1, "threads": threads}
 
 
-def launch(args, ranks, threads):
+def launch(args, ranks, threads, reference=False):
     command = [sys.executable, __file__, "--worker", "--samples", str(args.samples),
                "--epochs", str(args.epochs), "--batch", str(args.batch)]
+    command += ["--reference"] if reference else []
     if ranks > 1:
         command = ["mpirun", "-n", str(ranks)] + command
     env = {**os.environ, **ROOT_ENV, "OMP_NUM_THREADS": str(threads)}
@@ -143,6 +147,7 @@ def main():
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--torch-worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -153,7 +158,8 @@ def main():
         args.samples, args.rounds = 10000, 1
     cores = os.cpu_count() or 1
     configs = {f"nnfast 1 rank x {cores} threads": lambda: launch(args, 1, cores),
-               f"nnfast {cores} ranks x 1 thread": lambda: launch(args, cores, 1)}
+               f"nnfast {cores} ranks x 1 thread": lambda: launch(args, cores, 1),
+               f"NumPy reference 1 process x {cores}": lambda: launch(args, 1, cores, True)}
     if torch_available():
         configs[f"PyTorch 1 process x {cores} threads"] = lambda: json.loads(subprocess.run(
             [sys.executable, __file__, "--torch-worker", str(cores), "--samples",
