@@ -21,11 +21,17 @@ from .nn.keras import Input
 from .nn.module import Module, describe, rebuild
 
 
-def _check_array(a, who, name):
-    if a is None and name == "y":   # the target of an output without a loss
-        return None
+def _each(data, fn):
+    """fn(array) for an array; for a list (a model of several inputs or outputs), fn of each of
+    its arrays, None (the target of an output without a loss) kept as None."""
+    if isinstance(data, (list, tuple)):
+        return [None if a is None else fn(a) for a in data]
+    return fn(data)
+
+
+def _numeric(a, who):
     a = np.asarray(a)
-    if name == "x" and a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biuf":
         raise TypeError(f"{who}: x must be numeric, got dtype {a.dtype}")
     return a
 
@@ -33,8 +39,9 @@ def _check_array(a, who, name):
 def _check_inputs(x, y, who):
     """x and y as NumPy arrays, or lists of them for a model of several inputs / outputs, all
     with one number of samples."""
-    x = [_check_array(a, who, "x") for a in x] if isinstance(x, (list, tuple)) else \
-        _check_array(x, who, "x")
+    if isinstance(x, (list, tuple)) and any(a is None for a in x):
+        raise TypeError(f"{who}: an input of x is None")
+    x = _each(x, lambda a: _numeric(a, who))
     n = _count(x)
     if n == 0:
         raise ValueError(f"{who}: x is empty")
@@ -42,8 +49,7 @@ def _check_inputs(x, y, who):
         raise ValueError(f"{who}: the inputs have different numbers of samples "
                          f"{[len(a) for a in x]}")
     if y is not None:
-        y = [_check_array(a, who, "y") for a in y] if isinstance(y, (list, tuple)) else \
-            _check_array(y, who, "y")
+        y = _each(y, np.asarray)
         for t in y if isinstance(y, list) else [y]:
             if t is not None and len(t) != n:
                 raise ValueError(f"{who}: x has {n} samples but y has {len(t)}")
@@ -57,22 +63,16 @@ def _count(data):
 
 def _rows(data, index):
     """data[index] for an array or each array of a list."""
-    if isinstance(data, list):
-        return [None if a is None else a[index] for a in data]
-    return data[index]
+    return _each(data, lambda a: a[index])
 
 
 def _as_batch(x):
-    if isinstance(x, list):
-        return [np.ascontiguousarray(a, dtype=np.float32) for a in x]
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return _each(x, lambda a: np.ascontiguousarray(a, dtype=np.float32))
 
 
 def _gathered(x, index):
     """The rows ``index`` of x (an array or a list of them) as float32 batches."""
-    if isinstance(x, list):
-        return [_as_batch(take_rows(a, index)) for a in x]
-    return _as_batch(take_rows(x, index))
+    return _each(x, lambda a: np.ascontiguousarray(take_rows(a, index), dtype=np.float32))
 
 
 def _first(data):
