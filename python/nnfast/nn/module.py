@@ -8,7 +8,6 @@ through their ``backend`` (see ``nnfast.backend``); the training loop belongs to
 import numpy as np
 
 from .. import backend as backends
-from .._grad import no_grad
 from ._arrays import aligned_zeros
 from .symbolic import call_symbolic, is_symbolic
 
@@ -102,18 +101,6 @@ class Parameter:
         return f"Parameter(shape={self.shape})"
 
 
-def _run_on_zeros(layer, sample):
-    """layer's output for a zero sample, in eval mode without keeping anything for backward
-    (builds a lazy layer)."""
-    was_training = layer.training
-    layer.eval()
-    try:
-        with no_grad():
-            return layer.forward(sample)
-    finally:
-        layer.train(was_training)
-
-
 def add_parameter_gradients(weight, bias, kernel):
     """Run ``kernel(dw, db, accumulate)``, a backward kernel that adds into a layer's weight and
     bias gradients (bias may be None), and return its result. accumulate is False when both were
@@ -161,7 +148,7 @@ class Module:
         """forward(*args); on SymbolicTensors (Keras's functional API: nn.Input and what layers
         return for it), a node of a graph instead (nnfast.Model(inputs, outputs))."""
         if is_symbolic(args):
-            return call_symbolic(self, args, _run_on_zeros)
+            return call_symbolic(self, args)
         return self.forward(*args)
 
     def forward_overwriting(self, x):

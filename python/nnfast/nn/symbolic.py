@@ -9,6 +9,8 @@ from its outputs (nnfast/functional.py).
 """
 import numpy as np
 
+from .._grad import no_grad
+
 
 class SymbolicTensor:
     """A value not computed yet: ``sample_shape`` (one sample's shape; ``shape`` has Keras's
@@ -78,17 +80,29 @@ def is_symbolic(args):
     return isinstance(first, SymbolicTensor)
 
 
-def call_symbolic(layer, args, run_zeros):
+def _run_on_zeros(layer, sample):
+    """layer's output for a zero sample, in eval mode without keeping anything for backward
+    (builds a lazy layer)."""
+    was_training = layer.training
+    layer.eval()
+    try:
+        with no_grad():
+            return layer.forward(sample)
+    finally:
+        layer.train(was_training)
+
+
+def call_symbolic(layer, args):
     """Record ``layer(*args)`` on SymbolicTensors: the output shape comes from one zero sample
-    run through the layer by ``run_zeros(layer, sample)`` (which also builds a lazy layer).
-    A shape the layer refuses is a ValueError naming the layer."""
+    run through the layer (which also builds a lazy layer). A shape the layer refuses is a
+    ValueError naming the layer."""
     several = isinstance(args[0], (list, tuple))
     inputs = list(args[0]) if several else [args[0]]
     if len(args) > 1:
         raise TypeError(f"{type(layer).__name__}: call it on one tensor or one list of tensors")
     zeros = [np.zeros((1, *t.sample_shape), np.float32) for t in inputs]
     try:
-        out = run_zeros(layer, zeros if several else zeros[0])
+        out = _run_on_zeros(layer, zeros if several else zeros[0])
     except (ValueError, TypeError, IndexError) as e:
         shapes = ", ".join(str(t.shape) for t in inputs)
         raise ValueError(f"{type(layer).__name__} cannot take input(s) of shape {shapes}: {e}") \
