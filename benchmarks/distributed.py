@@ -22,6 +22,7 @@ import numpy as np
 
 import nnfast as nf
 from nnfast import nn, optim
+from machine import cpu_model
 
 ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
             "OMPI_MCA_rmaps_base_oversubscribe": "1"}
@@ -185,8 +186,7 @@ def main():
     if two:
         print("Allreduce time by size: " + ", ".join(
             f"{int(b) / 1e6:.3g} MB {t * 1e6:.0f} us" for b, t in two["allreduce_s_by_bytes"].items()))
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.machine())
+    cpu = cpu_model()
     result = {"machine": {"cpu": cpu, "cores": cores, "python": platform.python_version(),
                           "nnfast": nf.__version__, "numpy": np.__version__},
               "date": time.strftime("%Y-%m-%d"), "args": vars(args), "runs": runs}

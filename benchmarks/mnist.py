@@ -33,6 +33,7 @@ import numpy as np
 import nnfast as nf
 from nnfast import nn, optim
 from nnfast import reference as ref
+from machine import cpu_model
 from peak import fma_peak
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -396,22 +397,6 @@ def gather_times(x, y, batches, threads):
 
 
 # ---------------------------------------------------------------------------------- main
-def cpu_model():
-    """The CPU's model name: /proc/cpuinfo's, else lscpu's, else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f
-                        if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines()
-                    if line.startswith("Model name"))
-    except (OSError, subprocess.SubprocessError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def torch_version():
     if not torch_available():
         return None

@@ -10,7 +10,6 @@ Writes benchmarks/results/peak.json.
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 import nnfast as nf
 from nnfast import _core
 from gemm import NETWORK, RESULTS, SQUARE, best_time, operands
+from machine import cpu_model
 
 
 def fma_peak(seconds=0.3, repeats=5):
@@ -60,8 +60,7 @@ def main(argv=None):
     nf.set_num_threads(args.threads)
     peak = fma_peak()
     libraries = engines(args.threads)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.machine())
+    cpu = cpu_model()
     print(f"{cpu}, {args.threads} threads, kernels {nf.config()['isa']}: FP32 FMA peak "
           f"{peak:.0f} GFLOP/s ({_core.fma_peak_chains()} chains per thread)")
     head = f"{'case':<26}" + "".join(f"{name + ' GF/s':>13}{'%peak':>7}" for name in libraries)

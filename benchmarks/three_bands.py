@@ -5,14 +5,13 @@ the same network in PyTorch, from the same initial weights and the same batches 
 64): epoch time and test accuracy (the reference's after its partial epoch), engines taking
 turns.
 
-    python benchmarks/zone_network.py [--quick] [--rounds 2]
+    python benchmarks/three_bands.py [--quick] [--rounds 2]
 
-Writes benchmarks/results/zone_network.json.
+Writes benchmarks/results/three_bands.json.
 """
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -23,6 +22,7 @@ from nnfast import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
 from zone_network import BANDS, ZoneNet, zone_network  # noqa: E402  (the example's models)
+from machine import cpu_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 BATCH = 64
@@ -123,8 +123,7 @@ def main():
     for _ in range(args.rounds):
         for name, run in engines.items():
             runs[name].append(run())
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.machine())
+    cpu = cpu_model()
     print(f"three-band network, {n} training images, 1 epoch, Adam, batch {BATCH}; {cpu}, "
           f"{os.cpu_count()} cores, {nf.get_num_threads()} threads; best of {args.rounds}")
     best = {name: min(s for s, _ in results) for name, results in runs.items()}
@@ -135,7 +134,7 @@ def main():
               f"{best['nnfast functional'] / best[name]:.2f}x  test accuracy "
               f"{results[-1][1]:.4f}")
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "zone_network.json"), "w") as f:
+    with open(os.path.join(RESULTS, "three_bands.json"), "w") as f:
         json.dump({"cpu": cpu, "date": time.strftime("%Y-%m-%d"), "images": n, "runs": runs}, f,
                   indent=1)
 
