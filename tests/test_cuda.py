@@ -91,6 +91,24 @@ def test_a_cpu_array_given_to_the_cuda_backend_names_both_devices():
         backend.cuda.relu_forward(np.zeros(3, np.float32))
 
 
+def test_model_cuda_says_why_it_cannot_move_and_cpu_stays():
+    """PyTorch's spellings: model.cuda() without a device raises with the reason (on a GPU it
+    says that moving parameters is not written yet); model.cpu() is to("cpu")."""
+    model = nnfast.Sequential(nnfast.nn.Linear(4, 3), nnfast.nn.ReLU())
+    if cuda.is_available():
+        with pytest.raises(NotImplementedError, match="parameters to the GPU"):
+            model.cuda()
+    else:
+        with pytest.raises(RuntimeError, match="cannot use device 'cuda': no CUDA device"):
+            model.cuda()
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            model.to("cuda")
+    assert model.cpu() is model
+    assert all(m.backend is backend.get("cpu") for m in model.modules())
+    out = model.predict(np.ones((2, 4), np.float32))
+    assert out.shape == (2, 3) and isinstance(out, np.ndarray)
+
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cuda_cases  # noqa: E402  (it imports without a device; its cases need one)
 

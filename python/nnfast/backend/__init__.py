@@ -24,6 +24,7 @@ with ``out`` write their result into it (the same shape as x) and return it. NaN
 through every function as through PyTorch's (tests/test_nonfinite.py compares them).
 """
 from . import cpu, cuda, reference
+from ..cuda import is_available as gpu_available, unavailable_reason as gpu_missing_reason
 
 INTERFACE = {
     # dense
@@ -155,6 +156,8 @@ def get(device):
     object itself."""
     if not isinstance(device, str):
         return device
+    if device == "cuda" and not gpu_available():
+        raise RuntimeError(f"cannot use device 'cuda': {gpu_missing_reason()}")
     try:
         return BACKENDS[device]
     except KeyError:

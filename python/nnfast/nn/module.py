@@ -235,10 +235,22 @@ class Module:
         for p in self.parameters():
             p.zero_grad()
 
+    def cuda(self):
+        """``to("cuda")``, as PyTorch spells it."""
+        return self.to("cuda")
+
+    def cpu(self):
+        """``to("cpu")``, as PyTorch spells it."""
+        return self.to("cpu")
+
     def to(self, device):
         """Compute on ``device`` ("cpu", "reference", or a backend object) from now on: this module,
         its children and their parameters move together. Returns self."""
         backend = backends.get(device)
+        if getattr(backend, "name", None) == "cuda":
+            raise NotImplementedError(
+                "moving a model's parameters to the GPU is not written yet: nnfast.backend.cuda "
+                "has the CUDA kernels, model.to('cuda') does not upload to them")
         missing = backends.missing(backend)
         if missing:
             raise TypeError(f"{backend!r} is not a complete backend: it lacks {missing}")
