@@ -42,6 +42,13 @@ NETWORK = [   # the products the layers run (Linear keeps its weight transposed:
     ("conv2 fwd W@col b100", 32, 6400, 400, False, False),
     ("conv2 bwd dW b100", 32, 400, 6400, False, True),
     ("conv2 bwd dcol b100", 400, 6400, 32, True, False),
+    # PyTorch's MNIST example network at batch 64: its 3x3 Conv2d 32-64 (24 x 24 outputs) and
+    # its Linear 9216-128.
+    ("example conv 3x3 fwd b64", 64, 36864, 288, False, False),
+    ("example conv 3x3 bwd dW b64", 64, 288, 36864, False, True),
+    ("example conv 3x3 bwd dcol b64", 288, 36864, 64, True, False),
+    ("example fc 9216 fwd b64", 64, 128, 9216, False, False),
+    ("example fc 9216 bwd dWt b64", 9216, 128, 64, True, False),
 ]
 
 
