@@ -201,12 +201,13 @@ class NumpyEngine:
 
 
 class TorchEngine:
-    """PyTorch (CPU) with the same weights, batches and loop."""
+    """PyTorch with the same weights, batches and loop, on the CPU (or ``device``: "cuda" for
+    benchmarks/gpu.py, the training set then uploaded once and the batches gathered there)."""
     name = "torch"
 
-    def __init__(self, spec, weights, threads):
+    def __init__(self, spec, weights, threads, device="cpu"):
         import torch
-        self.torch = torch
+        self.torch, self.device, self.tensors = torch, torch.device(device), {}
         torch.set_num_threads(threads)
         make = {"linear": torch.nn.Linear, "conv": torch.nn.Conv2d, "maxpool": torch.nn.MaxPool2d,
                 "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "flatten": torch.nn.Flatten}
@@ -214,6 +215,7 @@ class TorchEngine:
         with torch.no_grad():
             for p, w in zip(self.model.parameters(), weights):
                 p.copy_(torch.from_numpy(w))
+        self.model.to(self.device)
         if spec.get("optimizer") == "adam":
             self.opt = torch.optim.Adam(self.model.parameters(), lr=spec["lr"])
         else:
@@ -221,13 +223,20 @@ class TorchEngine:
                                        momentum=spec["momentum"])
         self.loss_fn = torch.nn.CrossEntropyLoss()
 
+    def on_device(self, a):
+        """``a`` as a tensor on this engine's device: on the CPU one sharing a's memory, made
+        once per array (the array is kept with it, so its id stays its own)."""
+        if id(a) not in self.tensors:
+            self.tensors[id(a)] = (a, self.torch.from_numpy(a).to(self.device))
+        return self.tensors[id(a)][1]
+
     def gather(self, x, y, idx):
-        """The batch as tensors, by torch.index_select on tensors sharing x's and y's memory (on
-        2 threads the fastest gather PyTorch has here, ahead of indexing the tensor and of
-        NumPy's gathers: --profile times them)."""
-        torch, rows = self.torch, self.torch.from_numpy(idx)
-        return (torch.index_select(torch.from_numpy(x), 0, rows),
-                torch.index_select(torch.from_numpy(y), 0, rows))
+        """The batch as tensors, by torch.index_select on x's and y's tensors (on 2 threads the
+        fastest gather PyTorch has here, ahead of indexing the tensor and of NumPy's gathers:
+        --profile times them)."""
+        torch, rows = self.torch, self.torch.from_numpy(idx).to(self.device)
+        return (torch.index_select(self.on_device(x), 0, rows),
+                torch.index_select(self.on_device(y), 0, rows))
 
     def train_step(self, x, y):
         loss = self.loss_fn(self.model(x), y)
@@ -238,7 +247,7 @@ class TorchEngine:
 
     def predict(self, x):
         with self.torch.no_grad():
-            return np.concatenate([self.model(self.torch.from_numpy(x[i:i + 1000])).numpy()
+            return np.concatenate([self.model(self.on_device(x)[i:i + 1000]).cpu().numpy()
                                    for i in range(0, len(x), 1000)])
 
 
@@ -549,6 +558,14 @@ def run_interleaved(args, key, engines, epochs):
                 w.process.kill()
 
 
+def load_data():
+    """MNIST as the benchmarks train on it: ((x_train, y_train), (x_test, y_test)), pixels
+    float32 in [0, 1] (raw), labels int64."""
+    (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
+    return (((x_train / 255.0).astype(np.float32), y_train.astype(np.int64)),
+            ((x_test / 255.0).astype(np.float32), y_test.astype(np.int64)))
+
+
 def model_setup(args, key, x_train, x_test):
     """What every engine of one model starts from: (epochs, x_train and x_test in the model's
     input shape, the initial weights, the batches of every epoch), all from the seed."""
@@ -584,10 +601,7 @@ def main(argv=None):
     if args.markdown and not args.worker:
         check_markers(args.markdown)   # before the run, not after it
 
-    (x_train, y_train), (x_test, y_test) = nf.data.load_mnist()
-    x_train = (x_train / 255.0).astype(np.float32)
-    x_test = (x_test / 255.0).astype(np.float32)
-    y_train, y_test = y_train.astype(np.int64), y_test.astype(np.int64)
+    (x_train, y_train), (x_test, y_test) = load_data()
     if args.quick:
         x_train, y_train = x_train[:10000], y_train[:10000]
 

@@ -5,8 +5,12 @@
 #      dev-build.sh copies _core and _cuda next to python/nnfast, replacing the ones there);
 #   2. runs tests/test_cuda.py (every CUDA kernel family against the CPU backend, hypothesis);
 #   3. runs scripts/gpu_check.py: each CUDA kernel against the CPU kernel on random inputs
-#      (relative tolerance 1e-4), a pass/fail table.
-# Exits non-zero when the build, a test or a check fails, or when no GPU is found.
+#      (relative tolerance 1e-4), a pass/fail table;
+#   4. runs benchmarks/gpu.py: epoch time and accuracy of the MLPs and the LeNet-like CNN for
+#      nnfast CUDA, PyTorch CUDA (where installed) and nnfast CPU, and GEMM TFLOP/s against
+#      torch.matmul, written to benchmarks/results/gpu.json.
+# Exits non-zero when the build, a test, a check or a benchmark engine fails, or when no GPU is
+# found.
 # NNFAST_CUDA_ARCHITECTURES overrides the architectures compiled (default 80;90); NNFAST_JOBS the
 # compile jobs (default: the cores).
 set -euo pipefail
@@ -31,4 +35,6 @@ echo "== tests/test_cuda.py"
 timeout 240 python -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py || status=1
 echo "== CUDA kernels against the CPU kernels"
 timeout 120 python scripts/gpu_check.py || status=1
+echo "== benchmarks/gpu.py"
+timeout 180 python benchmarks/gpu.py || status=1
 exit $status

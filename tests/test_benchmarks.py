@@ -29,3 +29,26 @@ def test_mnist_benchmark_engines_take_turns_and_agree(tmp_path):
     for ours, reference in zip(runs["nnfast"]["test_accuracy"], runs["numpy"]["test_accuracy"]):
         assert abs(ours - reference) <= 0.002
     assert "softmax regression 784-10" in result.stdout and "vs numpy" in result.stdout
+
+
+def test_gpu_benchmark_runs_what_the_machine_has_and_says_why_not_the_rest(tmp_path):
+    import nnfast
+    if nnfast.cuda.is_available():
+        pytest.skip("a GPU is here: scripts/gpu-check.sh runs benchmarks/gpu.py in full")
+    out = tmp_path / "gpu.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "gpu.py"), "--models", "mlp", "--epochs", "1",
+         "--gemm-repeats", "1", "--json", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    saved = json.loads(out.read_text())
+    runs = {r["engine"]: r for r in saved["models"]}
+    assert set(runs) == {"nnfast-cuda", "torch-cuda", "nnfast-cpu"}
+    assert "no CUDA device" in runs["nnfast-cuda"]["skipped"]
+    assert runs["torch-cuda"]["skipped"]
+    cpu = runs["nnfast-cpu"]
+    assert cpu["epoch_time"] > 0 and 0.85 < cpu["test_accuracy"] <= 1.0
+    assert {(r["n"], r["engine"]) for r in saved["gemm"]} == {
+        (n, e) for n in (1024, 4096) for e in ("nnfast-cuda", "torch-cuda")}
+    assert all("skipped" in r for r in saved["gemm"])
+    assert "MLP 784-100(sigmoid)-10" in result.stdout and "skipped: " in result.stdout
