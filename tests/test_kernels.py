@@ -58,12 +58,13 @@ def test_sgemm_large_blocks():
 
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
-@pytest.mark.parametrize("k", [20000, 57600])
-def test_sgemm_long_k_split_is_correct_and_thread_independent(restore_threads, ta, tb, k):
-    """Small outputs with K >= 8192 are summed in fixed K chunks (a convolution's dW), each on
-    one of the threads; K = 57600 (LeNet's first layer) leaves a last chunk of 256, a product too
-    small for two threads, multiplied by whichever thread of the chunks' team takes it."""
-    m, n = 16, 25
+@pytest.mark.parametrize("m,n,k", [(16, 25, 20000), (16, 25, 57600), (64, 128, 9216)])
+def test_sgemm_long_k_split_is_correct_and_thread_independent(restore_threads, ta, tb, m, n, k):
+    """Small outputs with K >= 8192 are summed in fixed K chunks (a convolution's dW, the Linear
+    9216-128 of PyTorch's example network), each on one of the threads, then added row by row
+    (in parallel for the larger output); K = 57600 (LeNet's first layer) leaves a last chunk of
+    256, a product too small for two threads, multiplied by whichever thread of the chunks' team
+    takes it."""
     b, c = f32(2, *((n, k) if tb else (k, n))), f32(3, m, n)
     same_a, outputs = f32(1, *((k, m) if ta else (m, k))), []
     for threads in (2, 1, 3):   # two first: no earlier call's chunk sums left in the workspace

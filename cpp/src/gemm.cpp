@@ -637,14 +637,19 @@ static void scale_c(int M, int N, float beta, float* C, int ldc) {
 // the M/N tiles cannot keep the threads busy and K is never split across them, so K is cut into
 // fixed chunks instead. Each chunk is multiplied on one thread into its own slice of a buffer,
 // and the slices are added in chunk order. The chunks depend only on K, never on the thread
-// count, so the result is the same for any number of threads.
-static constexpr int KSPLIT_CHUNK = 4096;
+// count, so the result is the same for any number of threads. The chunks are short next to the
+// K that qualifies, so that the threads get nearly equal shares of them (Linear 9216-128: 9
+// chunks, 5 and 4 on 2 threads; chunks of 4096 made it 2 and 1, the last a quarter as deep),
+// and one chunk's op(B) slice stays in L2.
+static constexpr int KSPLIT_CHUNK = 1024;
+static constexpr int KSPLIT_MIN_K = 8192;
 static constexpr size_t KSPLIT_MAX_OUTPUT = 1 << 16;  // M * N at most (larger outputs tile well)
 
 // Decided by the shape alone (never by the thread count), so every thread count sums alike.
-// A chunk (K <= KSPLIT_CHUNK) never qualifies again, so the split does not recurse.
+// A chunk (K <= KSPLIT_CHUNK < KSPLIT_MIN_K) never qualifies again, so the split does not
+// recurse.
 static bool use_k_split(int M, int N, int K) {
-  return K >= 2 * KSPLIT_CHUNK && (size_t)M * N <= KSPLIT_MAX_OUTPUT;
+  return K >= KSPLIT_MIN_K && (size_t)M * N <= KSPLIT_MAX_OUTPUT;
 }
 
 // The workspace: the chunks' partial products, then a slice for each thread, the workspace of
@@ -675,13 +680,21 @@ static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float
     sgemm(trans_a, trans_b, M, N, kc, 1.0f, a, lda, b, ldb, 0.0f, partial + c * mn, N,
           chunk_ws + (size_t)omp_get_thread_num() * slice, 1);
   }
+  // C's rows = alpha * (the chunks' partial rows added in chunk order) + beta * C, the sum built
+  // in the first partial product, each row on one thread.
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (mn >= 4096)
   for (int i = 0; i < M; i++) {
-    float* crow = C + (size_t)i * ldc;
-    for (int j = 0; j < N; j++) {
-      float sum = 0.0f;
-      for (int c = 0; c < chunks; c++) sum += partial[c * mn + (size_t)i * N + j];
-      crow[j] = (beta == 0.0f ? 0.0f : beta * crow[j]) + alpha * sum;
+    float* sum = partial + (size_t)i * N;
+    for (int c = 1; c < chunks; c++) {
+      const float* p = partial + c * mn + (size_t)i * N;
+#pragma omp simd
+      for (int j = 0; j < N; j++) sum[j] += p[j];
     }
+    float* crow = C + (size_t)i * ldc;
+    if (beta == 0.0f)
+      for (int j = 0; j < N; j++) crow[j] = alpha * sum[j];
+    else
+      for (int j = 0; j < N; j++) crow[j] = beta * crow[j] + alpha * sum[j];
   }
 }
 
