@@ -26,8 +26,8 @@ import time
 import numpy as np
 
 import nnfast as nf
-from mnist import (INPUTS, MODELS, RESULTS, NnfastEngine, TorchEngine, load_data,
-                   machine_description, model_setup, train_epoch)
+from mnist import (INPUTS, MODELS, RESULTS, DeviceCopies, NnfastEngine, TorchEngine,
+                   load_data, machine_description, model_setup, train_epoch)
 
 GPU_MODELS = ("mlp", "mlp256", "cnn")
 GEMM_SIZES = (1024, 4096)
@@ -42,12 +42,7 @@ class NnfastCudaEngine(NnfastEngine):
         super().__init__(spec, weights, threads)
         self.cuda = nf.backend.get("cuda")
         self.model.to("cuda")
-        self.arrays = {}
-
-    def on_device(self, a):
-        if id(a) not in self.arrays:
-            self.arrays[id(a)] = (a, self.cuda.to_device(a))
-        return self.arrays[id(a)][1]
+        self.on_device = DeviceCopies(self.cuda.to_device)
 
     def gather(self, x, y, idx):
         rows = self.cuda.to_device(idx)
@@ -103,10 +98,10 @@ def train_models(args, data):
     for key in args.models.split(","):
         spec = MODELS[key]
         epochs, x, xt, weights, orders = model_setup(args, key, *data[0])
-        live = []
+        live, model_records = [], []
         for name, factory, reason in engines(args.threads):
             record = {"model": key, "title": spec["title"], "engine": name, "batch": spec["batch"]}
-            records.append(record)
+            model_records.append(record)
             if factory is None:
                 record["skipped"] = reason
                 continue
@@ -127,7 +122,8 @@ def train_models(args, data):
                     continue
                 record.update(epoch_time=seconds * 60000 / samples, loss=loss,
                               test_accuracy=accuracy)
-        for record in records[-3:]:
+        records += model_records
+        for record in model_records:
             print(f"  {record['title']:<28} {record['engine']:<12} "
                   + (f"{record['epoch_time']:8.3f} s/epoch  accuracy {record['test_accuracy']:.4f}"
                      if "epoch_time" in record else

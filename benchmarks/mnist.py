@@ -200,6 +200,19 @@ class NumpyEngine:
         return np.concatenate([self._forward(x[i:i + 1000], []) for i in range(0, len(x), 1000)])
 
 
+class DeviceCopies:
+    """Each array's copy made by ``upload`` (onto a device), made once per array; the array is
+    kept beside its copy, so that its id stays its own."""
+
+    def __init__(self, upload):
+        self.upload, self.copies = upload, {}
+
+    def __call__(self, a):
+        if id(a) not in self.copies:
+            self.copies[id(a)] = (a, self.upload(a))
+        return self.copies[id(a)][1]
+
+
 class TorchEngine:
     """PyTorch with the same weights, batches and loop, on the CPU (or ``device``: "cuda" for
     benchmarks/gpu.py, the training set then uploaded once and the batches gathered there)."""
@@ -207,7 +220,9 @@ class TorchEngine:
 
     def __init__(self, spec, weights, threads, device="cpu"):
         import torch
-        self.torch, self.device, self.tensors = torch, torch.device(device), {}
+        self.torch, self.device = torch, torch.device(device)
+        # x and y as tensors on the device: on the CPU, tensors sharing the arrays' memory
+        self.on_device = DeviceCopies(lambda a: torch.from_numpy(a).to(self.device))
         torch.set_num_threads(threads)
         make = {"linear": torch.nn.Linear, "conv": torch.nn.Conv2d, "maxpool": torch.nn.MaxPool2d,
                 "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "flatten": torch.nn.Flatten}
@@ -222,13 +237,6 @@ class TorchEngine:
             self.opt = torch.optim.SGD(self.model.parameters(), lr=spec["lr"],
                                        momentum=spec["momentum"])
         self.loss_fn = torch.nn.CrossEntropyLoss()
-
-    def on_device(self, a):
-        """``a`` as a tensor on this engine's device: on the CPU one sharing a's memory, made
-        once per array (the array is kept with it, so its id stays its own)."""
-        if id(a) not in self.tensors:
-            self.tensors[id(a)] = (a, self.torch.from_numpy(a).to(self.device))
-        return self.tensors[id(a)][1]
 
     def gather(self, x, y, idx):
         """The batch as tensors, by torch.index_select on x's and y's tensors (on 2 threads the

@@ -681,8 +681,10 @@ static void sgemm_k_split(bool trans_a, bool trans_b, int M, int N, int K, float
           chunk_ws + (size_t)omp_get_thread_num() * slice, 1);
   }
   // C's rows = alpha * (the chunks' partial rows added in chunk order) + beta * C, the sum built
-  // in the first partial product, each row on one thread.
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (mn >= 4096)
+  // in the first partial product, each row on one thread (threads as for elementwise work over
+  // the partial products).
+  const int sum_threads = std::min(nthreads, elementwise_threads((size_t)chunks * mn));
+#pragma omp parallel for num_threads(sum_threads) schedule(static)
   for (int i = 0; i < M; i++) {
     float* sum = partial + (size_t)i * N;
     for (int c = 1; c < chunks; c++) {
