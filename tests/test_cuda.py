@@ -91,18 +91,16 @@ def test_a_cpu_array_given_to_the_cuda_backend_names_both_devices():
         backend.cuda.relu_forward(np.zeros(3, np.float32))
 
 
-def test_model_cuda_says_why_it_cannot_move_and_cpu_stays():
-    """PyTorch's spellings: model.cuda() without a device raises with the reason (on a GPU it
-    says that moving parameters is not written yet); model.cpu() is to("cpu")."""
+@pytest.mark.skipif(cuda.is_available(), reason="a CUDA device is here (tests/test_devices.py "
+                    "trains on it)")
+def test_model_cuda_without_a_device_says_why_and_cpu_stays():
+    """PyTorch's spellings: model.cuda() without a device raises with the reason; model.cpu() is
+    to("cpu"). (Training on a GPU is tests/test_devices.py's, on every device found.)"""
     model = nnfast.Sequential(nnfast.nn.Linear(4, 3), nnfast.nn.ReLU())
-    if cuda.is_available():
-        with pytest.raises(NotImplementedError, match="parameters to the GPU"):
-            model.cuda()
-    else:
-        with pytest.raises(RuntimeError, match="cannot use device 'cuda': no CUDA device"):
-            model.cuda()
-        with pytest.raises(RuntimeError, match="no CUDA device"):
-            model.to("cuda")
+    with pytest.raises(RuntimeError, match="cannot use device 'cuda': no CUDA device"):
+        model.cuda()
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        model.to("cuda")
     assert model.cpu() is model
     assert all(m.backend is backend.get("cpu") for m in model.modules())
     out = model.predict(np.ones((2, 4), np.float32))

@@ -1,5 +1,5 @@
 // nnfast._cuda.DeviceArray: shape, dtype, .numpy(), __cuda_array_interface__ (version 3), upload
-// (to_device, copy_from) and download, reshaped views sharing the memory.
+// (to_device, copy_from), download, zero fill, reshaped views sharing the memory.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
@@ -85,6 +85,10 @@ void bind_array(py::module_& m) {
       .def("numpy", &to_numpy, "A NumPy copy (waits for the kernels that write the array).")
       .def("copy_from", &upload, py::arg("host"), "Overwrite with a NumPy array's values.")
       .def("reshape", &reshaped, py::arg("shape"), "A view with another shape.")
+      .def("fill", [](DeviceArray& a, double value) {
+        if (value != 0.0) throw py::value_error("DeviceArray.fill: only 0 is supported");
+        check_cuda(memset_bytes(a.data(), 0, a.nbytes()), "DeviceArray.fill");
+      }, py::arg("value"), "Set every element to 0 (the one value it takes).")
       .def("__len__", [](const DeviceArray& a) { return a.shape.empty() ? 0 : a.shape[0]; })
       .def("__repr__", [](const DeviceArray& a) {
         return "<nnfast DeviceArray shape=" + py::str(py::tuple(py::cast(a.shape))).cast<std::string>() +

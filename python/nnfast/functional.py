@@ -128,7 +128,7 @@ class Functional(Model):
         if start is not None:
             units.append((start, len(self.nodes) - 1))
         return [(a, b, None if self.nodes[a].several else
-                 Plan([self._runners[i] for i in range(a, b + 1)], self.fuse))
+                 Plan([self._runners[i] for i in range(a, b + 1)], self.fuse, self.backend))
                 for a, b in units]
 
     def named_children(self):
@@ -152,6 +152,7 @@ class Functional(Model):
         super().to(device)
         for runner in self._runners.values():
             runner.to(device)
+        self._units = self._make_units()   # fused for the kernels the new backend has
         return self
 
     # ------------------------------------------------------------------ running

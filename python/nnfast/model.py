@@ -75,6 +75,13 @@ def _gathered(x, index):
     return _each(x, lambda a: np.ascontiguousarray(take_rows(a, index), dtype=np.float32))
 
 
+def _index_array(index):
+    """Row indices as an int64 array (a batch slice as the range it covers)."""
+    if isinstance(index, slice):
+        return np.arange(index.start, index.stop, dtype=np.int64)
+    return np.asarray(index, dtype=np.int64)
+
+
 def _first(data):
     """The first output / target of a list (what metrics read), or data itself."""
     return data[0] if isinstance(data, list) else data
@@ -377,7 +384,7 @@ class Model(Module):
         state = self.compiled
         loss = correct = 0
         if len(x):
-            out = self.forward(x)
+            out = self.forward(self._on_device(x))
             loss = state.loss(out, y)
             if finite_only and not math.isfinite(loss):
                 raise FloatingPointError(
@@ -385,7 +392,8 @@ class Model(Module):
                     "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
             self.backward_parameters(state.loss.backward())
             if state.metrics:
-                correct = correct_predictions(_first(out), _first(y), self._binary_threshold())
+                correct = correct_predictions(self.backend.to_host(_first(out)), _first(y),
+                                              self._binary_threshold())
         optimizer = state.optimizer
         if isinstance(optimizer, distributed.DistributedOptimizer):
             optimizer.step(weight)
@@ -427,6 +435,7 @@ class Model(Module):
                                    else x.shape[1:])
         if self.optimizer is None:
             self._build_optimizer()
+        x = self._uploaded(x)
         callbacks = list(callbacks or [])
         for cb in callbacks:
             cb.model = self
@@ -497,7 +506,7 @@ class Model(Module):
             if world > 1:
                 share = idx[distributed.shard(len(idx))]
                 weight = len(share) / len(idx)
-            xb, yb = _gathered(x, share), _rows(y, share)
+            xb, yb = self._batch(x, share), _rows(y, share)
             try:
                 loss, correct = self._train_step(xb, yb, weight, finite_only)
             except FloatingPointError as e:
@@ -512,6 +521,29 @@ class Model(Module):
             if interrupt.requested:
                 return None
         return self._logs(*distributed.allreduce(progress.totals, "sum"))
+
+    def _on_device(self, x):
+        """A batch (an array or a list of them) on the model's device: NumPy batches are copied
+        there (nothing to do on the CPU); arrays already there are used as they are."""
+        backend = self.backend
+        return x if backend.host else _each(x, backend.to_device)
+
+    def _uploaded(self, x):
+        """The training inputs on the model's device, copied once, where that is a GPU and they
+        fit in its memory (fit then gathers each batch there); else x as it is."""
+        if self.backend.host or isinstance(x, list):
+            return x
+        try:
+            return self.backend.to_device(x, np.float32)
+        except (MemoryError, RuntimeError):   # too large for the device: batch by batch
+            return x
+
+    def _batch(self, x, index):
+        """The float32 rows ``index`` of x: gathered by the kernels where x is already on the
+        model's device, else from the host."""
+        if not self.backend.host and self.backend.is_array(x):
+            return self.backend.gather_rows(x, _index_array(index))
+        return _gathered(x, index)
 
     def _end_epoch(self, epoch, logs, callbacks, bar):
         bar.finish(logs)
@@ -533,7 +565,7 @@ class Model(Module):
         try:
             for idx in batch_slices(_count(x), batch_size):
                 with no_grad():
-                    out = self.forward(_as_batch(_rows(x, idx)))
+                    out = self.forward(self._on_device(_as_batch(_rows(x, idx))))
                 yield idx, out
         finally:
             self.train(was_training)
@@ -550,7 +582,7 @@ class Model(Module):
             yb = _rows(y, idx)
             total_loss += self.compiled.loss(out, yb) * _count(yb)
             if self.metrics:
-                total_correct += correct_predictions(_first(out), _first(yb),
+                total_correct += correct_predictions(self.backend.to_host(_first(out)), _first(yb),
                                                      self._binary_threshold())
         result = self._logs(*distributed.allreduce([total_loss, total_correct, _count(x)],
                                                    "sum"))
@@ -563,7 +595,7 @@ class Model(Module):
         a model of several outputs)."""
         x, _ = _check_inputs(x, None, "predict")
         x = _rows(x, distributed.shard(_count(x)))   # all of x on a lone rank
-        pieces = [out for _, out in self._eval_batches(x, batch_size)]
+        pieces = [_each(out, self.backend.to_host) for _, out in self._eval_batches(x, batch_size)]
         if pieces and isinstance(pieces[0], list):
             return [distributed.gather([p[i] for p in pieces]) for i in range(len(pieces[0]))]
         return distributed.gather(pieces)
@@ -722,8 +754,8 @@ class Sequential(Model):
     def plan(self):
         """The fusion plan of the layers as they are now (made again when they change)."""
         plan = self._plan
-        if plan is None or not plan.is_for(self.layers, self.fuse):
-            plan = self._plan = Plan(self.layers, self.fuse)
+        if plan is None or not plan.is_for(self.layers, self.fuse, self.backend):
+            plan = self._plan = Plan(self.layers, self.fuse, self.backend)
         return plan
 
     def forward(self, x):

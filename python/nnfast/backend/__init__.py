@@ -12,6 +12,12 @@ it, so a new device is a new module implementing these functions, not edits in e
   arrays; in BACKENDS only where that extension imports, and covering part of INTERFACE (cuda.py
   lists what it lacks).
 
+A backend's arrays are NumPy arrays on the host ("cpu", "reference") or its device's array
+type, which has ``shape``, ``dtype``, ``ndim``, ``size``, ``device`` (the device's name),
+``numpy()`` (a host copy), ``copy_from(host)`` (overwrite from a NumPy array of the same dtype
+and size), ``reshape(shape)`` (a view) and ``fill(0.0)``. ``device_of(x)`` names where any
+array lives.
+
 Conventions, shared by every function: row-major, C-contiguous arrays; images NCHW; float32 data
 (the reference also runs float64 for finite differences); integer labels int64; ``kernel_size``,
 ``stride`` and ``padding`` are an int or an (h, w) pair, ``stride=None`` meaning the kernel size
@@ -23,10 +29,19 @@ Activations ``"none"``, ``"relu"``, ``"sigmoid"`` name what a fused kernel appli
 with ``out`` write their result into it (the same shape as x) and return it. NaN and inf propagate
 through every function as through PyTorch's (tests/test_nonfinite.py compares them).
 """
+import numpy as np
+
 from . import cpu, cuda, reference
 from ..cuda import is_available as gpu_available, unavailable_reason as gpu_missing_reason
 
 INTERFACE = {
+    # arrays of this device (``device``: "cpu" for the NumPy backends, "cuda", ...)
+    "is_array": "(x) -> whether x is an array of this backend's device",
+    "to_device": "(a, dtype=None) -> a copy on this device of a host array (float32 unless it "
+                 "is int64, int32 or uint8, or dtype says otherwise); an array already there "
+                 "is returned as it is",
+    "to_host": "(a) -> a NumPy array of a's values (a itself on the CPU)",
+    "zeros": "(shape, dtype='float32') -> a new array of zeros (float32: 64-byte aligned)",
     # dense
     "matmul_forward": "(a, b, trans_a=False, trans_b=False) -> c (M, N) = op(a) @ op(b)",
     "matmul_backward": "(dc, a, b, trans_a=False, trans_b=False) -> (da, db), each in its "
@@ -117,12 +132,41 @@ INTERFACE = {
 
 
 
+def device_of(x):
+    """Where an array lives, by name: "cpu" for NumPy arrays, Python data and PyTorch CPU
+    tensors, "cuda" for anything with ``__cuda_array_interface__`` (nnfast's, CuPy's, PyTorch's
+    GPU arrays), else the name in the array's ``device`` attribute."""
+    if isinstance(x, np.ndarray):
+        return "cpu"
+    if hasattr(x, "__cuda_array_interface__"):
+        return "cuda"
+    device = getattr(x, "device", None)
+    if device is None:
+        return "cpu"
+    return str(getattr(device, "type", device))   # torch.device has .type
+
+
+def move(a, backend):
+    """A copy of ``a`` (an array of any device) on ``backend``'s device; 64-byte aligned on the
+    host, as the parameters' and optimizers' arrays are."""
+    host = np.ascontiguousarray(a if isinstance(a, np.ndarray) else a.numpy())
+    if not backend.host:
+        return backend.to_device(host, host.dtype)
+    out = backend.zeros(host.shape, host.dtype)
+    out[...] = host
+    return out
+
+
 class Backend:
-    """A device's functions, taken from the module that implements them (cpu.py, reference.py).
-    Copying or pickling a module that uses it refers to it by name: there is one per device."""
+    """A device's functions, taken from the module that implements them (cpu.py, reference.py):
+    ``name``, ``device`` (where its arrays live; the module's DEVICE) and ``host`` (whether that
+    is the CPU, NumPy arrays). Copying or pickling a module that uses it refers to it by name:
+    there is one per device."""
 
     def __init__(self, name, module):
         self.name = name
+        self.device = module.DEVICE
+        self.host = self.device == "cpu"
         for function in INTERFACE:
             setattr(self, function, getattr(module, function))
 
@@ -137,6 +181,7 @@ def _not_implemented(name, device):
     def missing(*args, **kwargs):
         raise NotImplementedError(f"nnfast's {device} backend has no {name} kernel yet")
     missing.__name__ = name
+    missing.no_kernel = True
     return missing
 
 
@@ -162,6 +207,12 @@ def get(device):
         return BACKENDS[device]
     except KeyError:
         raise ValueError(f"unknown device {device!r}; nnfast has {sorted(BACKENDS)}") from None
+
+
+def has_kernel(backend, name):
+    """Whether ``backend``'s function ``name`` runs (not a stub raising NotImplementedError)."""
+    function = getattr(backend, name, None)
+    return callable(function) and not getattr(function, "no_kernel", False)
 
 
 def missing(backend):

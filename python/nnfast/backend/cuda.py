@@ -16,7 +16,9 @@ import numpy as np
 
 from ..cuda import _cuda as _k
 
-__all__ = ["available", "to_device", "to_host"]
+__all__ = ["available", "is_array", "to_device", "to_host", "zeros"]
+
+DEVICE = "cuda"
 
 
 def available():
@@ -24,13 +26,14 @@ def available():
     return _k is not None
 
 
-def _is_device(a):
+def is_array(a):
+    """Whether ``a`` is one of nnfast's device arrays."""
     return _k is not None and isinstance(a, _k.DeviceArray)
 
 
 def _dev(a, name="array"):
     """``a`` itself when it is a device array; TypeError naming both devices otherwise."""
-    if not _is_device(a):
+    if not is_array(a):
         where = "the CPU (a NumPy array)" if isinstance(a, np.ndarray) else type(a).__name__
         raise TypeError(f"the CUDA backend needs {name} on the GPU (cuda), got one on {where}; "
                         "move it with nnfast.backend.cuda.to_device")
@@ -40,7 +43,7 @@ def _dev(a, name="array"):
 def to_device(a, dtype=None):
     """A device copy of a host array (float32 unless it is int64, int32 or uint8, or ``dtype``
     says otherwise); a device array is returned as it is."""
-    if _is_device(a):
+    if is_array(a):
         return a
     a = np.asarray(a)
     if dtype is None:
@@ -49,15 +52,15 @@ def to_device(a, dtype=None):
 
 
 def to_host(a):
-    """A NumPy copy of a device array (anything else is returned as it is)."""
-    return a.numpy() if _is_device(a) else a
+    """A NumPy copy of a device array (anything else as a NumPy array)."""
+    return a.numpy() if is_array(a) else np.asarray(a)
 
 
 def _empty(shape, dtype="float32"):
     return _k.empty([int(d) for d in shape], dtype)
 
 
-def _zeros(shape, dtype="float32"):
+def zeros(shape, dtype="float32"):
     return _k.zeros([int(d) for d in shape], dtype)
 
 
@@ -104,9 +107,9 @@ def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, ac
     ld = _dev(wt, "wt").shape[1]
     out = ld if out_features is None else int(out_features)
     dx = _empty((B, IN)) if need_dx else None
-    dwt = _zeros(wt.shape) if dwt is None else _dev(dwt, "dwt")
+    dwt = zeros(wt.shape) if dwt is None else _dev(dwt, "dwt")
     if need_db:
-        db = _zeros((out,)) if db is None else _dev(db, "db")
+        db = zeros((out,)) if db is None else _dev(db, "db")
     else:
         db = None
     _k.linear_backward(dx, dwt, db, _dev(dy, "dy"), x, wt, ld, B, IN, out, bool(accumulate),
@@ -138,9 +141,9 @@ def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=Tru
                     accumulate=True):
     g = _conv_geometry(x, w, stride, padding)
     dx = _empty(x.shape) if need_dx else None
-    dw = _zeros(w.shape) if dw is None else _dev(dw, "dw")
+    dw = zeros(w.shape) if dw is None else _dev(dw, "dw")
     if need_db:
-        db = _zeros((w.shape[0],)) if db is None else _dev(db, "db")
+        db = zeros((w.shape[0],)) if db is None else _dev(db, "db")
     else:
         db = None
     _k.conv2d_backward(dx, dw, db, _dev(dy, "dy"), x, w, g, bool(accumulate))

@@ -27,7 +27,7 @@ class _Activation(Module):
         raise NotImplementedError
 
     def forward(self, x):
-        x = as_float32(x, type(self).__name__)
+        x = as_float32(x, self.backend, type(self).__name__)
         y = self.apply(x)
         self._saved = saved_for_backward(y if self.uses_output else x)
         return y
@@ -42,8 +42,8 @@ class _Activation(Module):
 
     def backward(self, grad_out):
         saved = require_forward(self, self._saved)
-        return self.gradients(as_float32(grad_out, f"{type(self).__name__}.backward", "gradient"),
-                              saved)
+        return self.gradients(as_float32(grad_out, self.backend,
+                                         f"{type(self).__name__}.backward", "gradient"), saved)
 
 
 class ReLU(_Activation):

@@ -20,6 +20,7 @@ the same layers one by one), and its backend kernels.
 """
 import numpy as np
 
+from .. import backend as backends
 from .._grad import grad_enabled, saved_for_backward
 from ._arrays import as_float32
 from .activations import Identity, ReLU, Sigmoid
@@ -73,7 +74,9 @@ class LayerStep(Step):
     def forward(self, x, temporary):
         layer = self.layers[0]
         y = layer.forward_overwriting(x) if temporary else layer(x)
-        if not np.may_share_memory(y, x):   # a view of x, or x itself, keeps x's status
+        if not isinstance(y, np.ndarray):   # a device array: nothing tells cheaply whether it
+            temporary = False               # shares x's memory, so it is never overwritten
+        elif not np.may_share_memory(y, x):   # a view of x, or x itself, keeps x's status
             temporary = makes_temporaries(layer)
         return y, temporary
 
@@ -119,8 +122,9 @@ class LinearActivationStep(Step):
         linear, activation = self.layers
         x, aux, y = require_forward(linear, self._cache)
         if not self.grad_skips_activation:
-            grad_out = activation.gradients(
-                as_float32(grad_out, f"{type(activation).__name__}.backward", "gradient"), y)
+            grad_out = activation.gradients(as_float32(
+                grad_out, activation.backend, f"{type(activation).__name__}.backward",
+                "gradient"), y)
         return linear.gradients(grad_out, x, aux, need_dx, self.dx_activation)
 
 
@@ -132,7 +136,7 @@ class ConvReluPoolStep(Step):
         conv, _, pool = self.layers
         x = conv.check_input(x)
         y, argmax = conv.backend.conv2d_relu_maxpool_forward(
-            x, conv.weight.data, conv.bias.data if conv.bias else None, conv.stride,
+            x, conv.weight.storage, conv.bias.storage if conv.bias else None, conv.stride,
             conv.padding, pool.kernel_size, pool.stride, pool.padding)
         self._cache = saved_for_backward((x, y, argmax))
         return y, True
@@ -140,11 +144,11 @@ class ConvReluPoolStep(Step):
     def backward(self, grad_out, need_dx):
         conv, _, pool = self.layers
         x, y, argmax = require_forward(conv, self._cache)
-        g = as_float32(grad_out, "MaxPool2d.backward", "gradient")
+        g = as_float32(grad_out, conv.backend, "MaxPool2d.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
             conv.weight, conv.bias,
             lambda dw, db, accumulate: conv.backend.conv2d_relu_maxpool_backward(
-                g, y, argmax, x, conv.weight.data, conv.stride, conv.padding, pool.kernel_size,
+                g, y, argmax, x, conv.weight.storage, conv.stride, conv.padding, pool.kernel_size,
                 pool.stride, pool.padding, dw=dw, db=db, need_dx=need_dx,
                 need_db=db is not None, accumulate=accumulate))
         return dx
@@ -158,7 +162,7 @@ class ReluPoolStep(Step):
 
     def forward(self, x, temporary):
         relu, pool = self.layers
-        x = as_float32(x, "ReLU")
+        x = as_float32(x, relu.backend, "ReLU")
         r = relu.apply(x, out=x if temporary and not grad_enabled() else None)
         y, argmax = pool.apply(r)
         self._cache = saved_for_backward((r.shape, y, argmax))
@@ -167,16 +171,23 @@ class ReluPoolStep(Step):
     def backward(self, grad_out, need_dx):
         relu, pool = self.layers
         shape, y, argmax = require_forward(pool, self._cache)
-        g = relu.gradients(as_float32(grad_out, "MaxPool2d.backward", "gradient"), y)
+        g = relu.gradients(as_float32(grad_out, relu.backend, "MaxPool2d.backward", "gradient"),
+                           y)
         return pool.gradients(g, argmax, shape)
 
 
 class Pattern:
-    """A row of the fusion table: layer classes, the step that runs them, and ``example()``:
-    (layers, one sample's input shape), a chain holding the pattern for the tests."""
+    """A row of the fusion table: layer classes, the step that runs them, ``example()``:
+    (layers, one sample's input shape), a chain holding the pattern for the tests, and the
+    backend ``kernels`` of its own that the step calls (a backend without them runs the layers
+    one by one)."""
 
-    def __init__(self, classes, step, example):
+    def __init__(self, classes, step, example, kernels=()):
         self.classes, self.step, self.example = tuple(classes), step, example
+        self.kernels = tuple(kernels)
+
+    def runs_on(self, backend):
+        return all(backends.has_kernel(backend, name) for name in self.kernels)
 
     def matches(self, layers):
         return len(layers) >= len(self.classes) and all(
@@ -190,7 +201,8 @@ class Pattern:
 
 PATTERNS = [
     Pattern((Conv2d, ReLU, MaxPool2d), ConvReluPoolStep,
-            lambda: ([Conv2d(2, 3, 3), ReLU(), MaxPool2d(2)], (2, 9, 9))),
+            lambda: ([Conv2d(2, 3, 3), ReLU(), MaxPool2d(2)], (2, 9, 9)),
+            ("conv2d_relu_maxpool_forward", "conv2d_relu_maxpool_backward")),
     Pattern((Linear, ReLU), LinearActivationStep,
             lambda: ([Linear(7, 6), ReLU(), Linear(6, 5), ReLU()], (7,))),
     Pattern((Linear, Sigmoid), LinearActivationStep,
@@ -215,14 +227,16 @@ def _flatten(layers):
 
 
 class Plan:
-    """The steps that run ``layers`` (fused by PATTERNS unless ``fuse`` is false)."""
+    """The steps that run ``layers`` on ``backend`` (fused by the PATTERNS it has the kernels
+    of, unless ``fuse`` is false)."""
 
-    def __init__(self, layers, fuse=True):
-        self.source, self.fuse = list(layers), bool(fuse)
+    def __init__(self, layers, fuse=True, backend=backends.BACKENDS["cpu"]):
+        self.source, self.fuse, self.backend = list(layers), bool(fuse), backend
         flat, self.complete = _flatten(layers)
+        patterns = [p for p in PATTERNS if p.runs_on(backend)]
         self.steps, i = [], 0
         while i < len(flat):
-            pattern = max((p for p in PATTERNS if p.matches(flat[i:])),
+            pattern = max((p for p in patterns if p.matches(flat[i:])),
                           key=lambda p: len(p.classes), default=None) if fuse else None
             if pattern is None:
                 self.steps.append(LayerStep(flat[i]))
@@ -239,10 +253,11 @@ class Plan:
                                    if any(layer.parameters() for layer in step.layers)),
                                   len(self.steps))
 
-    def is_for(self, layers, fuse):
-        """Whether this plan still runs ``layers`` as they are (a Dense built since, or a layer
-        added or replaced, asks for a new one)."""
-        return self.complete and self.fuse == fuse and self.source == layers
+    def is_for(self, layers, fuse, backend):
+        """Whether this plan still runs ``layers`` as they are (a Dense built since, a layer
+        added or replaced, or a move to another backend asks for a new one)."""
+        return (self.complete and self.fuse == fuse and self.backend is backend
+                and self.source == layers)
 
     def step_of(self, layer):
         """The step that runs ``layer`` (for a composite, the first fused step among its

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ._arrays import shape_str
+from ._arrays import host_only, shape_str
 from .activations import Identity, activation_by_name
 from .layers import AvgPool2d, ConstantPad2d, Conv2d, MaxPool2d, _pair, positive_size
 from .module import Module, require_forward
@@ -26,6 +26,7 @@ class ToChannelsFirst(Module):
     order, inverse = (0, 3, 1, 2), (0, 2, 3, 1)
 
     def forward(self, x):
+        host_only(self)
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} expected a 4-D batch of images, "

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _rng
 from .._grad import saved_for_backward
-from ._arrays import as_float32, shape_str
+from ._arrays import as_float32, host_only, shape_str
 from .activations import Identity, activation_by_name
 from .init import initialize
 from .module import Module, Parameter, add_parameter_gradients, require_forward
@@ -66,7 +66,7 @@ class Linear(_WeightedLayer):
         """(x as float32, y, aux): y = activation(x @ weight.T + bias) by the backend's one kernel
         (activation "none", "relu" or "sigmoid"), keeping nothing; aux goes back to
         ``gradients``. ``forward`` and the fused steps of nn/fusion.py keep x and aux."""
-        x = as_float32(x, "Linear")
+        x = as_float32(x, self.backend, "Linear")
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"Linear expected input with {self.in_features} features, "
                              f"got {shape_str(x.shape)}")
@@ -82,7 +82,7 @@ class Linear(_WeightedLayer):
         the gradient at the input (None without ``need_dx``). With ``dx_activation`` ("relu" or
         "sigmoid"), x is that activation's output and the result the gradient at its input,
         computed in the same kernel."""
-        grad_out = as_float32(grad_out, "Linear.backward", "gradient")
+        grad_out = as_float32(grad_out, self.backend, "Linear.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
             # positional: (dy, x, wt, dwt, db, need_dx, need_db, accumulate, out_features,
             # x_nonzeros, dx_activation), as in apply
@@ -144,7 +144,7 @@ class Conv2d(_WeightedLayer):
 
     def check_input(self, x):
         """x as float32, checked to be (N, in_channels, H, W)."""
-        x = as_float32(x, "Conv2d")
+        x = as_float32(x, self.backend, "Conv2d")
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"Conv2d expected input (N, {self.in_channels}, H, W), "
                              f"got {shape_str(x.shape)}")
@@ -153,17 +153,17 @@ class Conv2d(_WeightedLayer):
     def forward(self, x):
         x = self.check_input(x)
         self._x = saved_for_backward(x)
-        return self.backend.conv2d_forward(x, self.weight.data,
-                                           self.bias.data if self.bias else None, self.stride,
+        return self.backend.conv2d_forward(x, self.weight.storage,
+                                           self.bias.storage if self.bias else None, self.stride,
                                            self.padding)
 
     def gradients(self, grad_out, x, need_dx=True):
         """Add the parameter gradients for ``grad_out`` at the output of ``self(x)`` and return
         the gradient at the input (None without ``need_dx``)."""
-        grad_out = as_float32(grad_out, "Conv2d.backward", "gradient")
+        grad_out = as_float32(grad_out, self.backend, "Conv2d.backward", "gradient")
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dw, db, accumulate: self.backend.conv2d_backward(
-                grad_out, x, self.weight.data, self.stride, self.padding, dw=dw, db=db,
+                grad_out, x, self.weight.storage, self.stride, self.padding, dw=dw, db=db,
                 need_dx=need_dx, need_db=db is not None, accumulate=accumulate))
         return dx
 
@@ -192,7 +192,7 @@ class _Pool2d(Module):
         self._shape = self._argmax = None
 
     def _input(self, x):
-        x = as_float32(x, type(self).__name__)
+        x = as_float32(x, self.backend, type(self).__name__)
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} expected input (N, C, H, W), "
                              f"got {shape_str(x.shape)}")
@@ -219,7 +219,7 @@ class MaxPool2d(_Pool2d):
     def gradients(self, grad_out, argmax, input_shape):
         """The gradient at the input: each element of ``grad_out`` sent to its argmax."""
         return self.backend.maxpool2d_backward(
-            as_float32(grad_out, "MaxPool2d.backward", "gradient"), argmax, input_shape,
+            as_float32(grad_out, self.backend, "MaxPool2d.backward", "gradient"), argmax, input_shape,
             self.kernel_size, self.stride, self.padding)
 
     def forward(self, x):
@@ -243,25 +243,30 @@ class AvgPool2d(_Pool2d):
     def backward(self, grad_out):
         shape = require_forward(self, self._shape)
         return self.backend.avgpool2d_backward(
-            as_float32(grad_out, "AvgPool2d.backward", "gradient"), shape, self.kernel_size,
+            as_float32(grad_out, self.backend, "AvgPool2d.backward", "gradient"), shape, self.kernel_size,
             self.stride, self.padding)
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+    """(N, d1, d2, ...) -> (N, d1*d2*...): a view, of any dtype."""
 
     def __init__(self):
         self._shape = None
 
+    def _own(self, x, who):
+        """x as an array of this module's device (Python data becomes NumPy's)."""
+        return x if self.backend.is_array(x) else as_float32(x, self.backend, who)
+
     def forward(self, x):
-        x = np.asarray(x)
+        x = self._own(x, "Flatten")
         if x.ndim < 1:
             raise ValueError("Flatten expected an input with a batch dimension")
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self._shape = tuple(x.shape)
+        return x.reshape((x.shape[0], -1))
 
     def backward(self, grad_out):
-        return np.asarray(grad_out).reshape(require_forward(self, self._shape))
+        shape = require_forward(self, self._shape)
+        return self._own(grad_out, "Flatten.backward").reshape(shape)
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
@@ -278,7 +283,7 @@ class Dropout(Module):
         self._mask = None
 
     def forward(self, x):
-        x = as_float32(x, "Dropout")
+        x = as_float32(x, self.backend, "Dropout")
         if not self.training or self.p == 0.0:
             self._mask = False
             return x
@@ -292,7 +297,7 @@ class Dropout(Module):
         if mask is False:
             return grad_out
         return self.backend.dropout_backward(
-            as_float32(grad_out, "Dropout.backward", "gradient"), mask, self.p)
+            as_float32(grad_out, self.backend, "Dropout.backward", "gradient"), mask, self.p)
 
     def get_config(self):
         return {"p": self.p}
@@ -310,6 +315,7 @@ class ConstantPad2d(Module):
         self._shape = None
 
     def forward(self, x):
+        host_only(self)
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f"{type(self).__name__} expected input (N, C, H, W), "
@@ -394,7 +400,7 @@ class Dense(Module):
         return self.linear.bias if self.linear else None
 
     def forward(self, x):
-        x = as_float32(x, "Dense")
+        x = as_float32(x, self.backend, "Dense")
         if self.linear is None:
             if x.ndim != 2:
                 raise ValueError(f"Dense expected input (N, features), got {shape_str(x.shape)}")

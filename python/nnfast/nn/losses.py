@@ -3,18 +3,29 @@ caches what ``loss_fn.backward()`` needs to return d loss / d output."""
 import numpy as np
 
 from .._grad import saved_for_backward
-from ._arrays import as_float32, shape_str
+from ..backend import device_of
+from ._arrays import as_float32, host_only, shape_str
 from .module import Module, describe, rebuild, require_forward
 
 
 _INT64 = np.dtype(np.int64)
 
 
-def class_labels(target, batch, who):
-    """Integer class labels (batch,) as int64; integral floats are accepted, others refused."""
+def class_labels(target, batch, who, backend):
+    """Integer class labels (batch,) as int64; integral floats are accepted, others refused.
+    Labels on the host serve every backend (a device's kernels move them); labels on a device
+    must be int64 arrays of the loss's own."""
     if (type(target) is np.ndarray and target.dtype is _INT64 and target.shape == (batch,)
             and target.flags.c_contiguous):
         return target   # the common case, without the general checks and conversion below
+    where = device_of(target)
+    if where != "cpu":
+        if where != backend.device:
+            raise TypeError(f"{who} computes on {backend.device} but its labels are on {where}")
+        if target.dtype != _INT64 or tuple(target.shape) != (batch,):
+            raise ValueError(f"{who} expected {batch} int64 class labels on {where}, got "
+                             f"{target.dtype} {shape_str(target.shape)}")
+        return target
     y = np.asarray(target)
     if y.ndim != 1 or y.shape[0] != batch:
         raise ValueError(f"{who} expected {batch} class labels, got shape {shape_str(y.shape)}")
@@ -26,9 +37,12 @@ def class_labels(target, batch, who):
     return np.ascontiguousarray(y, dtype=np.int64)
 
 
-def matching_target(target, output, who):
-    """A float32 target with the output's shape ((N,) targets fit (N, 1) outputs)."""
-    t = as_float32(target, who, "target")
+def matching_target(target, output, backend, who):
+    """A float32 target of ``backend``'s device with the output's shape ((N,) targets fit (N, 1)
+    outputs). Targets on the host serve every backend, as labels do (copied to the device)."""
+    if not backend.host and device_of(target) == "cpu":
+        target = backend.to_device(np.asarray(target), np.float32)
+    t = as_float32(target, backend, who, "target")
     if t.shape != output.shape:
         if t.size != output.size or t.shape[:1] != output.shape[:1]:
             raise ValueError(f"{who} expected a target of shape {shape_str(output.shape)}, "
@@ -55,16 +69,16 @@ class CrossEntropyLoss(Loss):
     probability rows (N, C). Stable for any finite logits."""
 
     def forward(self, output, target):
-        z = as_float32(output, "CrossEntropyLoss", "output")
+        z = as_float32(output, self.backend, "CrossEntropyLoss", "output")
         if z.ndim != 2:
             raise ValueError(f"CrossEntropyLoss expected logits (N, C), got {shape_str(z.shape)}")
-        t = np.asarray(target)
+        t = target if hasattr(target, "ndim") else np.asarray(target)
         if t.ndim == 2:
-            t = matching_target(t, z, "CrossEntropyLoss")
+            t = matching_target(t, z, self.backend, "CrossEntropyLoss")
             loss, probs = self.backend.cross_entropy_soft_forward(z, t)
             self._cache = saved_for_backward((probs, t, True))
         else:
-            y = class_labels(t, z.shape[0], "CrossEntropyLoss")
+            y = class_labels(t, z.shape[0], "CrossEntropyLoss", self.backend)
             loss, probs = self.backend.cross_entropy_forward(z, y)
             self._cache = saved_for_backward((probs, y, False))
         return loss
@@ -80,10 +94,10 @@ class NLLLoss(Loss):
     """Negative log-likelihood of log-probabilities (N, C) (after LogSoftmax), integer labels."""
 
     def forward(self, output, target):
-        logp = as_float32(output, "NLLLoss", "output")
+        logp = as_float32(output, self.backend, "NLLLoss", "output")
         if logp.ndim != 2:
             raise ValueError(f"NLLLoss expected log-probabilities (N, C), got {shape_str(logp.shape)}")
-        y = class_labels(target, logp.shape[0], "NLLLoss")
+        y = class_labels(target, logp.shape[0], "NLLLoss", self.backend)
         self._cache = saved_for_backward((y, logp.shape[1]))
         return self.backend.nll_forward(logp, y)
 
@@ -99,8 +113,8 @@ class _ElementwiseLoss(Loss):
 
     def forward(self, output, target):
         who = type(self).__name__
-        p = as_float32(output, who, "output")
-        t = matching_target(target, p, who)
+        p = as_float32(output, self.backend, who, "output")
+        t = matching_target(target, p, self.backend, who)
         self._cache = saved_for_backward((p, t))
         return getattr(self.backend, self.kernel + "_forward")(p, t)
 
@@ -136,17 +150,18 @@ class ProbabilityCrossEntropy(Loss):
     EPS = 1e-7
 
     def forward(self, output, target):
-        p = as_float32(output, "categorical_crossentropy", "output")
+        host_only(self, "categorical_crossentropy")
+        p = as_float32(output, self.backend, "categorical_crossentropy", "output")
         if p.ndim != 2:
             raise ValueError(f"categorical_crossentropy expected probabilities (N, C), "
                              f"got {shape_str(p.shape)}")
         t = np.asarray(target)
         if t.ndim != 2:
-            y = class_labels(t, p.shape[0], "sparse_categorical_crossentropy")
+            y = class_labels(t, p.shape[0], "sparse_categorical_crossentropy", self.backend)
             if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
                 raise ValueError(f"labels must lie in [0, {p.shape[1]}), got {y.min()}..{y.max()}")
             t = np.eye(p.shape[1], dtype=np.float32)[y]
-        t = matching_target(t, p, "categorical_crossentropy")
+        t = matching_target(t, p, self.backend, "categorical_crossentropy")
         clipped = np.clip(p, self.EPS, 1 - self.EPS)
         self._cache = saved_for_backward((clipped, t))
         return float(-np.sum(t * np.log(clipped), dtype=np.float64) / p.shape[0])

@@ -5,15 +5,16 @@ batch axis: axis 1 is the first axis of a sample. These are elementwise copies a
 with NumPy on the host arrays."""
 import numpy as np
 
-from ._arrays import as_float32, shape_str
+from ._arrays import as_float32, host_only, shape_str
 from .module import Module, require_forward
 from .symbolic import SymbolicTensor
 
 
-def _inputs(xs, who, at_least=2):
+def _inputs(module, xs, who, at_least=2):
+    host_only(module, who)
     if not isinstance(xs, (list, tuple)) or len(xs) < at_least:
         raise ValueError(f"{who} takes a list of at least {at_least} inputs")
-    return [as_float32(x, who) for x in xs]
+    return [as_float32(x, module.backend, who) for x in xs]
 
 
 def _axis(axis, ndim, who):
@@ -28,7 +29,7 @@ class _Elementwise(Module):
     """Merges of inputs of one shape."""
 
     def _same_shapes(self, xs):
-        xs = _inputs(xs, type(self).__name__)
+        xs = _inputs(self, xs, type(self).__name__)
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
                              + ", ".join(shape_str(x.shape) for x in xs))
@@ -102,7 +103,7 @@ class Concatenate(Module):
         self.axis = int(axis)
 
     def forward(self, xs):
-        xs = _inputs(xs, "Concatenate")
+        xs = _inputs(self, xs, "Concatenate")
         axis = _axis(self.axis, xs[0].ndim, "Concatenate")
         for x in xs[1:]:
             if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in
@@ -134,7 +135,8 @@ class Slice(Module):
         return (slice(None),) * axis + (slice(self.start, self.stop),)
 
     def forward(self, x):
-        x = as_float32(x, "Slice")
+        host_only(self, "Slice")
+        x = as_float32(x, self.backend, "Slice")
         self._shape = x.shape
         y = x[self._index(x.ndim)]
         if y.size == 0:

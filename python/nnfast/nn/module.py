@@ -22,7 +22,13 @@ class Parameter:
     see PyTorch's (out, in); the kernels read (in, out) rows without transposing). Optimizers and
     kernels work on ``storage`` and ``grad_storage``, whose padding stays zero; everything else
     uses ``data`` and ``grad``. Every parameter's storage and gradient (and the optimizers' state
-    arrays) start on a 64-byte boundary."""
+    arrays) start on a 64-byte boundary.
+
+    ``backend`` is where the arrays live. On a device other than the CPU, ``storage`` and
+    ``grad_storage`` are that device's arrays (same layout), and ``data`` and ``grad`` are
+    read-only NumPy copies: assign ``data`` (or call ``copy_``) to change the values."""
+
+    moves = 0   # how many times any Parameter changed device (optimizers' cue to follow)
 
     def __init__(self, data, transposed=False):
         data = np.asarray(data, dtype=np.float32)
@@ -30,26 +36,43 @@ class Parameter:
             raise ValueError(f"a transposed Parameter must be 2-D, got shape {data.shape}")
         self.transposed = bool(transposed)
         self.shape = tuple(data.shape)
+        self.backend = backends.BACKENDS["cpu"]   # the device the arrays live on
         self.storage = self.stored(data, "data")
         self._grad = aligned_zeros(self.storage.shape)   # in the storage layout
         self._grad_zeroed = False   # zero_grad was called and no backward has written since
-        self.backend = backends.BACKENDS["cpu"]   # the device the arrays live on
 
     def to(self, device):
         """Move the values and the gradient to ``device`` (a name or a backend); returns self.
         The NumPy backends ("cpu", "reference") share one kind of array, so nothing is copied
         between them."""
-        self.backend = backends.get(device)
+        backend = backends.get(device)
+        if backend.device != self.backend.device:
+            values, grad = self.data, self.grad
+            self.backend = backend
+            self.storage = backend.to_device(self.stored(values, "data"))
+            self._grad = backend.to_device(self.stored(grad, "grad"))
+            self._grad_zeroed = False
+            Parameter.moves += 1
+        self.backend = backend
         return self
 
     def public(self, array):
         """An array in the storage layout, seen in the public one (a view)."""
         return array[:, :self.shape[0]].T if self.transposed else array
 
+    def host_view(self, array):
+        """``public(array)`` on the host: a view there, a read-only copy from another device."""
+        if self.backend.host:
+            return self.public(array)
+        view = self.public(self.backend.to_host(array))
+        view.flags.writeable = False
+        return view
+
     def stored(self, array, name="array"):
-        """A new C-contiguous float32 array in the storage layout from one in the public layout
-        (ValueError naming it ``name`` when its shape is not the parameter's)."""
-        array = np.asarray(array, dtype=np.float32)
+        """A new C-contiguous float32 NumPy array in the storage layout from one in the public
+        layout (ValueError naming it ``name`` when its shape is not the parameter's)."""
+        array = np.asarray(self.backend.to_host(array) if self.backend.is_array(array) else array,
+                           dtype=np.float32)
         if array.shape != self.shape:
             raise ValueError(f"{name} must have shape {self.shape}, got {array.shape}")
         if not self.transposed:
@@ -63,21 +86,28 @@ class Parameter:
 
     @property
     def data(self):
-        """The values (a view of ``storage``); assigning replaces them."""
-        return self.public(self.storage)
+        """The values (a view of ``storage`` on the CPU); assigning replaces them."""
+        return self.host_view(self.storage)
 
     @data.setter
     def data(self, value):
-        self.storage = self.stored(value, "data")
+        self.storage = self.backend.to_device(self.stored(value, "data"))
+
+    def copy_(self, value):
+        """Overwrite the values in place (the arrays that hold them stay the same)."""
+        if self.backend.host:
+            self.data[...] = value
+        else:
+            self.storage.copy_from(self.stored(value, "data"))
 
     @property
     def grad(self):
         """The accumulated gradient (zeros after ``zero_grad``)."""
-        return self.public(self.grad_storage)
+        return self.host_view(self.grad_storage)
 
     @grad.setter
     def grad(self, value):
-        self._grad = self.stored(value, "grad")
+        self._grad = self.backend.to_device(self.stored(value, "grad"))
         self._grad_zeroed = False
 
     @property
@@ -163,6 +193,8 @@ class Module:
 
     # ------------------------------------------------------------------ structure
     buffer_names = ()     # attributes holding state that is saved but not trained (BatchNorm's)
+    host_buffers = ()     # those of them that stay NumPy arrays on any device (counters that
+    #                       Python updates)
     transparent = False   # a composite layer whose children's weights are named as its own
     #                       (Dense: "weight", not "linear.weight")
 
@@ -244,17 +276,21 @@ class Module:
         return self.to("cpu")
 
     def to(self, device):
-        """Compute on ``device`` ("cpu", "reference", or a backend object) from now on: this module,
-        its children and their parameters move together. Returns self."""
+        """Compute on ``device`` ("cpu", "reference", "cuda" in a CUDA build, or a backend object)
+        from now on: this module, its children, their parameters and buffers move together (an
+        optimizer's state follows its parameters at its next step). Returns self."""
         backend = backends.get(device)
-        if getattr(backend, "name", None) == "cuda":
-            raise NotImplementedError(
-                "moving a model's parameters to the GPU is not written yet: nnfast.backend.cuda "
-                "has the CUDA kernels, model.to('cuda') does not upload to them")
         missing = backends.missing(backend)
         if missing:
             raise TypeError(f"{backend!r} is not a complete backend: it lacks {missing}")
         for module in self.modules():
+            if module.backend.device != backend.device:
+                for name in module.buffer_names:
+                    if name in module.host_buffers:
+                        continue
+                    value = getattr(module, name, None)
+                    if value is not None:
+                        setattr(module, name, backends.move(value, backend))
             module.backend = backend
         for p in self.parameters():
             p.to(backend)
@@ -288,7 +324,7 @@ class Module:
                 raise ValueError(f"set_weights: array {i} must have shape "
                                  f"{np.shape(_values(entry))}, got {w.shape}")
         for entry, w in zip(entries, weights):
-            _values(entry)[...] = w
+            _assign(entry, w)
 
     def state_dict(self):
         """{PyTorch's dotted name: a copy of the values} of every parameter and buffer, in
@@ -317,8 +353,9 @@ class Module:
         if problems:
             raise RuntimeError(f"error(s) in loading state_dict for {type(self).__name__}:\n  "
                                + "\n  ".join(problems))
+        entries = dict(self.named_state())
         for key, value in values.items():
-            own[key][...] = value
+            _assign(entries[key], value)
         return LoadedKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ configuration
@@ -356,8 +393,21 @@ class LoadedKeys(tuple):
 
 
 def _values(entry):
-    """The array of a state entry: a Parameter's values (public layout) or a buffer itself."""
-    return entry.data if isinstance(entry, Parameter) else entry
+    """The values of a state entry as a NumPy array: a Parameter's (public layout) or a
+    buffer's (itself on the CPU, a copy from a device)."""
+    if isinstance(entry, Parameter):
+        return entry.data
+    return entry if isinstance(entry, np.ndarray) else entry.numpy()
+
+
+def _assign(entry, value):
+    """Overwrite a state entry's values in place from ``value`` (its shape)."""
+    if isinstance(entry, Parameter):
+        entry.copy_(value)
+    elif isinstance(entry, np.ndarray):
+        entry[...] = value
+    else:   # a device array
+        entry.copy_from(np.ascontiguousarray(value, dtype=entry.dtype))
 
 
 def _as_numpy(value, key):

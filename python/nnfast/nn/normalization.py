@@ -18,6 +18,7 @@ class _BatchNorm(_WeightedLayer):
     for eval mode, which otherwise uses the batch's statistics too."""
 
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+    host_buffers = ("num_batches_tracked",)
     ranks = ()   # the input ranks the layer takes
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
@@ -43,7 +44,7 @@ class _BatchNorm(_WeightedLayer):
         self._cache = None
 
     def forward(self, x):
-        x = as_float32(x, type(self).__name__)
+        x = as_float32(x, self.backend, type(self).__name__)
         if x.ndim not in self.ranks or x.shape[1] != self.num_features:
             raise ValueError(f"{type(self).__name__} expected input (N, {self.num_features}"
                              f"{', L' if 3 in self.ranks else ', H, W'}), got "
@@ -55,20 +56,21 @@ class _BatchNorm(_WeightedLayer):
             factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
                       else self.momentum)
         y, mean, invstd = self.backend.batchnorm_forward(
-            x, self.weight.data if self.affine else None, self.bias.data if self.affine else None,
+            x, self.weight.storage if self.affine else None,
+            self.bias.storage if self.affine else None,
             self.running_mean, self.running_var, batch_statistics, factor, self.eps)
         self._cache = saved_for_backward((x, mean, invstd, batch_statistics))
         return y
 
     def _backward(self, grad_out, need_dx):
         x, mean, invstd, batch_statistics = require_forward(self, self._cache)
-        g = as_float32(grad_out, f"{type(self).__name__}.backward", "gradient")
+        g = as_float32(grad_out, self.backend, f"{type(self).__name__}.backward", "gradient")
         if not self.affine:
             return self.backend.batchnorm_backward(g, x, None, mean, invstd, None, None,
                                                    batch_statistics, need_dx, False, False)[0]
         dx, _, _ = add_parameter_gradients(
             self.weight, self.bias, lambda dw, db, accumulate: self.backend.batchnorm_backward(
-                g, x, self.weight.data, mean, invstd, dw, db, batch_statistics, need_dx, True,
+                g, x, self.weight.storage, mean, invstd, dw, db, batch_statistics, need_dx, True,
                 accumulate))
         return dx
 

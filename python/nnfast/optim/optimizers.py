@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from ..nn._arrays import aligned_zeros
+from .. import backend as backends
 from ..nn.module import Parameter
 
 
@@ -30,6 +30,7 @@ class Optimizer:
         self.param_groups, self.params = [], []
         self.steps = 0
         self.state = {name: [] for name in self.state_names}
+        self._moves_seen = Parameter.moves
         for group in groups:
             self.add_param_group(group)
 
@@ -92,14 +93,28 @@ class Optimizer:
         """Parameter i's state array `name`, in the parameter's storage layout."""
         arrays = self.state[name]
         if arrays[i] is None:
-            arrays[i] = aligned_zeros(self.params[i].storage.shape)
+            p = self.params[i]
+            arrays[i] = p.backend.zeros(p.storage.shape)
         return arrays[i]
+
+    def follow_parameters(self):
+        """Move each state array to its parameter's device, where ``to`` moved the parameter
+        since the last step (checked by one comparison when none moved)."""
+        if self._moves_seen == Parameter.moves:
+            return
+        for arrays in self.state.values():
+            for i, a in enumerate(arrays):
+                backend = self.params[i].backend
+                if a is not None and not backend.is_array(a):
+                    arrays[i] = backends.move(a, backend)
+        self._moves_seen = Parameter.moves
 
     def zero_grad(self):
         for p in self.params:
             p.zero_grad()
 
     def step(self):
+        self.follow_parameters()
         for group, start in self.groups():
             self.update(group, start)
         self.steps += 1
@@ -120,7 +135,7 @@ class Optimizer:
                    "params": list(range(start, start + len(group["params"])))}
                   for group, start in self.groups()]
         return {"type": type(self).__name__, "config": self.get_config(), "steps": self.steps,
-                "state": {k: [None if a is None else p.public(a).copy()
+                "state": {k: [None if a is None else p.host_view(a).copy()
                               for a, p in zip(v, self.params)]
                           for k, v in self.state.items()},
                 "param_groups": groups}
@@ -142,7 +157,7 @@ class Optimizer:
                     raise ValueError(f"state_dict '{name}' {i} has shape {np.shape(a)}, "
                                      f"expected {self.params[i].shape}")
         for name in self.state_names:
-            self.state[name] = [None if a is None else p.stored(a)
+            self.state[name] = [None if a is None else p.backend.to_device(p.stored(a))
                                 for a, p in zip(state["state"][name], self.params)]
         options = groups or [state["config"]] * len(self.param_groups)
         for group, saved in zip(self.param_groups, options):

@@ -1,0 +1,37 @@
+"""The array functions of the two backends whose arrays are NumPy's ("cpu" and "reference"):
+their device is the host, so moving an array there is at most a conversion."""
+import numpy as np
+
+DEVICE = "cpu"
+
+_KEPT = (np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.uint8))
+
+
+def is_array(x):
+    return isinstance(x, np.ndarray)
+
+
+def to_device(a, dtype=None):
+    """``a`` as a C-contiguous NumPy array (float32 unless it is int64, int32 or uint8, or
+    ``dtype`` says otherwise), itself when it already is one."""
+    a = np.asarray(a)
+    if dtype is None:
+        dtype = a.dtype if a.dtype in _KEPT else np.float32
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def to_host(a):
+    return np.asarray(a)
+
+
+def aligned_zeros(shape):
+    """A C-contiguous float32 array of zeros whose first element is on a 64-byte boundary (whole
+    cache lines for the kernels' vector loads and stores; NumPy aligns to 16 bytes only)."""
+    n = int(np.prod(shape))
+    memory = np.zeros(n + 16, np.float32)
+    start = (-memory.ctypes.data // 4) % 16
+    return memory[start:start + n].reshape(shape)
+
+
+def zeros(shape, dtype="float32"):
+    return aligned_zeros(shape) if np.dtype(dtype) == np.float32 else np.zeros(shape, dtype)
