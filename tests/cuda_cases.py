@@ -98,6 +98,31 @@ def case_activations(rng):
         want = getattr(cpu, name + "_backward")(dy, saved, *extra)
         got = gpu.to_host(getattr(gpu, name + "_backward")(gdy, gsaved, *extra))
         out.append((f"{name}_backward n={n}", got, want, False))
+    x[::7] = np.nan   # NaN kept by relu as on the CPU
+    want = cpu.relu_forward(x)
+    out.append(("relu_forward with NaN", gpu.to_host(gpu.relu_forward(gpu.to_device(x))), want,
+                False))
+    y = cpu.threshold_forward(x, 0.5, -2.0)
+    out.append(("threshold_forward", gpu.to_host(gpu.threshold_forward(gpu.to_device(x), 0.5,
+                                                                       -2.0)), y, False))
+    out.append(("threshold_backward", gpu.to_host(gpu.threshold_backward(gdy, gpu.to_device(x),
+                                                                         0.5)),
+                cpu.threshold_backward(dy, x, 0.5), False))
+    return out
+
+
+def case_row_activations(rng):
+    N, C = int(rng.integers(1, 100)), int(rng.integers(1, 700))
+    x, dy = _randn(rng, N, C, scale=4.0), _randn(rng, N, C)
+    gx, gdy = _up(x, dy)
+    out = []
+    for name in ("softmax", "log_softmax"):
+        y = getattr(cpu, name + "_forward")(x)
+        gy = getattr(gpu, name + "_forward")(gx)
+        out.append((f"{name}_forward N,C={N},{C}", gpu.to_host(gy), y, False))
+        want = getattr(cpu, name + "_backward")(dy, y)
+        got = gpu.to_host(getattr(gpu, name + "_backward")(gdy, gpu.to_device(y)))
+        out.append((f"{name}_backward N,C={N},{C}", got, want, False))
     return out
 
 
@@ -117,6 +142,28 @@ def case_losses(rng):
              False),
             ("mse_backward", gpu.to_host(gpu.mse_backward(gp, gt, 2.0)),
              cpu.mse_backward(p, t, 2.0), False)]
+    prob = rng.uniform(0.01, 0.99, (N, C)).astype(np.float32)
+    target = rng.uniform(0, 1, (N, C)).astype(np.float32)
+    for name, pred in (("l1", p), ("bce", prob), ("bce_with_logits", p)):
+        gpred, gtarget = _up(pred, target)
+        out += [(f"{name} loss", np.float64(getattr(gpu, name + "_forward")(gpred, gtarget)),
+                 np.float64(getattr(cpu, name + "_forward")(pred, target)), False),
+                (f"{name}_backward", gpu.to_host(getattr(gpu, name + "_backward")(gpred, gtarget,
+                                                                                  0.5)),
+                 getattr(cpu, name + "_backward")(pred, target, 0.5), False)]
+    soft = target / target.sum(axis=1, keepdims=True)
+    loss, probs = cpu.cross_entropy_soft_forward(logits, soft)
+    gloss, gprobs = gpu.cross_entropy_soft_forward(*_up(logits, soft))
+    out += [("cross_entropy_soft loss", np.float64(gloss), np.float64(loss), False),
+            ("cross_entropy_soft probs", gpu.to_host(gprobs), probs, False),
+            ("cross_entropy_soft_backward",
+             gpu.to_host(gpu.cross_entropy_soft_backward(gprobs, gpu.to_device(soft), 0.5)),
+             cpu.cross_entropy_soft_backward(probs, soft, 0.5), False)]
+    logp = cpu.log_softmax_forward(logits)
+    out += [("nll loss", np.float64(gpu.nll_forward(gpu.to_device(logp), glabels)),
+             np.float64(cpu.nll_forward(logp, labels)), False),
+            ("nll_backward", gpu.to_host(gpu.nll_backward(glabels, C, 0.5)),
+             cpu.nll_backward(labels, C, 0.5), False)]
     return out
 
 
@@ -213,7 +260,16 @@ def case_device_array(rng):
     ok = iface["version"] == 3 and iface["shape"] == (3, 5) and iface["typestr"] == "<f4"
     return [("round trip", d.numpy(), a, True),
             ("__cuda_array_interface__", np.array(ok), np.array(True), True),
-            ("reshape view", d.reshape([5, -1]).numpy(), a.reshape(5, 3), True)]
+            ("reshape view", d.reshape([5, -1]).numpy(), a.reshape(5, 3), True),
+            ("view of a foreign GPU array", gpu.to_device(_Foreign(d)).numpy(), a, True)]
+
+
+class _Foreign:
+    """Another library's GPU array, as nnfast sees it: only __cuda_array_interface__."""
+
+    def __init__(self, array):
+        self.__cuda_array_interface__ = array.__cuda_array_interface__
+        self.keep = array
 
 
 CASES = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}

@@ -107,6 +107,29 @@ def test_model_cuda_without_a_device_says_why_and_cpu_stays():
     assert out.shape == (2, 3) and isinstance(out, np.ndarray)
 
 
+@requires_gpu
+def test_gpu_arrays_are_exchanged_with_pytorch_without_copies():
+    """__dlpack__ out (torch.from_dlpack sees nnfast's memory) and __cuda_array_interface__ in
+    (a layer on the GPU takes a CUDA tensor as its input)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch has no CUDA")
+    host = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = backend.cuda.to_device(host)
+    assert a.__dlpack_device__()[0] == 2
+    t = torch.from_dlpack(a)
+    assert t.data_ptr() == a.ptr and tuple(t.shape) == (2, 3)
+    t.mul_(2)
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(a.numpy(), 2 * host)
+    u = torch.randn(4, 5, device="cuda")
+    assert backend.cuda.to_device(u).ptr == u.data_ptr()
+    layer = nnfast.nn.Linear(5, 2)
+    want = layer(u.cpu().numpy())
+    got = layer.cuda()(u)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
+
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cuda_cases  # noqa: E402  (it imports without a device; its cases need one)
 

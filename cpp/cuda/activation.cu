@@ -1,17 +1,58 @@
-// Elementwise activations, forward and backward, over n contiguous floats (any shape flattened):
-// one thread per element in a grid-stride loop. Backward kernels take the forward's input x
-// (relu, leaky_relu) or output y (sigmoid, tanh), as the CPU kernels do; dx may alias dy.
+// Activations, forward and backward. Elementwise ones over n contiguous floats (any shape
+// flattened): one thread per element in a grid-stride loop; their backward kernels take the
+// forward's input x (relu, leaky_relu, threshold) or output y (sigmoid, tanh), as the CPU kernels
+// do; dx may alias dy. Softmax and log-softmax over the rows of (N, C): one block per row.
 #include "common.cuh"
 
 namespace nnfast {
 namespace cuda {
 
-// y = max(x, 0); dx = dy where x > 0 else 0
+// y = 0 where x <= 0, else x (NaN kept); dx = 0 where x <= 0, else dy (a NaN x passes dy)
 __global__ void relu_forward_kernel(float* y, const float* x, size_t n) {
-  NNFAST_GRID_LOOP(i, n) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+  NNFAST_GRID_LOOP(i, n) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
 }
 __global__ void relu_backward_kernel(float* dx, const float* dy, const float* x, size_t n) {
-  NNFAST_GRID_LOOP(i, n) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+  NNFAST_GRID_LOOP(i, n) dx[i] = x[i] <= 0.0f ? 0.0f : dy[i];
+}
+
+// y = value where x <= threshold, else x; dx = 0 where x <= threshold, else dy
+__global__ void threshold_forward_kernel(float* y, const float* x, size_t n, float threshold,
+                                         float value) {
+  NNFAST_GRID_LOOP(i, n) y[i] = x[i] <= threshold ? value : x[i];
+}
+__global__ void threshold_backward_kernel(float* dx, const float* dy, const float* x, size_t n,
+                                          float threshold) {
+  NNFAST_GRID_LOOP(i, n) dx[i] = x[i] <= threshold ? 0.0f : dy[i];
+}
+
+// Row r of x (N, C): m = max (NaN-propagating), s = sum exp(x - m); softmax y = exp(x - m) / s,
+// log-softmax y = x - m - log s.
+__global__ void softmax_rows_kernel(float* y, const float* x, int C, bool log_softmax) {
+  const float* xr = x + (size_t)blockIdx.x * C;
+  float* yr = y + (size_t)blockIdx.x * C;
+  float m = -INFINITY;
+  for (int j = threadIdx.x; j < C; j += blockDim.x) m = MaxOp()(m, xr[j]);
+  m = block_reduce(m, MaxOp());
+  float s = 0.0f;
+  for (int j = threadIdx.x; j < C; j += blockDim.x) s += expf(xr[j] - m);
+  s = block_reduce(s, SumOp());
+  const float shift = m + logf(s), inv = 1.0f / s;
+  for (int j = threadIdx.x; j < C; j += blockDim.x)
+    yr[j] = log_softmax ? xr[j] - shift : expf(xr[j] - m) * inv;
+}
+
+// Row r: softmax dx = y (dy - sum dy y); log-softmax dx = dy - exp(y) sum dy
+__global__ void softmax_rows_backward_kernel(float* dx, const float* dy, const float* y, int C,
+                                             bool log_softmax) {
+  const size_t base = (size_t)blockIdx.x * C;
+  float dot = 0.0f;
+  for (int j = threadIdx.x; j < C; j += blockDim.x)
+    dot += log_softmax ? dy[base + j] : dy[base + j] * y[base + j];
+  dot = block_reduce(dot, SumOp());
+  for (int j = threadIdx.x; j < C; j += blockDim.x) {
+    const size_t i = base + j;
+    dx[i] = log_softmax ? dy[i] - expf(y[i]) * dot : y[i] * (dy[i] - dot);
+  }
 }
 
 // y = x > 0 ? x : slope x; dx = x > 0 ? dy : slope dy
@@ -69,6 +110,22 @@ int tanh_forward(float* y, const float* x, size_t n) {
 }
 int tanh_backward(float* dx, const float* dy, const float* y, size_t n) {
   tanh_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, y, n);
+  return last_error();
+}
+int threshold_forward(float* y, const float* x, size_t n, float threshold, float value) {
+  threshold_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n, threshold, value);
+  return last_error();
+}
+int threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold) {
+  threshold_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, x, n, threshold);
+  return last_error();
+}
+int softmax_forward(float* y, const float* x, int N, int C, bool log_softmax) {
+  if (N > 0) softmax_rows_kernel<<<N, kThreads>>>(y, x, C, log_softmax);
+  return last_error();
+}
+int softmax_backward(float* dx, const float* dy, const float* y, int N, int C, bool log_softmax) {
+  if (N > 0) softmax_rows_backward_kernel<<<N, kThreads>>>(dx, dy, y, C, log_softmax);
   return last_error();
 }
 

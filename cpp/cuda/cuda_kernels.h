@@ -35,6 +35,8 @@ int device_free(void* ptr);
 int memcpy_bytes(void* dst, const void* src, size_t bytes, int kind);
 int memset_bytes(void* ptr, int value, size_t bytes);
 int synchronize();
+// The device that holds the memory at ptr (cudaPointerGetAttributes), as an error code.
+int pointer_device(const void* ptr, int* device);
 
 // ---------------------------------------------------------------------------------- dense (gemm.cu)
 // The finish applied to each element of C in the GEMM's last step (the CPU's GemmEpilogue, with a
@@ -84,20 +86,42 @@ int sigmoid_forward(float* y, const float* x, size_t n);
 int sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
 int tanh_forward(float* y, const float* x, size_t n);
 int tanh_backward(float* dx, const float* dy, const float* y, size_t n);
+int threshold_forward(float* y, const float* x, size_t n, float threshold, float value);
+int threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold);
+// Over the rows of (N, C): y = softmax(x), or log_softmax(x) when log_softmax; backward from y.
+int softmax_forward(float* y, const float* x, int N, int C, bool log_softmax);
+int softmax_backward(float* dx, const float* dy, const float* y, int N, int C, bool log_softmax);
 
 // ---------------------------------------------------------------------------------- losses (loss.cu)
-// Doubles of workspace the forward losses need for n rows (cross-entropy) or n elements (MSE).
+// Doubles of workspace the forward losses need for N rows (cross-entropy, NLL) or n elements
+// (the pointwise losses).
 size_t cross_entropy_workspace_size(int N);
-size_t mse_workspace_size(size_t n);
+size_t pointwise_loss_workspace_size(size_t n);
 // *loss (one double, device) = mean_i (logsumexp(z_i) - z_i[y_i]); probs (N,C) = softmax(logits).
 int cross_entropy_forward(double* loss, float* probs, const float* logits, const int64_t* labels,
                           int N, int C, double* workspace);
 // dlogits = scale * (probs - onehot(labels)) / N.
 int cross_entropy_backward(float* dlogits, const float* probs, const int64_t* labels, int N, int C,
                            float scale);
-// *loss = mean (p - t)^2 over n; dp = scale * 2 (p - t) / n.
-int mse_forward(double* loss, const float* pred, const float* target, size_t n, double* workspace);
-int mse_backward(float* dpred, const float* pred, const float* target, size_t n, float scale);
+// Probability targets t (N,C): *loss = mean_i sum_j -t_ij log_softmax(z)_ij;
+// dlogits = scale * (probs * sum_j t_ij - t) / N.
+int cross_entropy_soft_forward(double* loss, float* probs, const float* logits,
+                               const float* targets, int N, int C, double* workspace);
+int cross_entropy_soft_backward(float* dlogits, const float* probs, const float* targets, int N,
+                                int C, float scale);
+// *loss = mean_i -logp[i, y_i]; dlogp = -scale onehot(labels) / N.
+int nll_forward(double* loss, const float* logp, const int64_t* labels, int N, int C,
+                double* workspace);
+int nll_backward(float* dlogp, const int64_t* labels, int N, int C, float scale);
+// Means over n elements of pred p and target t, as the CPU's (loss.h):
+//   mse (p - t)^2, l1 |p - t|, bce -(t log p + (1 - t) log(1 - p)) with logs clamped at -100,
+//   bce_with_logits max(p, 0) - p t + log(1 + exp(-|p|)) (p the logit);
+// backward dp = scale * d term / dp / n (l1's sign 0 at 0 and NaN; bce's divisor >= 1e-12).
+enum class PointwiseLoss { mse, l1, bce, bce_with_logits };
+int pointwise_loss_forward(PointwiseLoss kind, double* loss, const float* pred,
+                           const float* target, size_t n, double* workspace);
+int pointwise_loss_backward(PointwiseLoss kind, float* dpred, const float* pred,
+                            const float* target, size_t n, float scale);
 
 // ------------------------------------------------------------------------------- pooling (pool.cu)
 // As the CPU's (pool.h): argmax the flat h*W + w index in the input plane, first maximum in

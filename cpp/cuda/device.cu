@@ -40,5 +40,12 @@ int memset_bytes(void* ptr, int value, size_t bytes) {
 
 int synchronize() { return reported(cudaDeviceSynchronize()); }
 
+int pointer_device(const void* ptr, int* device) {
+  cudaPointerAttributes attributes{};
+  const int code = reported(cudaPointerGetAttributes(&attributes, ptr));
+  *device = code == 0 ? attributes.device : 0;
+  return code;
+}
+
 }  // namespace cuda
 }  // namespace nnfast

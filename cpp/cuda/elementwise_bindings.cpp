@@ -41,6 +41,36 @@ void bind_activations(py::module_& m) {
   def_unary_backward(m, "sigmoid_backward", &sigmoid_backward);
   def_unary(m, "tanh_forward", &tanh_forward);
   def_unary_backward(m, "tanh_backward", &tanh_backward);
+  m.def("threshold_forward", [](DeviceArray* y, DeviceArray* x, float threshold, float value) {
+    const char* fn = "threshold_forward";
+    same_size(y, x, fn, "y", "x");
+    check_cuda(threshold_forward(f32(y, fn, "y"), f32(x, fn, "x"), x->size(), threshold, value),
+               fn);
+  }, py::arg("y"), py::arg("x"), py::arg("threshold"), py::arg("value"));
+  m.def("threshold_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* x,
+                                 float threshold) {
+    const char* fn = "threshold_backward";
+    same_size(dx, dy, fn, "dx", "dy");
+    same_size(dy, x, fn, "dy", "x");
+    check_cuda(threshold_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(x, fn, "x"),
+                                  dy->size(), threshold), fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("x"), py::arg("threshold"));
+  // softmax_forward(y, x, N, C, log) / softmax_backward(dx, dy, y, N, C, log): rows of (N, C)
+  m.def("softmax_forward", [](DeviceArray* y, DeviceArray* x, int N, int C, bool log) {
+    const char* fn = "softmax_forward";
+    same_size(y, x, fn, "y", "x");
+    need(x, (size_t)N * C, fn, "x");
+    check_cuda(softmax_forward(f32(y, fn, "y"), f32(x, fn, "x"), N, C, log), fn);
+  }, py::arg("y"), py::arg("x"), py::arg("N"), py::arg("C"), py::arg("log"));
+  m.def("softmax_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* y, int N, int C,
+                               bool log) {
+    const char* fn = "softmax_backward";
+    same_size(dx, dy, fn, "dx", "dy");
+    same_size(dy, y, fn, "dy", "y");
+    need(y, (size_t)N * C, fn, "y");
+    check_cuda(softmax_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(y, fn, "y"), N, C, log),
+               fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("y"), py::arg("N"), py::arg("C"), py::arg("log"));
   m.def("leaky_relu_forward", [](DeviceArray* y, DeviceArray* x, float slope) {
     const char* fn = "leaky_relu_forward";
     same_size(y, x, fn, "y", "x");
@@ -60,6 +90,30 @@ double read_loss(const std::shared_ptr<DeviceArray>& loss, const char* fn) {
   double v = 0.0;
   check_cuda(memcpy_bytes(&v, loss->data(), sizeof v, 1), fn);
   return v;
+}
+
+// <name>_forward(pred, target) -> mean loss; <name>_backward(dpred, pred, target, scale)
+void def_pointwise_loss(py::module_& m, const char* name, PointwiseLoss kind) {
+  const std::string forward = std::string(name) + "_forward", backward = std::string(name) +
+                                                                         "_backward";
+  m.def(forward.c_str(), [forward, kind](DeviceArray* pred, DeviceArray* target) {
+    const char* fn = forward.c_str();
+    same_size(pred, target, fn, "pred", "target");
+    auto work = device_empty({(int64_t)pointwise_loss_workspace_size(pred->size()) + 1},
+                             DType::int64);
+    double* w = static_cast<double*>(work->data());
+    check_cuda(pointwise_loss_forward(kind, w, f32(pred, fn, "pred"), f32(target, fn, "target"),
+                                      pred->size(), w + 1), fn);
+    return read_loss(work, fn);
+  }, py::arg("pred"), py::arg("target"));
+  m.def(backward.c_str(), [backward, kind](DeviceArray* dpred, DeviceArray* pred,
+                                           DeviceArray* target, float scale) {
+    const char* fn = backward.c_str();
+    same_size(pred, target, fn, "pred", "target");
+    same_size(dpred, pred, fn, "dpred", "pred");
+    check_cuda(pointwise_loss_backward(kind, f32(dpred, fn, "dpred"), f32(pred, fn, "pred"),
+                                       f32(target, fn, "target"), pred->size(), scale), fn);
+  }, py::arg("dpred"), py::arg("pred"), py::arg("target"), py::arg("scale"));
 }
 
 void bind_losses(py::module_& m) {
@@ -88,23 +142,48 @@ void bind_losses(py::module_& m) {
                                       scale), fn);
   }, py::arg("dlogits"), py::arg("probs"), py::arg("labels"), py::arg("N"), py::arg("C"),
      py::arg("scale"));
-  m.def("mse_forward", [](DeviceArray* pred, DeviceArray* target) {
-    const char* fn = "mse_forward";
-    same_size(pred, target, fn, "pred", "target");
-    auto work = device_empty({(int64_t)mse_workspace_size(pred->size()) + 1}, DType::int64);
+  m.def("cross_entropy_soft_forward", [](DeviceArray* probs, DeviceArray* logits,
+                                         DeviceArray* targets, int N, int C) {
+    const char* fn = "cross_entropy_soft_forward";
+    for (auto [a, name] : {std::pair{logits, "logits"}, {probs, "probs"}, {targets, "targets"}})
+      need(a, (size_t)N * C, fn, name);
+    auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
     double* w = static_cast<double*>(work->data());
-    check_cuda(mse_forward(w, f32(pred, fn, "pred"), f32(target, fn, "target"), pred->size(),
-                           w + 1), fn);
+    check_cuda(cross_entropy_soft_forward(w, f32(probs, fn, "probs"), f32(logits, fn, "logits"),
+                                          f32(targets, fn, "targets"), N, C, w + 1), fn);
     return read_loss(work, fn);
-  }, py::arg("pred"), py::arg("target"));
-  m.def("mse_backward", [](DeviceArray* dpred, DeviceArray* pred, DeviceArray* target,
-                           float scale) {
-    const char* fn = "mse_backward";
-    same_size(pred, target, fn, "pred", "target");
-    same_size(dpred, pred, fn, "dpred", "pred");
-    check_cuda(mse_backward(f32(dpred, fn, "dpred"), f32(pred, fn, "pred"),
-                            f32(target, fn, "target"), pred->size(), scale), fn);
-  }, py::arg("dpred"), py::arg("pred"), py::arg("target"), py::arg("scale"));
+  }, py::arg("probs"), py::arg("logits"), py::arg("targets"), py::arg("N"), py::arg("C"));
+  m.def("cross_entropy_soft_backward", [](DeviceArray* dlogits, DeviceArray* probs,
+                                          DeviceArray* targets, int N, int C, float scale) {
+    const char* fn = "cross_entropy_soft_backward";
+    for (auto [a, name] : {std::pair{dlogits, "dlogits"}, {probs, "probs"}, {targets, "targets"}})
+      need(a, (size_t)N * C, fn, name);
+    check_cuda(cross_entropy_soft_backward(f32(dlogits, fn, "dlogits"), f32(probs, fn, "probs"),
+                                           f32(targets, fn, "targets"), N, C, scale), fn);
+  }, py::arg("dlogits"), py::arg("probs"), py::arg("targets"), py::arg("N"), py::arg("C"),
+     py::arg("scale"));
+  m.def("nll_forward", [](DeviceArray* logp, DeviceArray* labels, int N, int C) {
+    const char* fn = "nll_forward";
+    need(logp, (size_t)N * C, fn, "logp");
+    need(labels, (size_t)N, fn, "labels");
+    auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
+    double* w = static_cast<double*>(work->data());
+    check_cuda(nll_forward(w, f32(logp, fn, "logp"),
+                           data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C, w + 1), fn);
+    return read_loss(work, fn);
+  }, py::arg("logp"), py::arg("labels"), py::arg("N"), py::arg("C"),
+     "The mean negative log-likelihood (labels in [0, C): the caller checks).");
+  m.def("nll_backward", [](DeviceArray* dlogp, DeviceArray* labels, int N, int C, float scale) {
+    const char* fn = "nll_backward";
+    need(dlogp, (size_t)N * C, fn, "dlogp");
+    need(labels, (size_t)N, fn, "labels");
+    check_cuda(nll_backward(f32(dlogp, fn, "dlogp"),
+                            data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C, scale), fn);
+  }, py::arg("dlogp"), py::arg("labels"), py::arg("N"), py::arg("C"), py::arg("scale"));
+  def_pointwise_loss(m, "mse", PointwiseLoss::mse);
+  def_pointwise_loss(m, "l1", PointwiseLoss::l1);
+  def_pointwise_loss(m, "bce", PointwiseLoss::bce);
+  def_pointwise_loss(m, "bce_with_logits", PointwiseLoss::bce_with_logits);
 }
 
 void bind_dropout_and_data(py::module_& m) {

@@ -19,6 +19,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("empty_cache", &empty_cache, "Free the device memory the allocator keeps for reuse.");
   m.def("cached_bytes", &cached_bytes, "Bytes of device memory the allocator keeps for reuse.");
   bind_array(m);
+  bind_interchange(m);
   bind_dense(m);
   bind_elementwise(m);
   bind_images(m);

@@ -3,9 +3,9 @@
 Each function has the name, arguments and return convention of its twin in ``INTERFACE``; it
 takes ``nnfast._cuda.DeviceArray`` inputs (a NumPy array where a CPU array is given raises
 TypeError naming both devices) and returns new device arrays. ``to_device`` / ``to_host`` move
-arrays. The INTERFACE functions that have no CUDA kernel yet (batch norm, softmax, log-softmax,
-threshold, the other losses, RMSprop, Adagrad, Adadelta, the fused Conv2d -> ReLU -> MaxPool2d)
-are not defined here: nnfast.backend fills them in with functions that raise
+arrays (another library's GPU arrays are viewed in place, through __cuda_array_interface__).
+The INTERFACE functions that have no CUDA kernel yet (batch norm, RMSprop, Adagrad, Adadelta,
+the fused Conv2d -> ReLU -> MaxPool2d) are not defined here: nnfast.backend fills them in with functions that raise
 NotImplementedError naming themselves.
 
 Registered in ``nnfast.backend.BACKENDS`` only where the extension imports. UNTESTED on a GPU
@@ -42,9 +42,15 @@ def _dev(a, name="array"):
 
 def to_device(a, dtype=None):
     """A device copy of a host array (float32 unless it is int64, int32 or uint8, or ``dtype``
-    says otherwise); a device array is returned as it is."""
+    says otherwise); a device array is returned as it is, and another library's GPU array
+    (CuPy's, PyTorch's: ``__cuda_array_interface__``) as a view of its memory, without a copy."""
     if is_array(a):
         return a
+    if hasattr(a, "__cuda_array_interface__"):
+        view = _k.from_cuda_array_interface(a)
+        if dtype is not None and view.dtype != np.dtype(dtype):
+            raise TypeError(f"expected a {np.dtype(dtype)} GPU array, got {view.dtype}")
+        return view
     a = np.asarray(a)
     if dtype is None:
         dtype = a.dtype if a.dtype in (np.int64, np.int32, np.uint8) else np.float32
@@ -232,6 +238,48 @@ def tanh_backward(dy, y):
     return _unary_backward(_k.tanh_backward, dy, y)
 
 
+def threshold_forward(x, threshold, value, out=None):
+    return _unary(_k.threshold_forward, x, out, float(threshold), float(value))
+
+
+def threshold_backward(dy, x, threshold):
+    return _unary_backward(_k.threshold_backward, dy, x, float(threshold))
+
+
+def _rows(x):
+    """(N, C) of the rows over x's last axis."""
+    C = int(x.shape[-1]) if x.ndim else 1
+    return (x.size // C if C else 0), C
+
+
+def _softmax(x, log):
+    y = _empty(_dev(x, "x").shape)
+    _k.softmax_forward(y, x, *_rows(x), log)
+    return y
+
+
+def _softmax_backward(dy, y, log):
+    dx = _empty(_dev(dy, "dy").shape)
+    _k.softmax_backward(dx, dy, _dev(y, "y"), *_rows(y), log)
+    return dx
+
+
+def softmax_forward(x):
+    return _softmax(x, False)
+
+
+def softmax_backward(dy, y):
+    return _softmax_backward(dy, y, False)
+
+
+def log_softmax_forward(x):
+    return _softmax(x, True)
+
+
+def log_softmax_backward(dy, y):
+    return _softmax_backward(dy, y, True)
+
+
 # ---------------------------------------------------------------------------------- losses
 def _checked_labels(labels, C):
     """Labels on the device, after checking on the host that they lie in [0, C) (one copy of
@@ -256,14 +304,54 @@ def cross_entropy_backward(probs, labels, scale=1.0):
     return d
 
 
-def mse_forward(pred, target):
-    return _k.mse_forward(_dev(pred, "pred"), _dev(target, "target"))
+def cross_entropy_soft_forward(logits, targets):
+    N, C = _dev(logits, "logits").shape
+    probs = _empty((N, C))
+    loss = _k.cross_entropy_soft_forward(probs, logits, _dev(targets, "targets"), N, C)
+    return loss, probs
 
 
-def mse_backward(pred, target, scale=1.0):
-    d = _empty(_dev(pred, "pred").shape)
-    _k.mse_backward(d, pred, _dev(target, "target"), float(scale))
+def cross_entropy_soft_backward(probs, targets, scale=1.0):
+    N, C = _dev(probs, "probs").shape
+    d = _empty((N, C))
+    _k.cross_entropy_soft_backward(d, probs, _dev(targets, "targets"), N, C, float(scale))
     return d
+
+
+def nll_forward(logp, labels):
+    N, C = _dev(logp, "logp").shape
+    return _k.nll_forward(logp, _checked_labels(labels, C), N, C)
+
+
+def nll_backward(labels, num_classes, scale=1.0):
+    C = int(num_classes)
+    labels = _checked_labels(labels, C)
+    d = _empty((labels.size, C))
+    _k.nll_backward(d, labels, labels.size, C, float(scale))
+    return d
+
+
+def _pointwise(name):
+    """The INTERFACE pair <name>_forward(pred, target) / <name>_backward(pred, target, scale)."""
+    forward_kernel, backward_kernel = getattr(_k, name + "_forward"), getattr(_k, name + "_backward")
+
+    def forward(pred, target):
+        return forward_kernel(_dev(pred, "pred"), _dev(target, "target"))
+
+    def backward(pred, target, scale=1.0):
+        d = _empty(_dev(pred, "pred").shape)
+        backward_kernel(d, pred, _dev(target, "target"), float(scale))
+        return d
+
+    forward.__name__, backward.__name__ = name + "_forward", name + "_backward"
+    return forward, backward
+
+
+if _k is not None:
+    mse_forward, mse_backward = _pointwise("mse")
+    l1_forward, l1_backward = _pointwise("l1")
+    bce_forward, bce_backward = _pointwise("bce")
+    bce_with_logits_forward, bce_with_logits_backward = _pointwise("bce_with_logits")
 
 
 # ---------------------------------------------------------------- data, dropout, optimizers

@@ -30,6 +30,8 @@ def as_float32(x, backend, who, name="input"):
                         f"module (.to({where!r})); Model.fit / evaluate / predict move NumPy "
                         "inputs themselves")
     if not backend.host:
+        if not backend.is_array(x):   # another library's array on this device, viewed in place
+            x = backend.to_device(x)
         if x.dtype != _FLOAT32:
             raise TypeError(f"{who} expected a float32 {name} on {where}, got dtype {x.dtype}")
         return x
