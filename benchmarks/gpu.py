@@ -34,20 +34,20 @@ GEMM_SIZES = (1024, 4096)
 
 
 class NnfastCudaEngine(NnfastEngine):
-    """nnfast with the model on the GPU: the training set uploaded once, batches gathered there,
-    predictions returned as NumPy."""
+    """nnfast with the model on the GPU: the training images uploaded once, batches gathered
+    there (the labels stay on the host: the loss moves them with its range check), predictions
+    returned as NumPy."""
     name = "nnfast-cuda"
 
     def __init__(self, spec, weights, threads):
         super().__init__(spec, weights, threads)
         self.cuda = nf.backend.get("cuda")
         self.model.to("cuda")
+        self.loss_fn.to("cuda")
         self.on_device = DeviceCopies(self.cuda.to_device)
 
     def gather(self, x, y, idx):
-        rows = self.cuda.to_device(idx)
-        return (self.cuda.gather_rows(self.on_device(x), rows),
-                self.cuda.gather_rows(self.on_device(y), rows))
+        return self.cuda.gather_rows(self.on_device(x), idx), y[idx]
 
 
 def torch_cuda():

@@ -3,7 +3,9 @@
 # anywhere in the checkout: `bash scripts/gpu-check.sh`.
 #   1. builds nnfast with NNFAST_CUDA=ON into build/gpu-check (no virtual environment, no install:
 #      dev-build.sh copies _core and _cuda next to python/nnfast, replacing the ones there);
-#   2. runs tests/test_cuda.py (every CUDA kernel family against the CPU backend, hypothesis);
+#   2. runs tests/test_cuda.py (every CUDA kernel family against the CPU backend, hypothesis;
+#      the DLPack exchange with PyTorch) and tests/test_devices.py (models moved to the GPU
+#      train, predict and evaluate as on the CPU);
 #   3. runs scripts/gpu_check.py: each CUDA kernel against the CPU kernel on random inputs
 #      (relative tolerance 1e-4), a pass/fail table;
 #   4. runs benchmarks/gpu.py: epoch time and accuracy of the MLPs and the LeNet-like CNN for
@@ -31,8 +33,9 @@ export PYTHONPATH=python
 python -c "import nnfast, sys; nnfast.cuda.is_available() or sys.exit('gpu-check: ' + nnfast.cuda.unavailable_reason())"
 
 status=0
-echo "== tests/test_cuda.py"
-timeout 240 python -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py || status=1
+echo "== tests/test_cuda.py tests/test_devices.py"
+timeout 240 python -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_devices.py \
+  || status=1
 echo "== CUDA kernels against the CPU kernels"
 timeout 120 python scripts/gpu_check.py || status=1
 echo "== benchmarks/gpu.py"

@@ -52,3 +52,32 @@ def test_gpu_benchmark_runs_what_the_machine_has_and_says_why_not_the_rest(tmp_p
         (n, e) for n in (1024, 4096) for e in ("nnfast-cuda", "torch-cuda")}
     assert all("skipped" in r for r in saved["gemm"])
     assert "MLP 784-100(sigmoid)-10" in result.stdout and "skipped: " in result.stdout
+
+
+def test_gpu_benchmark_engine_trains_on_a_device_as_the_cpu_engine(monkeypatch):
+    """gpu.py's nnfast-cuda engine, run on the emulated device (tests/emulated_device.py: the
+    CPU kernels behind device arrays) in place of the GPU: its batches, steps and predictions
+    are the CPU engine's, so that on a GPU only the kernels differ."""
+    import numpy as np
+
+    import nnfast as nf
+    sys.path.insert(0, BENCHMARKS)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import emulated_device
+    import gpu
+    import mnist
+    monkeypatch.setitem(nf.backend.BACKENDS, "cuda", emulated_device.make_backend())
+    monkeypatch.setattr(nf.backend, "gpu_available", lambda: True)
+    spec = mnist.MODELS["cnn"]
+    nf.seed(0)
+    weights = mnist.nnfast_model(spec["layers"]).get_weights()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 1, 28, 28)).astype(np.float32)
+    y = rng.integers(0, 10, 40).astype(np.int64)
+    engines = [mnist.NnfastEngine(spec, weights, 1), gpu.NnfastCudaEngine(spec, weights, 1)]
+    assert engines[1].model.backend.device == "emulated"
+    for start in (0, 20):
+        idx = np.arange(start, start + 20)
+        losses = [e.train_step(*e.gather(x, y, idx)) for e in engines]
+        assert losses[1] == losses[0]
+    np.testing.assert_array_equal(engines[1].predict(x), engines[0].predict(x))

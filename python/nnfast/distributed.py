@@ -115,11 +115,20 @@ def broadcast(array, root=0):
     return array
 
 
+def _require_host(params, who):
+    """NotImplementedError for parameters on a device: the collectives here move host arrays."""
+    devices = sorted({p.backend.device for p in params if not p.backend.host})
+    if devices:
+        raise NotImplementedError(f"nnfast.distributed.{who}: training over several processes "
+                                  f"runs on the CPU so far; the model is on {devices[0]}")
+
+
 def broadcast_parameters(model, root=0):
     """Give every rank rank ``root``'s parameters and buffers (BatchNorm's running statistics),
     in place: call it once before training so that all ranks start from the same weights."""
     if world_size() == 1:
         return
+    _require_host(model.parameters(), "broadcast_parameters")
     arrays = [p.storage for p in model.parameters()]
     arrays += [b for _, b in model.named_buffers() if isinstance(b, np.ndarray)]
     for array in arrays:
@@ -170,6 +179,7 @@ def average_gradients(params, weight=None):
     ``params`` must be the same list, in the same order, on every rank."""
     if world_size() == 1:
         return
+    _require_host(params, "average_gradients")
     weight = 1.0 / world_size() if weight is None else float(weight)
     pending = []
     for bucket, buffer in _plan_buckets(params):
