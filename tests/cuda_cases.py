@@ -193,6 +193,32 @@ def case_pooling(rng):
              cpu.avgpool2d_backward(dy, x.shape, k, s, pad), False)]
 
 
+def case_batchnorm(rng):
+    shape = (int(rng.integers(2, 9)), int(rng.integers(1, 6))) + tuple(
+        int(v) for v in rng.integers(1, 9, int(rng.integers(0, 3))))
+    C = shape[1]
+    x, dy = _randn(rng, *shape, scale=2.0), _randn(rng, *shape)
+    gamma, beta = _randn(rng, C), _randn(rng, C)
+    out = []
+    for training in (True, False):
+        rm, rv = _randn(rng, C), np.abs(_randn(rng, C)) + 0.5
+        dev = _up(x, gamma, beta, rm, rv)
+        y, mean, invstd = cpu.batchnorm_forward(x, gamma, beta, rm, rv, training, 0.1, 1e-5)
+        gy, gmean, ginvstd = gpu.batchnorm_forward(*dev, training, 0.1, 1e-5)
+        tag = f"training={training} x={shape}"
+        out += [(f"batchnorm y {tag}", gpu.to_host(gy), y, False),
+                ("batchnorm running_mean", gpu.to_host(dev[3]), rm, False),
+                ("batchnorm running_var", gpu.to_host(dev[4]), rv, False)]
+        dg0, db0 = _randn(rng, C), _randn(rng, C)
+        want = cpu.batchnorm_backward(dy, x, gamma, mean, invstd, dg0.copy(), db0.copy(),
+                                      training, True, True, True)
+        got = _host(gpu.batchnorm_backward(gpu.to_device(dy), dev[0], dev[1], gmean, ginvstd,
+                                           *_up(dg0, db0), training, True, True, True))
+        out += [(f"batchnorm_backward {name} {tag}", g, w, False)
+                for name, g, w in zip(("dx", "dgamma", "dbeta"), got, want)]
+    return out
+
+
 def case_conv2d(rng):
     k = int(rng.integers(1, 6))
     s, pad = int(rng.integers(1, 3)), int(rng.integers(0, 3))
@@ -243,6 +269,27 @@ def case_optimizers(rng):
         gpu.adam_step(*dev, lr=0.01, weight_decay=0.1, step=3, decoupled=decoupled)
         out += [(f"adam decoupled={decoupled} param {i}", gpu.to_host(g), p, False)
                 for i, (g, p) in enumerate(zip(dev[0], ps))]
+    n = sizes[0]
+    for momentum, centered in ((0.0, False), (0.9, True)):
+        p, g, sq, buf = _randn(rng, n), _randn(rng, n), np.abs(_randn(rng, n)), _randn(rng, n)
+        ga = (0.1 * _randn(rng, n)).astype(np.float32)
+        dev = _up(p, g, sq, buf, ga)
+        kw = dict(lr=0.01, alpha=0.9, eps=1e-8, weight_decay=0.1, momentum=momentum,
+                  centered=centered)
+        cpu.rmsprop_step(p, g, sq, buf, ga, **kw)
+        gpu.rmsprop_step(*dev, **kw)
+        out.append((f"rmsprop momentum={momentum} centered={centered}", gpu.to_host(dev[0]), p,
+                    False))
+    p, g, acc = _randn(rng, n), _randn(rng, n), np.abs(_randn(rng, n))
+    dev = _up(p, g, acc)
+    cpu.adagrad_step(p, g, acc, lr=0.1, lr_decay=0.01, weight_decay=0.1, step=3)
+    gpu.adagrad_step(*dev, lr=0.1, lr_decay=0.01, weight_decay=0.1, step=3)
+    out.append(("adagrad", gpu.to_host(dev[0]), p, False))
+    p, g, sq, acc = _randn(rng, n), _randn(rng, n), np.abs(_randn(rng, n)), np.abs(_randn(rng, n))
+    dev = _up(p, g, sq, acc)
+    cpu.adadelta_step(p, g, sq, acc, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.1)
+    gpu.adadelta_step(*dev, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.1)
+    out.append(("adadelta", gpu.to_host(dev[0]), p, False))
     return out
 
 

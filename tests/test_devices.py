@@ -84,6 +84,9 @@ def assert_same_weights(device, a, b):
 @pytest.mark.parametrize("build,optimizer,options", [
     (mlp, optim.SGD, dict(lr=0.1, momentum=0.9)),
     (cnn, optim.Adam, dict(lr=0.01)),
+    (mlp, optim.RMSprop, dict(lr=0.01, momentum=0.9, centered=True)),
+    (mlp, optim.Adagrad, dict(lr=0.1, initial_accumulator_value=0.1)),
+    (mlp, optim.Adadelta, dict(weight_decay=0.01)),
 ])
 def test_fit_on_a_device_matches_the_cpu(device, build, optimizer, options):
     x, y = data()

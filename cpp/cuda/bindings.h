@@ -51,6 +51,7 @@ void bind_dense(py::module_& m);
 void bind_elementwise(py::module_& m);
 void bind_images(py::module_& m);
 void bind_interchange(py::module_& m);
+void bind_norm(py::module_& m);
 void bind_optim(py::module_& m);
 
 }  // namespace cuda

@@ -123,6 +123,18 @@ int pointwise_loss_forward(PointwiseLoss kind, double* loss, const float* pred,
 int pointwise_loss_backward(PointwiseLoss kind, float* dpred, const float* pred,
                             const float* target, size_t n, float scale);
 
+// ------------------------------------------------------------------- batch norm (norm.cu)
+// x (N, C, S): training normalises by the batch's statistics (running_mean / running_var, when
+// not null, updated in place with momentum and the unbiased variance), else by the running ones;
+// mean and invstd (C) are written for backward; gamma / beta may be null (1 and 0).
+int batchnorm_forward(float* y, float* mean, float* invstd, const float* x, const float* gamma,
+                      const float* beta, float* running_mean, float* running_var, int C, size_t N,
+                      size_t S, bool training, float momentum, float eps);
+// dx overwritten (null: skipped); dgamma and dbeta (both or neither) += (= when !accumulate).
+int batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                       const float* gamma, const float* mean, const float* invstd, int C,
+                       size_t N, size_t S, bool training, bool accumulate);
+
 // ------------------------------------------------------------------------------- pooling (pool.cu)
 // As the CPU's (pool.h): argmax the flat h*W + w index in the input plane, first maximum in
 // row-major window order, NaN wins; avg pooling counts the zero padding.
@@ -163,6 +175,15 @@ int sgd_update_all(const SgdTensor* tensors, int count, size_t max_n, float lr, 
                    float dampening, float weight_decay, bool nesterov, bool first_step);
 int adam_update_all(const AdamTensor* tensors, int count, size_t max_n, float lr, float beta1,
                     float beta2, float eps, float weight_decay, long step, bool decoupled);
+// One tensor each, in place, as the CPU's rmsprop_update (momentum_buf null without momentum,
+// grad_avg null unless centered), adagrad_update (at `step`, from 1) and adadelta_update.
+int rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buf,
+                   float* grad_avg, size_t n, float lr, float alpha, float eps,
+                   float weight_decay, float momentum);
+int adagrad_update(float* param, const float* grad, float* state_sum, size_t n, float lr,
+                   float lr_decay, float weight_decay, float eps, long step);
+int adadelta_update(float* param, const float* grad, float* square_avg, float* acc_delta,
+                    size_t n, float lr, float rho, float eps, float weight_decay);
 
 // --------------------------------------------------------------------------------- data (data.cu)
 // out (n, width) = src[rows[i], :]; rows (device int64) in [0, src_rows) (the caller checks).

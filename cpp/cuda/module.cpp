@@ -23,5 +23,6 @@ PYBIND11_MODULE(_cuda, m) {
   bind_dense(m);
   bind_elementwise(m);
   bind_images(m);
+  bind_norm(m);
   bind_optim(m);
 }

@@ -1,5 +1,5 @@
-// Optimizer updates in place, PyTorch's semantics (the CPU's optim.h), for all the parameters of a
-// step in one launch: the grid's y index picks the tensor of the device-side table, its x blocks
+// Optimizer updates in place, PyTorch's semantics (the CPU's optim.h). RMSprop, Adagrad and
+// Adadelta: one tensor per launch. SGD and Adam: all the parameters of a step in one launch: the grid's y index picks the tensor of the device-side table, its x blocks
 // stride over that tensor's elements (a grid sized for the largest tensor; blocks beyond a small
 // tensor's end exit at once). Elementwise, so the results do not depend on the grid.
 #include <cmath>
@@ -41,6 +41,82 @@ __global__ void adam_kernel(const AdamTensor* tensors, float lr, float beta1, fl
     t.v[i] = v;
     t.param[i] -= step_size * m / (sqrtf(v) * inv_sqrt_bc2 + eps);
   }
+}
+
+// g = grad + wd p; sq = alpha sq + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g,
+// avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps; momentum > 0: buf = momentum buf + g / avg,
+// p -= lr buf; else p -= lr g / avg
+__global__ void rmsprop_kernel(float* param, const float* grad, float* square_avg,
+                               float* momentum_buf, float* grad_avg, size_t n, float lr,
+                               float alpha, float eps, float weight_decay, float momentum) {
+  NNFAST_GRID_LOOP(i, n) {
+    const float g = grad[i] + weight_decay * param[i];
+    const float sq = alpha * square_avg[i] + (1.0f - alpha) * g * g;
+    square_avg[i] = sq;
+    float avg;
+    if (grad_avg) {
+      const float ga = alpha * grad_avg[i] + (1.0f - alpha) * g;
+      grad_avg[i] = ga;
+      avg = sqrtf(sq - ga * ga) + eps;
+    } else {
+      avg = sqrtf(sq) + eps;
+    }
+    if (momentum_buf) {
+      const float b = momentum * momentum_buf[i] + g / avg;
+      momentum_buf[i] = b;
+      param[i] -= lr * b;
+    } else {
+      param[i] -= lr * (g / avg);
+    }
+  }
+}
+
+// g = grad + wd p; sum += g^2; p -= clr g / (sqrt(sum) + eps)
+__global__ void adagrad_kernel(float* param, const float* grad, float* state_sum, size_t n,
+                               float clr, float weight_decay, float eps) {
+  NNFAST_GRID_LOOP(i, n) {
+    const float g = grad[i] + weight_decay * param[i];
+    const float s = state_sum[i] + g * g;
+    state_sum[i] = s;
+    param[i] -= clr * (g / (sqrtf(s) + eps));
+  }
+}
+
+// g = grad + wd p; sq = rho sq + (1 - rho) g^2; delta = sqrt(acc + eps) / sqrt(sq + eps) g;
+// acc = rho acc + (1 - rho) delta^2; p -= lr delta
+__global__ void adadelta_kernel(float* param, const float* grad, float* square_avg,
+                                float* acc_delta, size_t n, float lr, float rho, float eps,
+                                float weight_decay) {
+  NNFAST_GRID_LOOP(i, n) {
+    const float g = grad[i] + weight_decay * param[i];
+    const float sq = rho * square_avg[i] + (1.0f - rho) * g * g;
+    square_avg[i] = sq;
+    const float delta = sqrtf(acc_delta[i] + eps) / sqrtf(sq + eps) * g;
+    acc_delta[i] = rho * acc_delta[i] + (1.0f - rho) * delta * delta;
+    param[i] -= lr * delta;
+  }
+}
+
+int rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buf,
+                   float* grad_avg, size_t n, float lr, float alpha, float eps,
+                   float weight_decay, float momentum) {
+  rmsprop_kernel<<<blocks_for(n), kThreads>>>(param, grad, square_avg, momentum_buf, grad_avg, n,
+                                              lr, alpha, eps, weight_decay, momentum);
+  return last_error();
+}
+
+int adagrad_update(float* param, const float* grad, float* state_sum, size_t n, float lr,
+                   float lr_decay, float weight_decay, float eps, long step) {
+  const float clr = lr / (1.0f + (float)(step - 1) * lr_decay);
+  adagrad_kernel<<<blocks_for(n), kThreads>>>(param, grad, state_sum, n, clr, weight_decay, eps);
+  return last_error();
+}
+
+int adadelta_update(float* param, const float* grad, float* square_avg, float* acc_delta,
+                    size_t n, float lr, float rho, float eps, float weight_decay) {
+  adadelta_kernel<<<blocks_for(n), kThreads>>>(param, grad, square_avg, acc_delta, n, lr, rho,
+                                               eps, weight_decay);
+  return last_error();
 }
 
 // The grid: x blocks for the largest tensor, y one per tensor (at most 65,535 tensors).

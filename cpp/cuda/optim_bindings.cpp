@@ -73,10 +73,53 @@ void py_adam(const List& params, const List& grads, const List& ms, const List& 
                              lr, beta1, beta2, eps, weight_decay, step, decoupled), fn);
 }
 
+// data of a state array of param's size (null for None when optional)
+float* state_of(DeviceArray* a, DeviceArray* param, const char* fn, const char* name,
+                bool optional = false) {
+  if (!a && optional) return nullptr;
+  if (!a || a->size() != param->size())
+    throw py::value_error(std::string(fn) + ": " + name + " must be a device array of the "
+                          "parameter's size");
+  return f32(a, fn, name);
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
   using py::arg;
+  m.def("rmsprop_update", [](DeviceArray* param, DeviceArray* grad, DeviceArray* square_avg,
+                             DeviceArray* momentum_buf, DeviceArray* grad_avg, float lr,
+                             float alpha, float eps, float weight_decay, float momentum) {
+    const char* fn = "rmsprop_update";
+    float* p = f32(param, fn, "param");
+    check_cuda(rmsprop_update(p, state_of(grad, param, fn, "grad"),
+                              state_of(square_avg, param, fn, "square_avg"),
+                              state_of(momentum_buf, param, fn, "momentum_buf", true),
+                              state_of(grad_avg, param, fn, "grad_avg", true), param->size(), lr,
+                              alpha, eps, weight_decay, momentum), fn);
+  }, arg("param"), arg("grad"), arg("square_avg"), arg("momentum_buf").none(true),
+     arg("grad_avg").none(true), arg("lr"), arg("alpha"), arg("eps"), arg("weight_decay"),
+     arg("momentum"), "PyTorch's RMSprop, in place, on one tensor.");
+  m.def("adagrad_update", [](DeviceArray* param, DeviceArray* grad, DeviceArray* state_sum,
+                             float lr, float lr_decay, float weight_decay, float eps, long step) {
+    const char* fn = "adagrad_update";
+    float* p = f32(param, fn, "param");
+    check_cuda(adagrad_update(p, state_of(grad, param, fn, "grad"),
+                              state_of(state_sum, param, fn, "state_sum"), param->size(), lr,
+                              lr_decay, weight_decay, eps, step), fn);
+  }, arg("param"), arg("grad"), arg("state_sum"), arg("lr"), arg("lr_decay"),
+     arg("weight_decay"), arg("eps"), arg("step"), "PyTorch's Adagrad, in place, on one tensor.");
+  m.def("adadelta_update", [](DeviceArray* param, DeviceArray* grad, DeviceArray* square_avg,
+                              DeviceArray* acc_delta, float lr, float rho, float eps,
+                              float weight_decay) {
+    const char* fn = "adadelta_update";
+    float* p = f32(param, fn, "param");
+    check_cuda(adadelta_update(p, state_of(grad, param, fn, "grad"),
+                               state_of(square_avg, param, fn, "square_avg"),
+                               state_of(acc_delta, param, fn, "acc_delta"), param->size(), lr, rho,
+                               eps, weight_decay), fn);
+  }, arg("param"), arg("grad"), arg("square_avg"), arg("acc_delta"), arg("lr"), arg("rho"),
+     arg("eps"), arg("weight_decay"), "PyTorch's Adadelta, in place, on one tensor.");
   m.def("sgd_update_all", &py_sgd, arg("params"), arg("grads"), arg("momentum_bufs").none(true),
         arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
         arg("first_step"), "PyTorch's SGD, in place, over lists of device arrays in one launch.");

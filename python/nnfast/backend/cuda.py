@@ -4,8 +4,7 @@ Each function has the name, arguments and return convention of its twin in ``INT
 takes ``nnfast._cuda.DeviceArray`` inputs (a NumPy array where a CPU array is given raises
 TypeError naming both devices) and returns new device arrays. ``to_device`` / ``to_host`` move
 arrays (another library's GPU arrays are viewed in place, through __cuda_array_interface__).
-The INTERFACE functions that have no CUDA kernel yet (batch norm, RMSprop, Adagrad, Adadelta,
-the fused Conv2d -> ReLU -> MaxPool2d) are not defined here: nnfast.backend fills them in with functions that raise
+The INTERFACE functions that have no CUDA kernel yet (the fused Conv2d -> ReLU -> MaxPool2d) are not defined here: nnfast.backend fills them in with functions that raise
 NotImplementedError naming themselves.
 
 Registered in ``nnfast.backend.BACKENDS`` only where the extension imports. UNTESTED on a GPU
@@ -191,6 +190,45 @@ def avgpool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0):
     dx = _empty(input_shape)
     _k.avgpool2d_backward(dx, _dev(dy, "dy"), g)
     return dx
+
+
+# ---------------------------------------------------------------------------- normalisation
+def _channels(x):
+    """(C, N, S) of x (N, C, ...): S the product of the sizes after C."""
+    N, C = int(x.shape[0]), int(x.shape[1])
+    return C, N, int(np.prod(x.shape[2:], dtype=np.int64))
+
+
+def _optional(a, name):
+    return None if a is None else _dev(a, name)
+
+
+def batchnorm_forward(x, gamma=None, beta=None, running_mean=None, running_var=None,
+                      training=True, momentum=0.1, eps=1e-5):
+    C, N, S = _channels(_dev(x, "x"))
+    y, mean, invstd = _empty(x.shape), _empty((C,)), _empty((C,))
+    _k.batchnorm_forward(y, mean, invstd, x, _optional(gamma, "gamma"), _optional(beta, "beta"),
+                         _optional(running_mean, "running_mean"),
+                         _optional(running_var, "running_var"), C, N, S, bool(training),
+                         float(momentum), float(eps))
+    return y, mean, invstd
+
+
+def batchnorm_backward(dy, x, gamma, mean, invstd, dgamma=None, dbeta=None, training=True,
+                       need_dx=True, need_dgamma=True, accumulate=True):
+    """Gradient arrays not given are new ones of zeros (accumulating into them leaves the
+    gradients themselves)."""
+    C, N, S = _channels(_dev(x, "x"))
+    dx = _empty(x.shape) if need_dx else None
+    if need_dgamma:
+        dgamma = zeros((C,)) if dgamma is None else _dev(dgamma, "dgamma")
+        dbeta = zeros((C,)) if dbeta is None else _dev(dbeta, "dbeta")
+    else:
+        dgamma = dbeta = None
+    _k.batchnorm_backward(dx, dgamma, dbeta, _dev(dy, "dy"), x, _optional(gamma, "gamma"),
+                          _dev(mean, "mean"), _dev(invstd, "invstd"), C, N, S, bool(training),
+                          bool(accumulate))
+    return dx, dgamma, dbeta
 
 
 # ------------------------------------------------------------------- elementwise activations
@@ -388,6 +426,27 @@ def sgd_step(param, grad, momentum_buf=None, lr=0.01, momentum=0.0, dampening=0.
     bufs = None if momentum_buf is None or momentum == 0 else _listed(momentum_buf)
     _k.sgd_update_all(_listed(param), _listed(grad), bufs, float(lr), float(momentum),
                       float(dampening), float(weight_decay), bool(nesterov), bool(first_step))
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buf=None, grad_avg=None, lr=0.01, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    _k.rmsprop_update(_dev(param, "param"), _dev(grad, "grad"), _dev(square_avg, "square_avg"),
+                      _dev(momentum_buf, "momentum_buf") if momentum > 0 else None,
+                      _dev(grad_avg, "grad_avg") if centered else None, float(lr), float(alpha),
+                      float(eps), float(weight_decay), float(momentum))
+
+
+def adagrad_step(param, grad, state_sum, lr=0.01, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 step=1):
+    _k.adagrad_update(_dev(param, "param"), _dev(grad, "grad"), _dev(state_sum, "state_sum"),
+                      float(lr), float(lr_decay), float(weight_decay), float(eps), int(step))
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, lr=1.0, rho=0.9, eps=1e-6,
+                  weight_decay=0.0):
+    _k.adadelta_update(_dev(param, "param"), _dev(grad, "grad"), _dev(square_avg, "square_avg"),
+                       _dev(acc_delta, "acc_delta"), float(lr), float(rho), float(eps),
+                       float(weight_decay))
 
 
 def adam_step(param, grad, m, v, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
