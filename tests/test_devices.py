@@ -235,3 +235,70 @@ def test_a_backend_without_a_fused_kernel_runs_the_layers_one_by_one(emulated, m
     trained(dev_model, x, y, epochs=1)
     for (name, a), (_, b) in zip(cpu_model.state_dict().items(), dev_model.state_dict().items()):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def _graph_twins(build, device):
+    models = []
+    for where in ("cpu", device):
+        nf.seed(1)
+        models.append(build().to(where))
+    return models
+
+
+def test_graph_models_on_a_device_share_their_layers_and_sum_branch_gradients(emulated):
+    """A functional model whose BatchNorm runs twice (its second node a copy sharing the arrays)
+    and a trunk read by two outputs (gradients summed): the same training as on the CPU."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 3, 64)
+    t = rng.standard_normal((64, 1)).astype(np.float32)
+
+    def shared_batchnorm():
+        inp, lin, bn = nn.Input((8,)), nn.Linear(8, 8), nn.BatchNorm1d(8)
+        model = nf.Model(inp, nn.Linear(8, 3)(bn(nn.ReLU()(bn(lin(inp))))))
+        model.compile(optim.SGD(model.parameters(), lr=0.1), loss=nn.CrossEntropyLoss())
+        return model
+
+    def two_heads():
+        inp = nn.Input((8,))
+        trunk = nn.Dense(16, activation="relu")(inp)
+        model = nf.Model(inp, [nn.Dense(3)(trunk), nn.Dense(1)(trunk)])
+        model.compile(optimizer="adam", loss=["sparse_categorical_crossentropy", "mse"],
+                      metrics=["accuracy"])
+        return model
+
+    for build, targets in ((shared_batchnorm, y), (two_heads, [y, t])):
+        cpu_model, dev_model = _graph_twins(build, "emulated")
+        for i in range(0, 64, 16):
+            rows = slice(i, i + 16)
+            batch = [a[rows] for a in targets] if isinstance(targets, list) else targets[rows]
+            assert dev_model.train_on_batch(x[rows], batch) == cpu_model.train_on_batch(x[rows],
+                                                                                         batch)
+        assert_same_weights("emulated", cpu_model, dev_model)
+        got, want = dev_model.predict(x[:8]), cpu_model.predict(x[:8])
+        for g, w in zip(*([got, want] if isinstance(got, list) else [[got], [want]])):
+            close("emulated", g, w)
+
+
+def test_model_level_calls_on_a_device(emulated):
+    """Lazy layers built by fit and summary, uint8 inputs, labels already on the device, an
+    optimizer's state_dict read after moving back, device arrays refused by fit with a reason."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (32, 1, 6, 6)).astype(np.uint8)
+    y = rng.integers(0, 4, 32).astype(np.int64)
+    nf.seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Dense(4))
+    model.to("emulated").compile(optimizer="adam", loss=nn.CrossEntropyLoss(),
+                                 metrics=["accuracy"])
+    model.summary(input_shape=(1, 6, 6), print_fn=lambda *a: None)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert all(emulated.is_array(p.storage) for p in model.parameters())
+    expected = int(np.sum(model.predict(x).argmax(axis=1) == y))   # before the step
+    assert model.train_on_batch(x, emulated.to_device(y))[1] == expected
+    host_correct = int(np.sum(model.predict(x).argmax(axis=1) == y))
+    assert model.evaluate(x, emulated.to_device(y))["accuracy"] * 32 == pytest.approx(host_correct)
+    model.cpu()
+    state = model.optimizer.state_dict()["state"]
+    assert all(type(a) is np.ndarray for arrays in state.values() for a in arrays)
+    model.to("emulated")
+    with pytest.raises(TypeError, match="takes host arrays"):
+        model.predict(emulated.to_device(x.astype(np.float32)))

@@ -150,8 +150,7 @@ class Functional(Model):
 
     def to(self, device):
         super().to(device)
-        for runner in self._runners.values():
-            runner.to(device)
+        self._runners = self._make_runners()   # copies that share the moved arrays again
         self._units = self._make_units()   # fused for the kernels the new backend has
         return self
 
@@ -179,7 +178,7 @@ class Functional(Model):
             raise ValueError(f"Model has {len(self.outputs)} outputs, got {len(grads)} gradients")
         pending, sources = {}, {id(t) for t in self.inputs}
         for t, g in zip(self.outputs, grads):
-            _add(pending, t, g)
+            _add(pending, t, g, self.backend)
         for first, last, plan in reversed(self._units):
             g = pending.pop(id(self.nodes[last].output), None)
             if g is None:    # nothing downstream of these nodes reached a loss
@@ -191,7 +190,7 @@ class Functional(Model):
                 need = need_input_grad or id(inputs[0]) not in sources
                 dxs = [plan.backward(g, need)]
             for t, d in zip(inputs, dxs):
-                _add(pending, t, d)
+                _add(pending, t, d, self.backend)
         dxs = [pending.get(id(t)) for t in self.inputs]
         return dxs if self._several_inputs else dxs[0]
 
@@ -278,13 +277,18 @@ class Functional(Model):
                 f"{len(self.outputs)} output(s))")
 
 
-def _add(pending, tensor, grad):
+def _add(pending, tensor, grad, backend):
     """Sum a gradient into the one pending for ``tensor`` (a new array: never in place, since
     the same array may have been handed to several branches)."""
     if grad is None:
         return
     key = id(tensor)
-    pending[key] = grad if key not in pending else pending[key] + grad
+    if key not in pending:
+        pending[key] = grad
+    elif isinstance(grad, np.ndarray):
+        pending[key] = pending[key] + grad
+    else:   # device arrays have no "+": summed on the host (a tensor read by two branches)
+        pending[key] = backend.to_device(backend.to_host(pending[key]) + backend.to_host(grad))
 
 
 Model.graph_model = Functional

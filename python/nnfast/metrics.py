@@ -2,6 +2,8 @@
 report formatted as scikit-learn's ``classification_report``."""
 import numpy as np
 
+from .backend import as_host
+
 
 def labels(y):
     """Class labels from labels (n,), one-hot rows or score matrices (n, C) (argmax)."""
@@ -62,7 +64,7 @@ def classification_report(y_true, y_pred, target_names=None, digits=2, num_class
 def correct_predictions(output, target, threshold):
     """How many rows of ``output`` predict ``target``: argmax for (N, C) outputs with C > 1
     (targets as labels or one-hot rows), ``output > threshold`` for binary outputs."""
-    output, target = np.asarray(output), np.asarray(target)
+    output, target = as_host(output), as_host(target)   # on the host, from any device
     if output.ndim == 2 and output.shape[1] > 1:
         labels = target.argmax(axis=1) if target.ndim == 2 else target
         return int(np.sum(output.argmax(axis=1) == labels))

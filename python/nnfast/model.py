@@ -10,6 +10,7 @@ import threading
 import numpy as np
 
 from . import _rng, distributed, io, optim
+from .backend import as_host, device_of
 from ._grad import no_grad
 from .callbacks import History, ProgressBar
 from .data import batch_slices, take_rows
@@ -30,6 +31,10 @@ def _each(data, fn):
 
 
 def _numeric(a, who):
+    where = device_of(a)
+    if where != "cpu":
+        raise TypeError(f"{who} takes host arrays (NumPy) and moves them to the model's device "
+                        f"itself; got x on {where} (call the model on it directly instead)")
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{who}: x must be numeric, got dtype {a.dtype}")
@@ -49,7 +54,7 @@ def _check_inputs(x, y, who):
         raise ValueError(f"{who}: the inputs have different numbers of samples "
                          f"{[len(a) for a in x]}")
     if y is not None:
-        y = _each(y, np.asarray)
+        y = _each(y, as_host)   # targets on a device come back: batches are cut on the host
         for t in y if isinstance(y, list) else [y]:
             if t is not None and len(t) != n:
                 raise ValueError(f"{who}: x has {n} samples but y has {len(t)}")
@@ -210,6 +215,8 @@ class Model(Module):
                                 "and slices, not NumPy code or control flow on values; write a "
                                 "backward, or use those") from e
             graph = Model.graph_model(inputs if len(inputs) > 1 else inputs[0], outputs)
+            if graph.backend is not self.backend:   # traced after a move: plans for its kernels
+                graph.to(self.backend)
             trace = self.__dict__["_trace"] = (shapes, graph)
         graph = trace[1]
         if graph.training != self.training:
@@ -392,8 +399,7 @@ class Model(Module):
                     "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
             self.backward_parameters(state.loss.backward())
             if state.metrics:
-                correct = correct_predictions(self.backend.to_host(_first(out)), _first(y),
-                                              self._binary_threshold())
+                correct = correct_predictions(_first(out), _first(y), self._binary_threshold())
         optimizer = state.optimizer
         if isinstance(optimizer, distributed.DistributedOptimizer):
             optimizer.step(weight)
@@ -526,7 +532,7 @@ class Model(Module):
         """A batch (an array or a list of them) on the model's device: NumPy batches are copied
         there (nothing to do on the CPU); arrays already there are used as they are."""
         backend = self.backend
-        return x if backend.host else _each(x, backend.to_device)
+        return x if backend.host else _each(x, lambda a: backend.to_device(a, np.float32))
 
     def _uploaded(self, x):
         """The training inputs on the model's device, copied once, where that is a GPU and they
@@ -582,7 +588,7 @@ class Model(Module):
             yb = _rows(y, idx)
             total_loss += self.compiled.loss(out, yb) * _count(yb)
             if self.metrics:
-                total_correct += correct_predictions(self.backend.to_host(_first(out)), _first(yb),
+                total_correct += correct_predictions(_first(out), _first(yb),
                                                      self._binary_threshold())
         result = self._logs(*distributed.allreduce([total_loss, total_correct, _count(x)],
                                                    "sum"))
@@ -669,7 +675,7 @@ class Model(Module):
                  (input_shape if several else [input_shape])]
         try:
             with no_grad():
-                self.forward(zeros if several else zeros[0])
+                self.forward(self._on_device(zeros if several else zeros[0]))
         finally:
             self.train(was_training)
 

@@ -11,6 +11,7 @@ only when ``export`` runs."""
 import numpy as np
 
 from ._grad import no_grad
+from .backend import as_host
 from .model import Sequential
 from .nn.activations import (Identity, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh,
                              Threshold)
@@ -116,8 +117,8 @@ def _emit(g, prefix, layer, x):
         scale = layer.weight.data if layer.affine else np.ones(c, np.float32)
         shift = layer.bias.data if layer.affine else np.zeros(c, np.float32)
         inputs = [x] + [g.constant(g.unique(prefix + name), value) for name, value in (
-            ("weight", scale), ("bias", shift), ("running_mean", layer.running_mean),
-            ("running_var", layer.running_var))]
+            ("weight", scale), ("bias", shift), ("running_mean", as_host(layer.running_mean)),
+            ("running_var", as_host(layer.running_var)))]
         return g.node("BatchNormalization", inputs, epsilon=layer.eps)
     if isinstance(layer, Flatten):
         return g.node("Flatten", [x], axis=1)
@@ -161,7 +162,8 @@ def export(model, path, input_shape, opset=17):
     model.eval()
     try:
         with no_grad():
-            sample_out = np.asarray(model.forward(np.zeros((1, *input_shape), np.float32)))
+            zeros = model.backend.to_device(np.zeros((1, *input_shape), np.float32))
+            sample_out = as_host(model.forward(zeros))
         g, name = _Graph(onnx), "input"
         for prefix, layer in _layers(model):
             name = _emit(g, prefix, layer, name)

@@ -146,10 +146,17 @@ def device_of(x):
     return str(getattr(device, "type", device))   # torch.device has .type
 
 
+def as_host(x):
+    """x's values as a NumPy array: x itself for NumPy, a copy from a device array."""
+    if not isinstance(x, np.ndarray) and device_of(x) != "cpu":
+        return x.numpy()
+    return np.asarray(x)
+
+
 def move(a, backend):
     """A copy of ``a`` (an array of any device) on ``backend``'s device; 64-byte aligned on the
     host, as the parameters' and optimizers' arrays are."""
-    host = np.ascontiguousarray(a if isinstance(a, np.ndarray) else a.numpy())
+    host = np.ascontiguousarray(as_host(a))
     if not backend.host:
         return backend.to_device(host, host.dtype)
     out = backend.zeros(host.shape, host.dtype)

@@ -71,8 +71,10 @@ class Parameter:
     def stored(self, array, name="array"):
         """A new C-contiguous float32 NumPy array in the storage layout from one in the public
         layout (ValueError naming it ``name`` when its shape is not the parameter's)."""
-        array = np.asarray(self.backend.to_host(array) if self.backend.is_array(array) else array,
-                           dtype=np.float32)
+        where = backends.device_of(array)
+        if where not in ("cpu", self.backend.device):
+            raise TypeError(f"{name} is on {where}, the parameter on {self.backend.device}")
+        array = np.asarray(backends.as_host(array), dtype=np.float32)
         if array.shape != self.shape:
             raise ValueError(f"{name} must have shape {self.shape}, got {array.shape}")
         if not self.transposed:
@@ -395,9 +397,7 @@ class LoadedKeys(tuple):
 def _values(entry):
     """The values of a state entry as a NumPy array: a Parameter's (public layout) or a
     buffer's (itself on the CPU, a copy from a device)."""
-    if isinstance(entry, Parameter):
-        return entry.data
-    return entry if isinstance(entry, np.ndarray) else entry.numpy()
+    return entry.data if isinstance(entry, Parameter) else backends.as_host(entry)
 
 
 def _assign(entry, value):

@@ -85,6 +85,9 @@ def _run_on_zeros(layer, sample):
     (builds a lazy layer)."""
     was_training = layer.training
     layer.eval()
+    if not layer.backend.host:   # a layer already moved to a device: the sample goes there too
+        sample = ([layer.backend.to_device(s) for s in sample] if isinstance(sample, list)
+                  else layer.backend.to_device(sample))
     try:
         with no_grad():
             return layer.forward(sample)

@@ -130,6 +130,7 @@ class Optimizer:
     def state_dict(self):
         """{"type", "config", "steps", "state": {name: [array or None per parameter]},
         "param_groups": [each group's options and "params": its parameters' indices]}."""
+        self.follow_parameters()   # state arrays where their parameters are now
         groups = [{**{k: list(v) if isinstance(v, tuple) else v
                       for k, v in group.items() if k != "params"},
                    "params": list(range(start, start + len(group["params"])))}
