@@ -85,7 +85,7 @@ def gpu_name():
 
 def synchronize(name):
     if name == "nnfast-cuda":
-        nf.cuda._cuda.synchronize()
+        nf.cuda.synchronize()
     elif name == "torch-cuda":
         import torch
         torch.cuda.synchronize()

@@ -101,6 +101,9 @@ def test_model_cuda_without_a_device_says_why_and_cpu_stays():
         model.cuda()
     with pytest.raises(RuntimeError, match="no CUDA device"):
         model.to("cuda")
+    for call in (cuda.synchronize, cuda.empty_cache, cuda.memory_cached):
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            call()
     assert model.cpu() is model
     assert all(m.backend is backend.get("cpu") for m in model.modules())
     out = model.predict(np.ones((2, 4), np.float32))

@@ -38,4 +38,27 @@ def unavailable_reason():
     return ""
 
 
-__all__ = ["compiled", "device_count", "is_available", "unavailable_reason"]
+def _require():
+    if not is_available():
+        raise RuntimeError(f"nnfast.cuda: {unavailable_reason()}")
+    return _cuda
+
+
+def synchronize():
+    """Wait for every kernel launched so far (time GPU work between two of these);
+    RuntimeError where is_available() is False."""
+    _require().synchronize()
+
+
+def empty_cache():
+    """Give the device memory that nnfast's allocator keeps for reuse back to the driver."""
+    _require().empty_cache()
+
+
+def memory_cached():
+    """Bytes of device memory nnfast's allocator keeps for reuse."""
+    return _require().cached_bytes()
+
+
+__all__ = ["compiled", "device_count", "empty_cache", "is_available", "memory_cached",
+           "synchronize", "unavailable_reason"]
