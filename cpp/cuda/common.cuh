@@ -45,13 +45,14 @@ __device__ inline float sigmoid(float v) {
 
 // The activation of a fused kernel applied to one value, as relu_forward / sigmoid_forward.
 __device__ inline float apply_activation(Activation a, float v) {
-  if (a == Activation::relu) return v > 0.0f ? v : 0.0f;
+  if (a == Activation::relu) return v <= 0.0f ? 0.0f : v;   // NaN kept
   if (a == Activation::sigmoid) return sigmoid(v);
   return v;
 }
-// The derivative of an activation from its output y, as activation_backward.
+// The derivative of an activation from its output y, as activation_backward (a NaN relu output
+// passes the gradient, as the CPU's relu_grad).
 __device__ inline float activation_derivative(Activation a, float y) {
-  if (a == Activation::relu) return y > 0.0f ? 1.0f : 0.0f;
+  if (a == Activation::relu) return y <= 0.0f ? 0.0f : 1.0f;
   if (a == Activation::sigmoid) return y * (1.0f - y);
   return 1.0f;
 }

@@ -37,6 +37,8 @@ int memset_bytes(void* ptr, int value, size_t bytes);
 int synchronize();
 // The device that holds the memory at ptr (cudaPointerGetAttributes), as an error code.
 int pointer_device(const void* ptr, int* device);
+// The calling thread's current device (cudaGetDevice), as an error code.
+int current_device(int* device);
 
 // ---------------------------------------------------------------------------------- dense (gemm.cu)
 // The finish applied to each element of C in the GEMM's last step (the CPU's GemmEpilogue, with a

@@ -40,6 +40,8 @@ int memset_bytes(void* ptr, int value, size_t bytes) {
 
 int synchronize() { return reported(cudaDeviceSynchronize()); }
 
+int current_device(int* device) { return reported(cudaGetDevice(device)); }
+
 int pointer_device(const void* ptr, int* device) {
   cudaPointerAttributes attributes{};
   const int code = reported(cudaPointerGetAttributes(&attributes, ptr));

@@ -60,9 +60,10 @@ DLDataType dl_dtype(DType d) {
   return {2, 32, 1};
 }
 
+// The device holding ptr; the current device for an empty array (a null pointer).
 int device_of_pointer(const void* ptr) {
   int device = 0;
-  check_cuda(pointer_device(ptr, &device), "__dlpack_device__");
+  check_cuda(ptr ? pointer_device(ptr, &device) : current_device(&device), "__dlpack_device__");
   return device;
 }
 
@@ -98,6 +99,8 @@ std::shared_ptr<DeviceArray> from_cuda_array_interface(py::object obj) {
   DType dtype = dtype_from_typestr(py::cast<std::string>(info["typestr"]));
   if (info.contains("strides") && !info["strides"].is_none()) {
     auto strides = py::cast<std::vector<int64_t>>(info["strides"]);
+    if (strides.size() != shape.size())
+      throw py::value_error("from_cuda_array_interface: strides and shape differ in length");
     int64_t expected = (int64_t)dtype_size(dtype);
     for (size_t i = shape.size(); i-- > 0;) {
       if (shape[i] != 1 && strides[i] != expected)

@@ -25,8 +25,15 @@ void bind_norm(py::module_& m) {
     const size_t n = N * (size_t)C * S;
     need(x, n, fn, "x");
     need(y, n, fn, "y");
-    if (!training && (!running_mean || !running_var))
-      throw py::value_error("batchnorm_forward: evaluation needs the running statistics");
+    // the CPU binding's rules (cpp/bindings/norm.cpp)
+    if (!mean || !invstd) throw py::value_error("batchnorm_forward: mean and invstd are required");
+    if (!running_mean != !running_var)
+      throw py::value_error("batchnorm_forward: running_mean and running_var go together");
+    if (!training && !running_mean)
+      throw py::value_error("batchnorm_forward: running_mean and running_var are required when "
+                            "not training");
+    if (training && N * S < 2)
+      throw py::value_error("batchnorm_forward: training needs more than 1 value per channel");
     check_cuda(batchnorm_forward(f32(y, fn, "y"), channel_array(mean, C, fn, "mean"),
                                  channel_array(invstd, C, fn, "invstd"), f32(x, fn, "x"),
                                  channel_array(gamma, C, fn, "gamma"),

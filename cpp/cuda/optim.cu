@@ -43,7 +43,7 @@ __global__ void adam_kernel(const AdamTensor* tensors, float lr, float beta1, fl
   }
 }
 
-// g = grad + wd p; sq = alpha sq + (1 - alpha) g^2; centered: ga = alpha ga + (1 - alpha) g,
+// g = grad + wd p; sq = alpha sq + (1 - alpha) g^2; centered: ga += (1 - alpha) (g - ga),
 // avg = sqrt(sq - ga^2) + eps, else sqrt(sq) + eps; momentum > 0: buf = momentum buf + g / avg,
 // p -= lr buf; else p -= lr g / avg
 __global__ void rmsprop_kernel(float* param, const float* grad, float* square_avg,
@@ -55,7 +55,7 @@ __global__ void rmsprop_kernel(float* param, const float* grad, float* square_av
     square_avg[i] = sq;
     float avg;
     if (grad_avg) {
-      const float ga = alpha * grad_avg[i] + (1.0f - alpha) * g;
+      const float ga = grad_avg[i] + (1.0f - alpha) * (g - grad_avg[i]);   // the CPU's form
       grad_avg[i] = ga;
       avg = sqrtf(sq - ga * ga) + eps;
     } else {
