@@ -313,7 +313,14 @@ def case_device_array(rng):
     return [("round trip", d.numpy(), a, True),
             ("__cuda_array_interface__", np.array(ok), np.array(True), True),
             ("reshape view", d.reshape([5, -1]).numpy(), a.reshape(5, 3), True),
-            ("view of a foreign GPU array", gpu.to_device(_Foreign(d)).numpy(), a, True)]
+            ("view of a foreign GPU array", gpu.to_device(_Foreign(d)).numpy(), a, True),
+            ("fill(0)", _filled(gpu.to_device(a)), np.zeros_like(a), True),
+            ("__dlpack_device__", np.array(d.__dlpack_device__()[0]), np.array(2), True)]
+
+
+def _filled(d):
+    d.fill(0.0)
+    return d.numpy()
 
 
 class _Foreign:
