@@ -7,8 +7,9 @@
 namespace nnfast {
 namespace cuda {
 
-// A window's maximum replaces the best when larger, or when NaN and the best is not (the first
-// NaN wins), in row-major window order from its first element inside the image.
+// A value replaces the window's best when larger or when NaN (PyTorch's rule, the CPU's
+// takes_over), in row-major window order from its first element inside the image: the first of
+// equal maxima wins, and of NaNs the last.
 __global__ void maxpool_forward_kernel(float* y, int32_t* argmax, const float* x, Pool2dShape s,
                                        int OH, int OW, size_t total) {
   NNFAST_GRID_LOOP(o, total) {
@@ -21,7 +22,7 @@ __global__ void maxpool_forward_kernel(float* y, int32_t* argmax, const float* x
     for (int h = hl; h < hh; h++)
       for (int w = wl; w < wh; w++) {
         const float v = xp[h * s.W + w];
-        if (v > best || (v != v && best == best)) {
+        if (v > best || v != v) {
           best = v;
           best_i = h * s.W + w;
         }
