@@ -198,6 +198,27 @@ def case_pooling(rng):
              cpu.avgpool2d_backward(dy, x.shape, k, s, pad), False)]
 
 
+def case_conv2d_relu_maxpool(rng):
+    k, pk = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    s, pad = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+    # small integers: every convolution sum is exact in float32 whatever its order, so the
+    # windows' maxima and their argmax (ties: the first) are the same on both devices
+    x = np.round(_image(rng, k + pk) * 2)
+    oc = int(rng.integers(1, 6))
+    w, b = np.round(_randn(rng, oc, x.shape[1], k, k) * 2), np.round(_randn(rng, oc))
+    y, am = cpu.conv2d_relu_maxpool_forward(x, w, b, s, pad, pk)
+    g = _randn(rng, *y.shape)
+    want = cpu.conv2d_relu_maxpool_backward(g, y, am, x, w, s, pad, pk)
+    gx, gw, gb, gg = _up(x, w, b, g)
+    gy, gam = gpu.conv2d_relu_maxpool_forward(gx, gw, gb, s, pad, pk)
+    got = _host(gpu.conv2d_relu_maxpool_backward(gg, gy, gam, gx, gw, s, pad, pk))
+    tag = f"x={x.shape} k={k} s={s} p={pad} pool={pk}"
+    out = [(f"conv_relu_pool y {tag}", gpu.to_host(gy), y, False),
+           ("conv_relu_pool argmax", gpu.to_host(gam), am, True)]
+    return out + [(f"conv_relu_pool_backward {name}", got_i, want_i, False)
+                  for name, got_i, want_i in zip(("dx", "dw", "db"), got, want)]
+
+
 def case_batchnorm(rng):
     shape = (int(rng.integers(2, 9)), int(rng.integers(1, 6))) + tuple(
         int(v) for v in rng.integers(1, 9, int(rng.integers(0, 3))))

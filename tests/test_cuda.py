@@ -28,13 +28,16 @@ def test_config_says_whether_cuda_is_compiled_in():
         assert "built without CUDA" in cuda.unavailable_reason()
 
 
-def test_every_interface_function_exists_in_the_cuda_backend():
-    """The module imports without the extension; what it has no kernel for raises saying so."""
+def test_every_interface_function_has_a_cuda_kernel():
+    """The module imports without the extension, with a function for every INTERFACE entry (no
+    stub raising NotImplementedError); a CPU array given to one is refused."""
     assert backend.missing(backend.cuda) == []
+    assert [n for n in backend.INTERFACE if not backend.has_kernel(backend.cuda, n)] == []
     if not cuda.compiled():
         assert not backend.cuda.available()
-    with pytest.raises(NotImplementedError, match="conv2d_relu_maxpool_forward"):
-        backend.cuda.conv2d_relu_maxpool_forward(None)
+    with pytest.raises(TypeError, match="on the GPU"):
+        backend.cuda.conv2d_relu_maxpool_forward(np.zeros((1, 1, 4, 4), np.float32),
+                                                 np.zeros((1, 1, 3, 3), np.float32))
 
 
 def _cuda_extension():

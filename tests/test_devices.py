@@ -223,7 +223,7 @@ def test_fit_uploads_the_training_set_once_and_gathers_batches_on_the_device(emu
 
 def test_a_backend_without_a_fused_kernel_runs_the_layers_one_by_one(emulated, monkeypatch):
     """The plan is made for the backend: without the fused Conv2d -> ReLU -> MaxPool2d kernel
-    (as CUDA is today) those three run as three steps, with the same results."""
+    those three run as separate steps, with the same results."""
     for name in ("conv2d_relu_maxpool_forward", "conv2d_relu_maxpool_backward"):
         monkeypatch.setattr(emulated, name, backends._not_implemented(name, "emulated"))
     x, y = data()

@@ -147,5 +147,29 @@ int conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const f
   return 0;
 }
 
+size_t conv2d_relu_maxpool_workspace_size(const Conv2dShape& s) {
+  return conv2d_workspace_size(s) + (size_t)s.N * s.OC * s.OH() * s.OW();
+}
+
+// The convolution into the workspace's tail, then maxpool(relu(.)) in one pass.
+int conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
+                                const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
+                                float* workspace) {
+  float* conv = workspace + conv2d_workspace_size(s);
+  NNFAST_CUDA_TRY(conv2d_forward(conv, x, w, bias, s, workspace));
+  return relu_maxpool2d_forward(y, argmax, conv, pool);
+}
+
+// dconv (the workspace's tail) from g through the pool and the ReLU in one pass, then the
+// convolution's backward.
+int conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
+                                 const float* y, const int32_t* argmax, const float* x,
+                                 const float* w, const Conv2dShape& s, const Pool2dShape& pool,
+                                 float* workspace, bool accumulate) {
+  float* dconv = workspace + conv2d_workspace_size(s);
+  NNFAST_CUDA_TRY(relu_maxpool2d_backward(dconv, g, y, argmax, pool));
+  return conv2d_backward(dx, dw, dbias, dconv, x, w, s, workspace, accumulate);
+}
+
 }  // namespace cuda
 }  // namespace nnfast

@@ -142,6 +142,10 @@ int batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, 
 // row-major window order, NaN wins; avg pooling counts the zero padding.
 int maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
 int maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s);
+// maxpool2d of relu(x); backward with the pooled output y masking the ReLU.
+int relu_maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s);
+int relu_maxpool2d_backward(float* dx, const float* dy, const float* y, const int32_t* argmax,
+                            const Pool2dShape& s);
 int avgpool2d_forward(float* y, const float* x, const Pool2dShape& s);
 int avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s);
 
@@ -155,6 +159,20 @@ int conv2d_forward(float* y, const float* x, const float* w, const float* bias,
 // dx overwritten; dw, dbias += (= when !accumulate); any may be null.
 int conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const float* x,
                     const float* w, const Conv2dShape& s, float* workspace, bool accumulate);
+
+// Conv2d -> ReLU -> MaxPool2d (the CPU's conv2d_relu_maxpool_*; pool: N = s.N, C = s.OC,
+// H = s.OH(), W = s.OW()): the convolution into the workspace, then one pass pooling its ReLU
+// (argmax as maxpool2d_forward's); backward: one pass from g (where the pooled y > 0 or NaN)
+// to the convolution's output gradient, then conv2d_backward. Workspace of
+// conv2d_relu_maxpool_workspace_size floats.
+size_t conv2d_relu_maxpool_workspace_size(const Conv2dShape& s);
+int conv2d_relu_maxpool_forward(float* y, int32_t* argmax, const float* x, const float* w,
+                                const float* bias, const Conv2dShape& s, const Pool2dShape& pool,
+                                float* workspace);
+int conv2d_relu_maxpool_backward(float* dx, float* dw, float* dbias, const float* g,
+                                 const float* y, const int32_t* argmax, const float* x,
+                                 const float* w, const Conv2dShape& s, const Pool2dShape& pool,
+                                 float* workspace, bool accumulate);
 
 // --------------------------------------------------------------------------- dropout (dropout.cu)
 // The CPU's generator: element i kept iff the splitmix64 uniform of (seed, i) >= p, so the masks

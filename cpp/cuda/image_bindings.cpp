@@ -1,4 +1,5 @@
-// Bindings of the image families: pooling (pool.cu) and convolution (conv.cu). Geometry comes as
+// Bindings of the image families: pooling (pool.cu), convolution and the fused
+// Conv2d -> ReLU -> MaxPool2d (conv.cu). Geometry comes as
 // a tuple of ints in the order of the CPU's shape structs: pool (N, C, H, W, KH, KW, SH, SW, PH,
 // PW), conv (N, C, H, W, OC, KH, KW, SH, SW, PH, PW).
 #include <pybind11/stl.h>
@@ -103,11 +104,59 @@ void bind_conv(py::module_& m) {
      py::arg("x"), py::arg("w"), py::arg("geometry"), py::arg("accumulate"));
 }
 
+// The pooling geometry of a fused step must read the convolution's output.
+void check_fused(const Conv2dShape& s, const Pool2dShape& p, const char* fn) {
+  if (p.N != s.N || p.C != s.OC || p.H != s.OH() || p.W != s.OW())
+    throw py::value_error(std::string(fn) + ": the pooling geometry does not match the "
+                          "convolution's output");
+}
+
+void bind_fused(py::module_& m) {
+  using A = DeviceArray*;
+  m.def("conv2d_relu_maxpool_forward", [](A y, A argmax, A x, A w, A b,
+                                          const std::array<int, 11>& cg,
+                                          const std::array<int, 10>& pg) {
+    const char* fn = "conv2d_relu_maxpool_forward";
+    const Conv2dShape s = conv_shape(cg, fn);
+    const Pool2dShape p = pool_shape(pg, fn);
+    check_fused(s, p, fn);
+    check_conv(s, x, w, b, nullptr, fn, "y");
+    need(y, pool_out(p), fn, "y");
+    need(argmax, pool_out(p), fn, "argmax");
+    auto work = device_empty({(int64_t)conv2d_relu_maxpool_workspace_size(s)}, DType::float32);
+    check_cuda(conv2d_relu_maxpool_forward(
+        f32(y, fn, "y"), data_of<int32_t>(argmax, DType::int32, fn, "argmax"), f32(x, fn, "x"),
+        f32(w, fn, "w"), f32_or_null(b, fn, "b"), s, p, f32(work.get(), fn, "workspace")), fn);
+  }, py::arg("y"), py::arg("argmax"), py::arg("x"), py::arg("w"), py::arg("b").none(true),
+     py::arg("conv_geometry"), py::arg("pool_geometry"));
+  m.def("conv2d_relu_maxpool_backward", [](A dx, A dw, A db, A g, A y, A argmax, A x, A w,
+                                           const std::array<int, 11>& cg,
+                                           const std::array<int, 10>& pg, bool accumulate) {
+    const char* fn = "conv2d_relu_maxpool_backward";
+    const Conv2dShape s = conv_shape(cg, fn);
+    const Pool2dShape p = pool_shape(pg, fn);
+    check_fused(s, p, fn);
+    check_conv(s, x, w, db, nullptr, fn, "g");
+    check_conv(s, dx, dw, nullptr, nullptr, fn, "g");
+    for (auto [a, name] : {std::pair{g, "g"}, {y, "y"}}) need(a, pool_out(p), fn, name);
+    need(argmax, pool_out(p), fn, "argmax");
+    auto work = device_empty({(int64_t)conv2d_relu_maxpool_workspace_size(s)}, DType::float32);
+    check_cuda(conv2d_relu_maxpool_backward(
+        f32_or_null(dx, fn, "dx"), f32_or_null(dw, fn, "dw"), f32_or_null(db, fn, "db"),
+        f32(g, fn, "g"), f32(y, fn, "y"), data_of<int32_t>(argmax, DType::int32, fn, "argmax"),
+        f32(x, fn, "x"), f32(w, fn, "w"), s, p, f32(work.get(), fn, "workspace"), accumulate),
+        fn);
+  }, py::arg("dx").none(true), py::arg("dw").none(true), py::arg("db").none(true), py::arg("g"),
+     py::arg("y"), py::arg("argmax"), py::arg("x"), py::arg("w"), py::arg("conv_geometry"),
+     py::arg("pool_geometry"), py::arg("accumulate"));
+}
+
 }  // namespace
 
 void bind_images(py::module_& m) {
   bind_pooling(m);
   bind_conv(m);
+  bind_fused(m);
 }
 
 }  // namespace cuda

@@ -10,18 +10,21 @@ namespace cuda {
 // A value replaces the window's best when larger or when NaN (PyTorch's rule, the CPU's
 // takes_over), in row-major window order from its first element inside the image: the first of
 // equal maxima wins, and of NaNs the last.
+// With relu, the window's values are relu(x) (0 where x <= 0, NaN kept).
+__device__ inline float pooled_value(float v, bool relu) { return relu && v <= 0.0f ? 0.0f : v; }
+
 __global__ void maxpool_forward_kernel(float* y, int32_t* argmax, const float* x, Pool2dShape s,
-                                       int OH, int OW, size_t total) {
+                                       int OH, int OW, size_t total, bool relu) {
   NNFAST_GRID_LOOP(o, total) {
     const int ow = (int)(o % OW), oh = (int)(o / OW % OH);
     const float* xp = x + o / ((size_t)OH * OW) * ((size_t)s.H * s.W);
     const int h0 = oh * s.SH - s.PH, hl = max(h0, 0), hh = min(h0 + s.KH, s.H);
     const int w0 = ow * s.SW - s.PW, wl = max(w0, 0), wh = min(w0 + s.KW, s.W);
-    float best = xp[hl * s.W + wl];
+    float best = pooled_value(xp[hl * s.W + wl], relu);
     int32_t best_i = hl * s.W + wl;
     for (int h = hl; h < hh; h++)
       for (int w = wl; w < wh; w++) {
-        const float v = xp[h * s.W + w];
+        const float v = pooled_value(xp[h * s.W + w], relu);
         if (v > best || v != v) {
           best = v;
           best_i = h * s.W + w;
@@ -39,8 +42,11 @@ __device__ inline void covering(int p, int K, int S, int P, int O, int* lo, int*
   *hi = min(q / S + 1, O);
 }
 
+// With y (the pooled relu output), an output's gradient passes only where the ReLU passed it:
+// not where y <= 0.
 __global__ void maxpool_backward_kernel(float* dx, const float* dy, const int32_t* argmax,
-                                        Pool2dShape s, int OH, int OW, size_t total) {
+                                        const float* y, Pool2dShape s, int OH, int OW,
+                                        size_t total) {
   NNFAST_GRID_LOOP(i, total) {
     const int w = (int)(i % s.W), h = (int)(i / s.W % s.H);
     const size_t plane = i / ((size_t)s.H * s.W) * ((size_t)OH * OW);
@@ -52,7 +58,7 @@ __global__ void maxpool_backward_kernel(float* dx, const float* dy, const int32_
     for (int oh = oh0; oh < oh1; oh++)
       for (int ow = ow0; ow < ow1; ow++) {
         const size_t o = plane + (size_t)oh * OW + ow;
-        if (argmax[o] == me) g += dy[o];
+        if (argmax[o] == me && !(y && y[o] <= 0.0f)) g += dy[o];
       }
     dx[i] = g;
   }
@@ -90,13 +96,27 @@ __global__ void avgpool_backward_kernel(float* dx, const float* dy, Pool2dShape 
 
 int maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.OH() * s.OW();
-  maxpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, argmax, x, s, s.OH(), s.OW(), total);
+  maxpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, argmax, x, s, s.OH(), s.OW(), total,
+                                                          false);
+  return last_error();
+}
+int relu_maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
+  const size_t total = (size_t)s.N * s.C * s.OH() * s.OW();
+  maxpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, argmax, x, s, s.OH(), s.OW(), total,
+                                                          true);
+  return last_error();
+}
+int relu_maxpool2d_backward(float* dx, const float* dy, const float* y, const int32_t* argmax,
+                            const Pool2dShape& s) {
+  const size_t total = (size_t)s.N * s.C * s.H * s.W;
+  maxpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, argmax, y, s, s.OH(), s.OW(),
+                                                           total);
   return last_error();
 }
 int maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.H * s.W;
-  maxpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, argmax, s, s.OH(), s.OW(),
-                                                           total);
+  maxpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, argmax, nullptr, s, s.OH(),
+                                                           s.OW(), total);
   return last_error();
 }
 int avgpool2d_forward(float* y, const float* x, const Pool2dShape& s) {

@@ -4,8 +4,8 @@ Each function has the name, arguments and return convention of its twin in ``INT
 takes ``nnfast._cuda.DeviceArray`` inputs (a NumPy array where a CPU array is given raises
 TypeError naming both devices) and returns new device arrays. ``to_device`` / ``to_host`` move
 arrays (another library's GPU arrays are viewed in place, through __cuda_array_interface__).
-The INTERFACE functions that have no CUDA kernel yet (the fused Conv2d -> ReLU -> MaxPool2d) are not defined here: nnfast.backend fills them in with functions that raise
-NotImplementedError naming themselves.
+Every INTERFACE function has its CUDA kernel here (one that lacked it would be filled in by
+nnfast.backend with a function raising NotImplementedError naming itself).
 
 Registered in ``nnfast.backend.BACKENDS`` only where the extension imports. UNTESTED on a GPU
 in the session that wrote it (none was at hand): tests/test_cuda.py compares every function
@@ -142,16 +142,41 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     return y
 
 
+def _conv_gradients(x, w, dw, db, need_dx, need_db):
+    """(dx, dw, db) for a convolution's backward: dx new (or None), gradients not given new ones
+    of zeros (accumulating into them leaves the gradients themselves), db None unless need_db."""
+    dx = _empty(x.shape) if need_dx else None
+    dw = zeros(w.shape) if dw is None else _dev(dw, "dw")
+    if not need_db:
+        return dx, dw, None
+    return dx, dw, zeros((w.shape[0],)) if db is None else _dev(db, "db")
+
+
 def conv2d_backward(dy, x, w, stride=1, padding=0, dw=None, db=None, need_dx=True, need_db=True,
                     accumulate=True):
     g = _conv_geometry(x, w, stride, padding)
-    dx = _empty(x.shape) if need_dx else None
-    dw = zeros(w.shape) if dw is None else _dev(dw, "dw")
-    if need_db:
-        db = zeros((w.shape[0],)) if db is None else _dev(db, "db")
-    else:
-        db = None
+    dx, dw, db = _conv_gradients(x, w, dw, db, need_dx, need_db)
     _k.conv2d_backward(dx, dw, db, _dev(dy, "dy"), x, w, g, bool(accumulate))
+    return dx, dw, db
+
+
+def conv2d_relu_maxpool_forward(x, w, b=None, stride=1, padding=0, pool_kernel=2, pool_stride=None,
+                                pool_padding=0):
+    g = _conv_geometry(x, w, stride, padding)
+    pg, out = _pool_geometry(_conv_out(g), pool_kernel, pool_stride, pool_padding)
+    y, argmax = _empty(out), _empty(out, "int32")
+    _k.conv2d_relu_maxpool_forward(y, argmax, x, w, None if b is None else _dev(b, "b"), g, pg)
+    return y, argmax
+
+
+def conv2d_relu_maxpool_backward(g, y, argmax, x, w, stride=1, padding=0, pool_kernel=2,
+                                 pool_stride=None, pool_padding=0, dw=None, db=None, need_dx=True,
+                                 need_db=True, accumulate=True):
+    geometry = _conv_geometry(x, w, stride, padding)
+    pg, _ = _pool_geometry(_conv_out(geometry), pool_kernel, pool_stride, pool_padding)
+    dx, dw, db = _conv_gradients(x, w, dw, db, need_dx, need_db)
+    _k.conv2d_relu_maxpool_backward(dx, dw, db, _dev(g, "g"), _dev(y, "y"),
+                                    _dev(argmax, "argmax"), x, w, geometry, pg, bool(accumulate))
     return dx, dw, db
 
 
@@ -371,25 +396,22 @@ def nll_backward(labels, num_classes, scale=1.0):
 
 def _pointwise(name):
     """The INTERFACE pair <name>_forward(pred, target) / <name>_backward(pred, target, scale)."""
-    forward_kernel, backward_kernel = getattr(_k, name + "_forward"), getattr(_k, name + "_backward")
-
     def forward(pred, target):
-        return forward_kernel(_dev(pred, "pred"), _dev(target, "target"))
+        return getattr(_k, name + "_forward")(_dev(pred, "pred"), _dev(target, "target"))
 
     def backward(pred, target, scale=1.0):
         d = _empty(_dev(pred, "pred").shape)
-        backward_kernel(d, pred, _dev(target, "target"), float(scale))
+        getattr(_k, name + "_backward")(d, pred, _dev(target, "target"), float(scale))
         return d
 
     forward.__name__, backward.__name__ = name + "_forward", name + "_backward"
     return forward, backward
 
 
-if _k is not None:
-    mse_forward, mse_backward = _pointwise("mse")
-    l1_forward, l1_backward = _pointwise("l1")
-    bce_forward, bce_backward = _pointwise("bce")
-    bce_with_logits_forward, bce_with_logits_backward = _pointwise("bce_with_logits")
+mse_forward, mse_backward = _pointwise("mse")
+l1_forward, l1_backward = _pointwise("l1")
+bce_forward, bce_backward = _pointwise("bce")
+bce_with_logits_forward, bce_with_logits_backward = _pointwise("bce_with_logits")
 
 
 # ---------------------------------------------------------------- data, dropout, optimizers
