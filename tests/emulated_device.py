@@ -96,10 +96,8 @@ def is_array(x):
 def to_device(a, dtype=None):
     if isinstance(a, EmulatedArray):
         return a
-    source = host.to_device(a, dtype)
-    copy = host.zeros(source.shape, source.dtype)   # a copy: device memory is its own
-    copy[...] = source
-    return EmulatedArray(copy)
+    # a copy (device memory is its own), 64-byte aligned as the CPU kernels' operands
+    return EmulatedArray(backends.move(host.to_device(a, dtype), backends.get("cpu")))
 
 
 def to_host(a):

@@ -8,9 +8,6 @@ namespace nnfast {
 namespace cuda {
 namespace {
 
-using Unary = int (*)(float*, const float*, size_t);
-using UnaryBackward = int (*)(float*, const float*, const float*, size_t);
-
 // Checks that a and b hold the same number of elements.
 void same_size(DeviceArray* a, DeviceArray* b, const char* fn, const char* na, const char* nb) {
   if (!a || !b || a->size() != b->size())
@@ -18,20 +15,28 @@ void same_size(DeviceArray* a, DeviceArray* b, const char* fn, const char* na, c
                           " must be device arrays of the same size");
 }
 
-void def_unary(py::module_& m, const char* fn, Unary k) {
-  m.def(fn, [fn, k](DeviceArray* y, DeviceArray* x) {
+// forward(y, x, extra...): the launcher k(y, x, n, extra...), the extra scalars named `names`
+template <typename... Extra, typename... Names>
+void def_unary(py::module_& m, const char* fn, int (*k)(float*, const float*, size_t, Extra...),
+               Names... names) {
+  m.def(fn, [fn, k](DeviceArray* y, DeviceArray* x, Extra... extra) {
     same_size(y, x, fn, "y", "x");
-    check_cuda(k(f32(y, fn, "y"), f32(x, fn, "x"), x->size()), fn);
-  }, py::arg("y"), py::arg("x"));
+    check_cuda(k(f32(y, fn, "y"), f32(x, fn, "x"), x->size(), extra...), fn);
+  }, py::arg("y"), py::arg("x"), py::arg(names)...);
 }
 
-// backward(dx, dy, saved): saved is the forward's input x or output y, as the CPU kernel takes it
-void def_unary_backward(py::module_& m, const char* fn, UnaryBackward k) {
-  m.def(fn, [fn, k](DeviceArray* dx, DeviceArray* dy, DeviceArray* saved) {
+// backward(dx, dy, saved, extra...): saved is the forward's input x or output y, as the CPU
+// kernel takes it
+template <typename... Extra, typename... Names>
+void def_unary_backward(py::module_& m, const char* fn,
+                        int (*k)(float*, const float*, const float*, size_t, Extra...),
+                        Names... names) {
+  m.def(fn, [fn, k](DeviceArray* dx, DeviceArray* dy, DeviceArray* saved, Extra... extra) {
     same_size(dx, dy, fn, "dx", "dy");
     same_size(dy, saved, fn, "dy", "x / y");
-    check_cuda(k(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(saved, fn, "x / y"), dy->size()), fn);
-  }, py::arg("dx"), py::arg("dy"), py::arg("saved"));
+    check_cuda(k(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(saved, fn, "x / y"), dy->size(),
+                 extra...), fn);
+  }, py::arg("dx"), py::arg("dy"), py::arg("saved"), py::arg(names)...);
 }
 
 void bind_activations(py::module_& m) {
@@ -41,20 +46,10 @@ void bind_activations(py::module_& m) {
   def_unary_backward(m, "sigmoid_backward", &sigmoid_backward);
   def_unary(m, "tanh_forward", &tanh_forward);
   def_unary_backward(m, "tanh_backward", &tanh_backward);
-  m.def("threshold_forward", [](DeviceArray* y, DeviceArray* x, float threshold, float value) {
-    const char* fn = "threshold_forward";
-    same_size(y, x, fn, "y", "x");
-    check_cuda(threshold_forward(f32(y, fn, "y"), f32(x, fn, "x"), x->size(), threshold, value),
-               fn);
-  }, py::arg("y"), py::arg("x"), py::arg("threshold"), py::arg("value"));
-  m.def("threshold_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* x,
-                                 float threshold) {
-    const char* fn = "threshold_backward";
-    same_size(dx, dy, fn, "dx", "dy");
-    same_size(dy, x, fn, "dy", "x");
-    check_cuda(threshold_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(x, fn, "x"),
-                                  dy->size(), threshold), fn);
-  }, py::arg("dx"), py::arg("dy"), py::arg("x"), py::arg("threshold"));
+  def_unary(m, "leaky_relu_forward", &leaky_relu_forward, "slope");
+  def_unary_backward(m, "leaky_relu_backward", &leaky_relu_backward, "slope");
+  def_unary(m, "threshold_forward", &threshold_forward, "threshold", "value");
+  def_unary_backward(m, "threshold_backward", &threshold_backward, "threshold");
   // softmax_forward(y, x, N, C, log) / softmax_backward(dx, dy, y, N, C, log): rows of (N, C)
   m.def("softmax_forward", [](DeviceArray* y, DeviceArray* x, int N, int C, bool log) {
     const char* fn = "softmax_forward";
@@ -71,18 +66,6 @@ void bind_activations(py::module_& m) {
     check_cuda(softmax_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(y, fn, "y"), N, C, log),
                fn);
   }, py::arg("dx"), py::arg("dy"), py::arg("y"), py::arg("N"), py::arg("C"), py::arg("log"));
-  m.def("leaky_relu_forward", [](DeviceArray* y, DeviceArray* x, float slope) {
-    const char* fn = "leaky_relu_forward";
-    same_size(y, x, fn, "y", "x");
-    check_cuda(leaky_relu_forward(f32(y, fn, "y"), f32(x, fn, "x"), x->size(), slope), fn);
-  }, py::arg("y"), py::arg("x"), py::arg("slope"));
-  m.def("leaky_relu_backward", [](DeviceArray* dx, DeviceArray* dy, DeviceArray* x, float slope) {
-    const char* fn = "leaky_relu_backward";
-    same_size(dx, dy, fn, "dx", "dy");
-    same_size(dy, x, fn, "dy", "x");
-    check_cuda(leaky_relu_backward(f32(dx, fn, "dx"), f32(dy, fn, "dy"), f32(x, fn, "x"),
-                                   dy->size(), slope), fn);
-  }, py::arg("dx"), py::arg("dy"), py::arg("x"), py::arg("slope"));
 }
 
 // The mean a forward loss left in *loss (device), copied back (this waits for the kernels).

@@ -112,7 +112,9 @@ std::shared_ptr<DeviceArray> from_cuda_array_interface(py::object obj) {
     throw py::value_error("from_cuda_array_interface: masked arrays are not supported");
   auto data = py::cast<py::tuple>(info["data"]);
   void* ptr = reinterpret_cast<void*>(py::cast<uintptr_t>(data[0]));
-  if (info.contains("stream") && !info["stream"].is_none() && py::cast<int64_t>(info["stream"]) != 1)
+  const bool other_stream = info.contains("stream") && !info["stream"].is_none() &&
+                            py::cast<int64_t>(info["stream"]) != 1;
+  if (other_stream)
     check_cuda(synchronize(), "from_cuda_array_interface");  // the producer's stream first
   // The memory stays the owner's: the buffer holds a reference to obj, released with the GIL.
   auto* owner = new py::object(obj);

@@ -1,6 +1,7 @@
 // Optimizer updates in place, PyTorch's semantics (the CPU's optim.h). RMSprop, Adagrad and
-// Adadelta: one tensor per launch. SGD and Adam: all the parameters of a step in one launch: the grid's y index picks the tensor of the device-side table, its x blocks
-// stride over that tensor's elements (a grid sized for the largest tensor; blocks beyond a small
+// Adadelta: one tensor per launch. SGD and Adam: all the parameters of a step in one launch: the
+// grid's y index picks the tensor of the device-side table, its x blocks stride over that
+// tensor's elements (a grid sized for the largest tensor; blocks beyond a small
 // tensor's end exit at once). Elementwise, so the results do not depend on the grid.
 #include <cmath>
 

@@ -14,6 +14,7 @@ here with the CPU backend where a device is found, and skips with the reason oth
 import numpy as np
 
 from ..cuda import _cuda as _k
+from . import host
 
 __all__ = ["available", "is_array", "to_device", "to_host", "zeros"]
 
@@ -50,10 +51,7 @@ def to_device(a, dtype=None):
         if dtype is not None and view.dtype != np.dtype(dtype):
             raise TypeError(f"expected a {np.dtype(dtype)} GPU array, got {view.dtype}")
         return view
-    a = np.asarray(a)
-    if dtype is None:
-        dtype = a.dtype if a.dtype in (np.int64, np.int32, np.uint8) else np.float32
-    return _k.to_device(np.ascontiguousarray(a, dtype=dtype))
+    return _k.to_device(host.to_device(a, dtype))   # the host's dtype rule, then the copy
 
 
 def to_host(a):

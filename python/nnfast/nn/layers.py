@@ -219,8 +219,8 @@ class MaxPool2d(_Pool2d):
     def gradients(self, grad_out, argmax, input_shape):
         """The gradient at the input: each element of ``grad_out`` sent to its argmax."""
         return self.backend.maxpool2d_backward(
-            as_float32(grad_out, self.backend, "MaxPool2d.backward", "gradient"), argmax, input_shape,
-            self.kernel_size, self.stride, self.padding)
+            as_float32(grad_out, self.backend, "MaxPool2d.backward", "gradient"), argmax,
+            input_shape, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x):
         y, argmax = self.apply(x)
@@ -243,8 +243,8 @@ class AvgPool2d(_Pool2d):
     def backward(self, grad_out):
         shape = require_forward(self, self._shape)
         return self.backend.avgpool2d_backward(
-            as_float32(grad_out, self.backend, "AvgPool2d.backward", "gradient"), shape, self.kernel_size,
-            self.stride, self.padding)
+            as_float32(grad_out, self.backend, "AvgPool2d.backward", "gradient"), shape,
+            self.kernel_size, self.stride, self.padding)
 
 
 class Flatten(Module):

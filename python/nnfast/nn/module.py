@@ -46,11 +46,9 @@ class Parameter:
         The NumPy backends ("cpu", "reference") share one kind of array, so nothing is copied
         between them."""
         backend = backends.get(device)
-        if backend.device != self.backend.device:
-            values, grad = self.data, self.grad
-            self.backend = backend
-            self.storage = backend.to_device(self.stored(values, "data"))
-            self._grad = backend.to_device(self.stored(grad, "grad"))
+        if backend.device != self.backend.device:   # host copies in the storage layout, moved
+            self.storage = backend.to_device(self.stored(self.data, "data"))
+            self._grad = backend.to_device(self.stored(self.grad, "grad"))
             self._grad_zeroed = False
             Parameter.moves += 1
         self.backend = backend
@@ -287,16 +285,18 @@ class Module:
             raise TypeError(f"{backend!r} is not a complete backend: it lacks {missing}")
         for module in self.modules():
             if module.backend.device != backend.device:
-                for name in module.buffer_names:
-                    if name in module.host_buffers:
-                        continue
-                    value = getattr(module, name, None)
-                    if value is not None:
-                        setattr(module, name, backends.move(value, backend))
+                module._move_buffers(backend)
             module.backend = backend
         for p in self.parameters():
             p.to(backend)
         return self
+
+    def _move_buffers(self, backend):
+        """Replace this module's buffers (not host_buffers) by copies on ``backend``'s device."""
+        for name in self.buffer_names:
+            value = getattr(self, name, None)
+            if value is not None and name not in self.host_buffers:
+                setattr(self, name, backends.move(value, backend))
 
     def modules(self):
         """This module and every module below it, each once, parents first."""

@@ -270,8 +270,8 @@ class Adagrad(Optimizer):
     def update(self, group, start):
         for i, p in enumerate(group["params"], start):
             if self.state["sum"][i] is None:
-                start = np.full(p.storage.shape, group["initial_accumulator_value"], np.float32)
-                self.state["sum"][i] = backends.move(start, p.backend)
+                initial = np.full(p.storage.shape, group["initial_accumulator_value"], np.float32)
+                self.state["sum"][i] = backends.move(initial, p.backend)
             p.backend.adagrad_step(p.storage, p.grad_storage, self.state["sum"][i], group["lr"],
                                    group["lr_decay"], group["weight_decay"], group["eps"],
                                    self.steps + 1)
