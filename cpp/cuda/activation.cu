@@ -7,6 +7,11 @@
 namespace nnfast {
 namespace cuda {
 
+// y = a + b (a graph's gradients from two branches summed)
+__global__ void add_kernel(float* y, const float* a, const float* b, size_t n) {
+  NNFAST_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
 // y = 0 where x <= 0, else x (NaN kept); dx = 0 where x <= 0, else dy (a NaN x passes dy)
 __global__ void relu_forward_kernel(float* y, const float* x, size_t n) {
   NNFAST_GRID_LOOP(i, n) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
@@ -80,6 +85,10 @@ __global__ void tanh_backward_kernel(float* dx, const float* dy, const float* y,
   NNFAST_GRID_LOOP(i, n) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
+int add(float* y, const float* a, const float* b, size_t n) {
+  add_kernel<<<blocks_for(n), kThreads>>>(y, a, b, n);
+  return last_error();
+}
 int relu_forward(float* y, const float* x, size_t n) {
   relu_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n);
   return last_error();

@@ -40,6 +40,11 @@ void def_unary_backward(py::module_& m, const char* fn,
 }
 
 void bind_activations(py::module_& m) {
+  m.def("add", [](DeviceArray* y, DeviceArray* a, DeviceArray* b) {
+    same_size(y, a, "add", "y", "a");
+    same_size(a, b, "add", "a", "b");
+    check_cuda(add(f32(y, "add", "y"), f32(a, "add", "a"), f32(b, "add", "b"), a->size()), "add");
+  }, py::arg("y"), py::arg("a"), py::arg("b"));
   def_unary(m, "relu_forward", &relu_forward);
   def_unary_backward(m, "relu_backward", &relu_backward);
   def_unary(m, "sigmoid_forward", &sigmoid_forward);

@@ -279,16 +279,11 @@ class Functional(Model):
 
 def _add(pending, tensor, grad, backend):
     """Sum a gradient into the one pending for ``tensor`` (a new array: never in place, since
-    the same array may have been handed to several branches)."""
+    the same array may have been handed to several branches), on the backend's device."""
     if grad is None:
         return
     key = id(tensor)
-    if key not in pending:
-        pending[key] = grad
-    elif isinstance(grad, np.ndarray):
-        pending[key] = pending[key] + grad
-    else:   # device arrays have no "+": summed on the host (a tensor read by two branches)
-        pending[key] = backend.to_device(backend.to_host(pending[key]) + backend.to_host(grad))
+    pending[key] = grad if key not in pending else backend.add(pending[key], grad)
 
 
 Model.graph_model = Functional

@@ -42,6 +42,7 @@ INTERFACE = {
                  "is returned as it is",
     "to_host": "(a) -> a NumPy array of a's values (a itself on the CPU)",
     "zeros": "(shape, dtype='float32') -> a new array of zeros (float32: 64-byte aligned)",
+    "add": "(a, b) -> a + b, a new array (a and b of one shape: gradients from two branches)",
     # dense
     "matmul_forward": "(a, b, trans_a=False, trans_b=False) -> c (M, N) = op(a) @ op(b)",
     "matmul_backward": "(dc, a, b, trans_a=False, trans_b=False) -> (da, db), each in its "

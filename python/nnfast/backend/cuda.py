@@ -267,6 +267,15 @@ def _unary_backward(kernel, dy, saved, *extra):
     return dx
 
 
+def add(a, b):
+    a, b = _dev(a, "a"), _dev(b, "b")
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"add: a {tuple(a.shape)} and b {tuple(b.shape)} differ in shape")
+    y = _empty(a.shape)
+    _k.add(y, a, b)
+    return y
+
+
 def relu_forward(x, out=None):
     return _unary(_k.relu_forward, x, out)
 
