@@ -632,7 +632,8 @@ def main(argv=None):
         return None
     machine = machine_description(args.threads)
     print(f"MNIST on {machine['cpu']}, {args.threads} threads, nnfast ISA {machine['isa']}"
-          + (" (quick run: 10,000 training images, 1 epoch)" if args.quick else ""))
+          + (f" (quick run: 10,000 training images, {args.epochs or 1} epoch(s))"
+             if args.quick else ""))
     results = []
     for key, kind in [(m, k) for m in args.models.split(",") if m for k in kinds]:
         spec, args.inputs = MODELS[key], kind   # args.inputs: the kind the workers prepare
@@ -674,7 +675,7 @@ def main(argv=None):
     if not args.in_process:
         plot(results, os.path.splitext(args.json)[0] + ".png")
     if args.markdown:
-        write_markdown(args.markdown, markdown_table(results, machine, args.quick))
+        write_markdown(args.markdown, markdown_table(results, machine, args))
         print(f"results table written into {args.markdown}")
     return results
 
@@ -716,7 +717,7 @@ def print_table(results, peak):
 MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def markdown_table(results, machine, quick):
+def markdown_table(results, machine, args):
     """The results as Markdown: one row per model (nnfast's epoch time and test accuracy, its
     epoch-time ratios to the NumPy reference and to PyTorch), then a line naming the machine,
     the date, the versions and the kernels' ISA."""
@@ -735,8 +736,9 @@ def markdown_table(results, machine, quick):
                     f"{100 * r['test_accuracy'][-1]:.2f} % | "
                     f"{ratio(results, r, 'numpy')} | {ratio(results, r, 'torch')} |")
     torch = f", PyTorch {machine['torch']}" if machine.get("torch") else ", without PyTorch"
-    run = ("`python benchmarks/mnist.py --quick` (10,000 training images, 1 epoch)" if quick
-           else "`python benchmarks/mnist.py`")
+    flags = (" --quick" if args.quick else "") + (f" --epochs {args.epochs}" if args.epochs else "")
+    run = f"`python benchmarks/mnist.py{flags}`" + (" (10,000 training images)" if args.quick
+                                                     else "")
     native = ", native build" if machine["native_build"] else ""
     machine_line = (f"{run} on {machine['cpu']}, {machine['cores']} cores, "
                     f"{machine['threads']} threads, {machine['date']}; nnfast {machine['nnfast']} "
