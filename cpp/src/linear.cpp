@@ -317,10 +317,19 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
 // gradient (split by rows of wt) update on thread t, so the weight stays in that core's cache
 // from one step to the next, where a split of y's columns would read half of every row of wt
 // from the other core. The chunks follow from the shape alone: every thread count sums alike.
+// The pass adding the partials and a thread's product on a single core are paid on every call,
+// the weight's transfer saved only in training: the chunks are taken for products of two
+// threads' size (kDenseChunkedFlops) that are deep (IN from kDenseChunkedMinIn: the pass is
+// short next to each chunk's product) with an output that stays in L2 (kDenseChunkedMaxOut
+// floats); wide outputs over a short IN (1000 x 12 -> 200), where the pass and the single core
+// cost more than the weight's transfer, and large prediction batches keep the column split.
 // ws: the partials, then a slice of dense_chunk_floats for each chunk's product.
 static constexpr double kDenseChunkedFlops = 1e6;
+static constexpr int kDenseChunkedMinIn = 256;
+static constexpr size_t kDenseChunkedMaxOut = size_t(1) << 16;
 static bool dense_chunked_shape(int B, int IN, int OUT) {
-  return 2.0 * B * (double)IN * OUT >= kDenseChunkedFlops;
+  return 2.0 * B * (double)IN * OUT >= kDenseChunkedFlops && IN >= kDenseChunkedMinIn &&
+         (size_t)B * OUT <= kDenseChunkedMaxOut;
 }
 static size_t dense_chunk_floats(int B, int IN, int OUT, int ldw) {
   size_t n = 0;
