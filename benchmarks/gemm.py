@@ -13,6 +13,11 @@ about 19% nonzero, when the data can be loaded; random inputs at set densities),
 skips the zeros (cpp/src/linear.cpp): forward y = x @ Wt + b and backward dWt = x^T @ dy (Wt the
 weight stored transposed, as nnfast's Linear keeps it), against
 numpy's dense products on the same arrays; "GF/s" there counts the dense product's FLOPs.
+
+A third times a Linear layer's training step on dense inputs, the three calls in a loop as
+training makes them: forward y = x @ Wt + b, the weight gradient dWt = x^T @ dy and the SGD
+update Wt -= lr dWt, against the same three in NumPy and in PyTorch (where importable): the
+weight written by the update is read by the next forward, as from one step to the next.
 """
 import argparse
 import json
@@ -120,10 +125,12 @@ def main(argv=None):
     print(f"cost of one call (1 x 1 x 1, new output): nnfast {call_cost['nnfast_us']:.2f} us, "
           f"numpy.matmul {call_cost['numpy_us']:.2f} us")
     sparse_rows = sparse_linear_table(rng, repeats)
+    step_rows = linear_step_table(rng, repeats, args.threads)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"threads": args.threads, "isa": cfg["isa"], "config": cfg, "results": rows,
-                   "call_cost": call_cost, "sparse_linear": sparse_rows}, f, indent=1)
+                   "call_cost": call_cost, "sparse_linear": sparse_rows,
+                   "linear_step": step_rows}, f, indent=1)
 
 
 def fixed_call_cost(repeats):
@@ -178,6 +185,57 @@ def sparse_linear_table(rng, repeats):
               f"{row['fwd_numpy_gflops']:>7.1f} {row['fwd_gflops'] / row['fwd_numpy_gflops']:>6.2f}"
               f" {row['dw_gflops']:>8.1f} {row['dw_numpy_gflops']:>7.1f}"
               f" {row['dw_gflops'] / row['dw_numpy_gflops']:>6.2f}")
+    return rows
+
+
+STEP_SHAPES = [(100, 784, 100), (100, 784, 256), (100, 256, 128), (64, 9216, 128)]  # B, IN, OUT
+
+
+def linear_step_table(rng, repeats, threads):
+    """GF/s of the Linear step loop (forward, dWt, SGD; 4 B IN OUT flops) for each engine."""
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+    print("\nLinear training step on dense inputs: forward, dWt, SGD update (GF/s of the products)")
+    head = f"{'B x IN -> OUT':<18} {'nnfast':>8} {'numpy':>8} {'torch':>8}"
+    print(head + "\n" + "-" * len(head))
+    rows = []
+    for B, IN, OUT in STEP_SHAPES:
+        x, dy = rng.standard_normal((B, IN), np.float32), rng.standard_normal((B, OUT), np.float32)
+        wt, b = 0.01 * rng.standard_normal((IN, OUT), np.float32), np.zeros(OUT, np.float32)
+        dwt = np.zeros_like(wt)
+
+        def nnfast_step():
+            _core.linear_forward(x, wt, b)
+            _core.linear_backward(dy, x, wt, dwt=dwt, need_dx=False, need_db=False,
+                                  accumulate=False)
+            _core.sgd_step(wt, dwt, lr=1e-6)
+
+        def numpy_step():
+            x @ wt + b
+            np.matmul(x.T, dy, out=dwt)
+            wt.__isub__(1e-6 * dwt)
+
+        steps = {"nnfast": nnfast_step, "numpy": numpy_step}
+        if torch is not None:
+            tx, tdy, tw, tb = (torch.from_numpy(a) for a in (x, dy, wt.copy(), b))
+            tdw = torch.zeros_like(tw)
+
+            def torch_step():
+                torch.addmm(tb, tx, tw)
+                torch.mm(tx.T, tdy, out=tdw)
+                tw.sub_(tdw, alpha=1e-6)
+
+            steps["torch"] = torch_step
+        row = {"B": B, "IN": IN, "OUT": OUT}
+        for name, step in steps.items():
+            row[name + "_gflops"] = 4.0 * B * IN * OUT / best_time(step, repeats) / 1e9
+        rows.append(row)
+        cells = "".join(f"{row[n + '_gflops']:>9.1f}" if n + "_gflops" in row else f"{'-':>9}"
+                        for n in ("nnfast", "numpy", "torch"))
+        print(f"{f'{B} x {IN} -> {OUT}':<18}{cells}")
     return rows
 
 
