@@ -187,16 +187,15 @@ static void sum_chunk(const SparseForward& f, const EntryLists& l, int c) {
   }
 }
 
-// Row i of y (B, OUT) += p_1 + ... (chunks added in order), then the activation, while the row
-// is in cache.
-static void add_partials(float* y, const float* partial, int B, int OUT, Activation act, int i) {
-  float* yi = y + (idx)i * OUT;
+// Row i of y += p_1 + ... (chunks added in order), then the activation, while the row is in cache.
+static void add_partials(const SparseForward& f, int i) {
+  float* yi = f.y + (idx)i * f.OUT;
   for (int c = 1; c < kChunks; c++) {
-    const float* pi = partial + (size_t)(c - 1) * B * OUT + (idx)i * OUT;
+    const float* pi = f.partial + (size_t)(c - 1) * f.B * f.OUT + (idx)i * f.OUT;
 #pragma omp simd
-    for (int o = 0; o < OUT; o++) yi[o] += pi[o];
+    for (int o = 0; o < f.OUT; o++) yi[o] += pi[o];
   }
-  activation_span(act, yi, OUT);
+  activation_span(f.act, yi, f.OUT);
 }
 
 // Whether the forward may take the sparse path, by x's shape alone (the lists' positions are
@@ -244,7 +243,7 @@ static size_t linear_forward_sparse(bool* summed, float* y, const float* x, cons
 #pragma omp for schedule(static)
       for (int c = 0; c < kChunks; c++) sum_chunk(f, lists[c], c);
 #pragma omp for schedule(static)
-      for (int i = 0; i < B; i++) add_partials(y, ws, B, OUT, act, i);
+      for (int i = 0; i < B; i++) add_partials(f, i);
     }
   });
   *summed = !bad && sparse_enough(nnz, (size_t)B * IN);
@@ -310,63 +309,10 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
   });
 }
 
-// The dense forward, from kDenseChunkedFlops up, in the sparse path's chunks of k: thread t
-// multiplies chunk t, y_t = x[:, k0:k1] @ wt[k0:k1, :] (onto the bias for chunk 0, into y; the
-// others into their partials), on its own; then y's rows are finished (add_partials), shared out
-// among the threads. Chunk t's rows of wt are the rows the optimizer step and the weight
-// gradient (split by rows of wt) update on thread t, so the weight stays in that core's cache
-// from one step to the next, where a split of y's columns would read half of every row of wt
-// from the other core. The chunks follow from the shape alone: every thread count sums alike.
-// The pass adding the partials and a thread's product on a single core are paid on every call,
-// the weight's transfer saved only in training: the chunks are taken for products of two
-// threads' size (kDenseChunkedFlops) that are deep (IN from kDenseChunkedMinIn: the pass is
-// short next to each chunk's product) with an output that stays in L2 (kDenseChunkedMaxOut
-// floats); wide outputs over a short IN (1000 x 12 -> 200), where the pass and the single core
-// cost more than the weight's transfer, and large prediction batches keep the column split.
-// ws: the partials, then a slice of dense_chunk_floats for each chunk's product.
-static constexpr double kDenseChunkedFlops = 1e6;
-static constexpr int kDenseChunkedMinIn = 256;
-static constexpr size_t kDenseChunkedMaxOut = size_t(1) << 16;
-static bool dense_chunked_shape(int B, int IN, int OUT) {
-  return 2.0 * B * (double)IN * OUT >= kDenseChunkedFlops && IN >= kDenseChunkedMinIn &&
-         (size_t)B * OUT <= kDenseChunkedMaxOut;
-}
-static size_t dense_chunk_floats(int B, int IN, int OUT, int ldw) {
-  size_t n = 0;
-  for (int c = 0; c < kChunks; c++) {
-    const auto [k0, k1] = chunk_rows(IN, c);
-    n = std::max(n, sgemm_fused_workspace_size(false, false, B, OUT, k1 - k0, IN, ldw, 1));
-  }
-  return round16(n);
-}
-static void linear_forward_dense_chunked(float* y, const float* x, const float* wt, int ldw,
-                                         const float* bias, int B, int IN, int OUT,
-                                         Activation act, float* ws, int num_threads) {
-  float* partial = ws;
-  float* chunk_ws = ws + partials_floats(B, OUT);
-  const size_t slice = dense_chunk_floats(B, IN, OUT, ldw);
-  parallel_region(std::min(kChunks, num_threads), [&] {
-#pragma omp for schedule(static)
-    for (int c = 0; c < kChunks; c++) {
-      const auto [k0, k1] = chunk_rows(IN, c);
-      GemmEpilogue onto;
-      onto.col_bias = c == 0 ? bias : nullptr;
-      float* out = c == 0 ? y : partial + (size_t)(c - 1) * B * OUT;
-      sgemm_fused(false, false, B, OUT, k1 - k0, x + k0, IN, wt + (idx)k0 * ldw, ldw, out, OUT,
-                  onto, chunk_ws + (size_t)c * slice, 1);
-    }
-#pragma omp for schedule(static)
-    for (int i = 0; i < B; i++) add_partials(y, partial, B, OUT, act, i);
-  });
-}
-
 // The sparse path and the GEMM run one after the other (the GEMM when the sparse path did not
 // sum), each on the whole workspace.
 size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads) {
-  const size_t gemm =
-      dense_chunked_shape(B, IN, OUT)
-          ? partials_floats(B, OUT) + kChunks * dense_chunk_floats(B, IN, OUT, ldw)
-          : sgemm_fused_workspace_size(false, false, B, OUT, IN, IN, ldw, num_threads);
+  const size_t gemm = sgemm_fused_workspace_size(false, false, B, OUT, IN, IN, ldw, num_threads);
   return sparse_forward_shape(B, IN, OUT) ? std::max(gemm, sparse_forward_floats(B, IN, OUT))
                                           : gemm;
 }
@@ -380,10 +326,6 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
     nonzeros = (long)linear_forward_sparse(&summed, y, x, wt, ldw, bias, B, IN, OUT, act,
                                            workspace, num_threads);
     if (summed) return nonzeros;
-  }
-  if (dense_chunked_shape(B, IN, OUT)) {
-    linear_forward_dense_chunked(y, x, wt, ldw, bias, B, IN, OUT, act, workspace, num_threads);
-    return nonzeros;
   }
   GemmEpilogue finish;
   finish.col_bias = bias;
