@@ -246,8 +246,9 @@ def _graph_twins(build, device):
 
 
 def test_graph_models_on_a_device_share_their_layers_and_sum_branch_gradients(emulated):
-    """A functional model whose BatchNorm runs twice (its second node a copy sharing the arrays)
-    and a trunk read by two outputs (gradients summed): the same training as on the CPU."""
+    """A functional model whose BatchNorm runs twice (its second node a copy sharing the arrays),
+    a trunk read by two outputs (gradients summed) and residual connections (Add, summed on the
+    device): the same training as on the CPU."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 3, 64)
     t = rng.standard_normal((64, 1)).astype(np.float32)
@@ -266,7 +267,15 @@ def test_graph_models_on_a_device_share_their_layers_and_sum_branch_gradients(em
                       metrics=["accuracy"])
         return model
 
-    for build, targets in ((shared_batchnorm, y), (two_heads, [y, t])):
+    def residual():
+        inp = nn.Input((8,))
+        h = nn.Dense(8, activation="relu")(inp)
+        h = nn.Add()([h, nn.Dense(8, activation="relu")(h), inp])   # three inputs, in order
+        model = nf.Model(inp, nn.Dense(3)(h))
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        return model
+
+    for build, targets in ((shared_batchnorm, y), (two_heads, [y, t]), (residual, y)):
         cpu_model, dev_model = _graph_twins(build, "emulated")
         for i in range(0, 64, 16):
             rows = slice(i, i + 16)

@@ -2,7 +2,8 @@
 Concatenate, Add, Subtract, Multiply, Average take a list of inputs and return one output,
 their backward a list of input gradients; Slice and Cropping2D take one. Shapes include the
 batch axis: axis 1 is the first axis of a sample. These are elementwise copies and sums, done
-with NumPy on the host arrays."""
+with NumPy on the host arrays; Add sums with its backend's add, so it also runs on a device
+(a residual connection of a model moved there)."""
 import numpy as np
 
 from ._arrays import as_float32, host_only, shape_str
@@ -10,8 +11,9 @@ from .module import Module, require_forward
 from .symbolic import SymbolicTensor
 
 
-def _inputs(module, xs, who, at_least=2):
-    host_only(module, who)
+def _inputs(module, xs, who, at_least=2, on_device=False):
+    if not on_device:
+        host_only(module, who)
     if not isinstance(xs, (list, tuple)) or len(xs) < at_least:
         raise ValueError(f"{who} takes a list of at least {at_least} inputs")
     return [as_float32(x, module.backend, who) for x in xs]
@@ -28,8 +30,10 @@ def _axis(axis, ndim, who):
 class _Elementwise(Module):
     """Merges of inputs of one shape."""
 
+    on_device = False   # whether the merge runs on its backend's device (else the host's)
+
     def _same_shapes(self, xs):
-        xs = _inputs(self, xs, type(self).__name__)
+        xs = _inputs(self, xs, type(self).__name__, on_device=self.on_device)
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
                              + ", ".join(shape_str(x.shape) for x in xs))
@@ -37,16 +41,22 @@ class _Elementwise(Module):
 
 
 class Add(_Elementwise):
-    """y = x_1 + ... + x_n (inputs of one shape)."""
+    """y = x_1 + ... + x_n (inputs of one shape), summed in input order on the backend's
+    device; the backward hands grad_out itself to every input (nnfast never writes into a
+    gradient it was given)."""
+    on_device = True
 
     def forward(self, xs):
         xs = self._same_shapes(xs)
         self._n = len(xs)
-        return np.add.reduce(xs) if len(xs) > 2 else xs[0] + xs[1]
+        y = xs[0]
+        for x in xs[1:]:
+            y = self.backend.add(y, x)
+        return y
 
     def backward(self, grad_out):
         require_forward(self, "_n")
-        return [grad_out] + [grad_out.copy() for _ in range(self._n - 1)]
+        return [grad_out] * self._n
 
 
 class Average(_Elementwise):
