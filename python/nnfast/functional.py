@@ -22,8 +22,6 @@ forward run, but only the model's attributes count as its parameters (and are tr
 """
 import copy
 
-import numpy as np
-
 from .model import Model, layer_names
 from .nn.fusion import Plan
 from .nn.keras import Input
