@@ -103,6 +103,8 @@ def case_activations(rng):
         got = gpu.to_host(getattr(gpu, name + "_backward")(gdy, gsaved, *extra))
         out.append((f"{name}_backward n={n}", got, want, False))
     out.append((f"add n={n}", gpu.to_host(gpu.add(gx, gdy)), cpu.add(x, dy), True))
+    out.append((f"mul n={n}", gpu.to_host(gpu.mul(gx, gdy)), cpu.mul(x, dy), True))
+    out.append((f"scale n={n}", gpu.to_host(gpu.scale(gx, -0.3)), cpu.scale(x, -0.3), True))
     x[::7] = np.nan   # NaN kept by relu as on the CPU
     want = cpu.relu_forward(x)
     out.append(("relu_forward with NaN", gpu.to_host(gpu.relu_forward(gpu.to_device(x))), want,

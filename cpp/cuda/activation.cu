@@ -7,9 +7,15 @@
 namespace nnfast {
 namespace cuda {
 
-// y = a + b (a graph's gradients from two branches summed)
+// y = a + b (also a graph's gradients from two branches summed), y = a * b, y = alpha * a
 __global__ void add_kernel(float* y, const float* a, const float* b, size_t n) {
   NNFAST_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+__global__ void mul_kernel(float* y, const float* a, const float* b, size_t n) {
+  NNFAST_GRID_LOOP(i, n) y[i] = a[i] * b[i];
+}
+__global__ void scale_kernel(float* y, const float* a, size_t n, float alpha) {
+  NNFAST_GRID_LOOP(i, n) y[i] = alpha * a[i];
 }
 
 // y = 0 where x <= 0, else x (NaN kept); dx = 0 where x <= 0, else dy (a NaN x passes dy)
@@ -87,6 +93,14 @@ __global__ void tanh_backward_kernel(float* dx, const float* dy, const float* y,
 
 int add(float* y, const float* a, const float* b, size_t n) {
   add_kernel<<<blocks_for(n), kThreads>>>(y, a, b, n);
+  return last_error();
+}
+int mul(float* y, const float* a, const float* b, size_t n) {
+  mul_kernel<<<blocks_for(n), kThreads>>>(y, a, b, n);
+  return last_error();
+}
+int scale(float* y, const float* a, size_t n, float alpha) {
+  scale_kernel<<<blocks_for(n), kThreads>>>(y, a, n, alpha);
   return last_error();
 }
 int relu_forward(float* y, const float* x, size_t n) {

@@ -80,7 +80,10 @@ int linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const 
 int column_sums(float* db, const float* dy, int rows, int cols, bool accumulate);
 
 // ------------------------------------------------------------------- activations (activation.cu)
+// y = a + b, y = a * b, y = alpha * a over n floats
 int add(float* y, const float* a, const float* b, size_t n);
+int mul(float* y, const float* a, const float* b, size_t n);
+int scale(float* y, const float* a, size_t n, float alpha);
 int relu_forward(float* y, const float* x, size_t n);
 int relu_backward(float* dx, const float* dy, const float* x, size_t n);
 int leaky_relu_forward(float* y, const float* x, size_t n, float slope);

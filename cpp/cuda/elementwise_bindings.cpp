@@ -39,12 +39,20 @@ void def_unary_backward(py::module_& m, const char* fn,
   }, py::arg("dx"), py::arg("dy"), py::arg("saved"), py::arg(names)...);
 }
 
-void bind_activations(py::module_& m) {
-  m.def("add", [](DeviceArray* y, DeviceArray* a, DeviceArray* b) {
-    same_size(y, a, "add", "y", "a");
-    same_size(a, b, "add", "a", "b");
-    check_cuda(add(f32(y, "add", "y"), f32(a, "add", "a"), f32(b, "add", "b"), a->size()), "add");
+// fn(y, a, b): the launcher k(y, a, b, n), a and b of y's size
+void def_binary(py::module_& m, const char* fn,
+                int (*k)(float*, const float*, const float*, size_t)) {
+  m.def(fn, [fn, k](DeviceArray* y, DeviceArray* a, DeviceArray* b) {
+    same_size(y, a, fn, "y", "a");
+    same_size(a, b, fn, "a", "b");
+    check_cuda(k(f32(y, fn, "y"), f32(a, fn, "a"), f32(b, fn, "b"), a->size()), fn);
   }, py::arg("y"), py::arg("a"), py::arg("b"));
+}
+
+void bind_activations(py::module_& m) {
+  def_binary(m, "add", &add);
+  def_binary(m, "mul", &mul);
+  def_unary(m, "scale", &scale, "alpha");
   def_unary(m, "relu_forward", &relu_forward);
   def_unary_backward(m, "relu_backward", &relu_backward);
   def_unary(m, "sigmoid_forward", &sigmoid_forward);

@@ -42,7 +42,10 @@ INTERFACE = {
                  "is returned as it is",
     "to_host": "(a) -> a NumPy array of a's values (a itself on the CPU)",
     "zeros": "(shape, dtype='float32') -> a new array of zeros (float32: 64-byte aligned)",
-    "add": "(a, b) -> a + b, a new array (a and b of one shape: gradients from two branches)",
+    # elementwise arithmetic (a and b of one shape; each a new array)
+    "add": "(a, b) -> a + b (also the sum of a graph's gradients from two branches)",
+    "mul": "(a, b) -> a * b",
+    "scale": "(a, alpha) -> alpha * a, alpha a float",
     # dense
     "matmul_forward": "(a, b, trans_a=False, trans_b=False) -> c (M, N) = op(a) @ op(b)",
     "matmul_backward": "(dc, a, b, trans_a=False, trans_b=False) -> (da, db), each in its "

@@ -2,4 +2,5 @@
 chosen at import), on float32 NumPy arrays. Its functions are the extension's own, under the
 names of ``nnfast.backend.INTERFACE``."""
 from .._core import *  # noqa: F401,F403  (the extension's functions are the backend's)
-from .host import DEVICE, add, is_array, to_device, to_host, zeros  # noqa: F401,E402
+from .host import (DEVICE, add, is_array, mul, scale, to_device, to_host,  # noqa: F401,E402
+                   zeros)

@@ -267,13 +267,25 @@ def _unary_backward(kernel, dy, saved, *extra):
     return dx
 
 
-def add(a, b):
+def _binary(kernel, name, a, b):
     a, b = _dev(a, "a"), _dev(b, "b")
     if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(f"add: a {tuple(a.shape)} and b {tuple(b.shape)} differ in shape")
+        raise ValueError(f"{name}: a {tuple(a.shape)} and b {tuple(b.shape)} differ in shape")
     y = _empty(a.shape)
-    _k.add(y, a, b)
+    kernel(y, a, b)
     return y
+
+
+def add(a, b):
+    return _binary(_k.add, "add", a, b)
+
+
+def mul(a, b):
+    return _binary(_k.mul, "mul", a, b)
+
+
+def scale(a, alpha):
+    return _unary(_k.scale, a, None, float(alpha))
 
 
 def relu_forward(x, out=None):

@@ -28,6 +28,14 @@ def add(a, b):
     return np.add(a, b)
 
 
+def mul(a, b):
+    return np.multiply(a, b)
+
+
+def scale(a, alpha):
+    return a.dtype.type(alpha) * a
+
+
 def aligned_zeros(shape):
     """A C-contiguous float32 array of zeros whose first element is on a 64-byte boundary (whole
     cache lines for the kernels' vector loads and stores; NumPy aligns to 16 bytes only)."""

@@ -16,7 +16,8 @@ ReLU (``np.where(x > 0, x, 0)`` would turn a NaN into 0), the gradient passed wh
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .host import DEVICE, add, is_array, to_device, to_host, zeros  # noqa: F401  (NumPy arrays)
+from .host import (DEVICE, add, is_array, mul, scale, to_device, to_host,  # noqa: F401
+                   zeros)
 
 
 def _pair(v):

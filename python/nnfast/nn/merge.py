@@ -1,9 +1,9 @@
 """Layers that join or cut tensors, for models that branch (Keras's merge and cropping layers):
 Concatenate, Add, Subtract, Multiply, Average take a list of inputs and return one output,
 their backward a list of input gradients; Slice and Cropping2D take one. Shapes include the
-batch axis: axis 1 is the first axis of a sample. These are elementwise copies and sums, done
-with NumPy on the host arrays; Add sums with its backend's add, so it also runs on a device
-(a residual connection of a model moved there)."""
+batch axis: axis 1 is the first axis of a sample. Add, Subtract, Multiply and Average compute
+with their backend's elementwise functions (add, mul, scale), so they also run on a device;
+Concatenate, Slice and Cropping2D copy with NumPy on the host arrays."""
 import numpy as np
 
 from ._arrays import as_float32, host_only, shape_str
@@ -30,10 +30,8 @@ def _axis(axis, ndim, who):
 class _Elementwise(Module):
     """Merges of inputs of one shape."""
 
-    on_device = False   # whether the merge runs on its backend's device (else the host's)
-
     def _same_shapes(self, xs):
-        xs = _inputs(self, xs, type(self).__name__, on_device=self.on_device)
+        xs = _inputs(self, xs, type(self).__name__, on_device=True)
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
                              + ", ".join(shape_str(x.shape) for x in xs))
@@ -44,33 +42,37 @@ class Add(_Elementwise):
     """y = x_1 + ... + x_n (inputs of one shape), summed in input order on the backend's
     device; the backward hands grad_out itself to every input (nnfast never writes into a
     gradient it was given)."""
-    on_device = True
 
     def forward(self, xs):
         xs = self._same_shapes(xs)
         self._n = len(xs)
-        y = xs[0]
-        for x in xs[1:]:
-            y = self.backend.add(y, x)
-        return y
+        return _fold(self.backend.add, xs)
 
     def backward(self, grad_out):
         require_forward(self, "_n")
         return [grad_out] * self._n
 
 
+def _fold(op, xs):
+    """op(...op(op(xs[0], xs[1]), xs[2])..., xs[-1]): the inputs combined in order."""
+    y = xs[0]
+    for x in xs[1:]:
+        y = op(y, x)
+    return y
+
+
 class Average(_Elementwise):
-    """y = (x_1 + ... + x_n) / n."""
+    """y = (x_1 + ... + x_n) * (1 / n), summed in input order; every input's gradient is the one
+    array grad_out / n."""
 
     def forward(self, xs):
         xs = self._same_shapes(xs)
         self._n = len(xs)
-        return (np.add.reduce(xs) / np.float32(len(xs))).astype(np.float32)
+        return self.backend.scale(_fold(self.backend.add, xs), 1.0 / len(xs))
 
     def backward(self, grad_out):
         require_forward(self, "_n")
-        part = (grad_out / np.float32(self._n)).astype(np.float32)
-        return [part] + [part.copy() for _ in range(self._n - 1)]
+        return [self.backend.scale(grad_out, 1.0 / self._n)] * self._n
 
 
 class Subtract(_Elementwise):
@@ -81,11 +83,11 @@ class Subtract(_Elementwise):
             raise ValueError(f"Subtract takes exactly 2 inputs, got {len(xs)}")
         a, b = self._same_shapes(xs)
         self._n = 2
-        return a - b
+        return self.backend.add(a, self.backend.scale(b, -1.0))
 
     def backward(self, grad_out):
         require_forward(self, "_n")
-        return [grad_out, -grad_out]
+        return [grad_out, self.backend.scale(grad_out, -1.0)]
 
 
 class Multiply(_Elementwise):
@@ -93,16 +95,13 @@ class Multiply(_Elementwise):
 
     def forward(self, xs):
         self._xs = xs = self._same_shapes(xs)
-        return np.multiply.reduce(xs)
+        return _fold(self.backend.mul, xs)
 
     def backward(self, grad_out):
         require_forward(self, "_xs")
-        grads = []
-        for i in range(len(self._xs)):
-            others = [x for j, x in enumerate(self._xs) if j != i]
-            grads.append(grad_out * np.multiply.reduce(others) if len(others) > 1
-                         else grad_out * others[0])
-        return grads
+        mul = self.backend.mul
+        return [mul(grad_out, _fold(mul, [x for j, x in enumerate(self._xs) if j != i]))
+                for i in range(len(self._xs))]
 
 
 class Concatenate(Module):
