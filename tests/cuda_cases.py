@@ -330,6 +330,18 @@ def case_gather_rows(rng):
     return [(f"gather_rows n={n} width={width} B={B}", got, cpu.gather_rows(src, rows), True)]
 
 
+def case_copy_columns(rng):
+    rows, dst_cols, src_cols = (int(v) for v in rng.integers(1, 60, 3))
+    cols = int(rng.integers(0, min(dst_cols, src_cols) + 1))
+    dst_col = int(rng.integers(0, dst_cols - cols + 1))
+    src_col = int(rng.integers(0, src_cols - cols + 1))
+    dst, src = _randn(rng, rows, dst_cols), _randn(rng, rows, src_cols)
+    gdst = gpu.to_device(dst)
+    gpu.copy_columns(gdst, gpu.to_device(src), dst_col, src_col, cols)
+    cpu.copy_columns(dst, src, dst_col, src_col, cols)
+    return [(f"copy_columns {rows}x{dst_cols} <- {rows}x{src_cols}", gpu.to_host(gdst), dst, True)]
+
+
 def case_device_array(rng):
     a = _randn(rng, 3, 5)
     d = gpu.to_device(a)

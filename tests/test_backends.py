@@ -100,3 +100,17 @@ def test_a_dense_built_later_lives_on_its_models_device():
     model = nn.Sequential(nn.Dense(4), nn.ReLU()).to("reference")
     model(random_array(1, (2, 3)))
     assert model[0].linear.backend is model[0].linear.weight.backend is model.backend
+
+
+@pytest.mark.parametrize("name", ["cpu", "reference"])
+def test_copy_columns_copies_a_block_and_refuses_columns_outside(name):
+    backend = nf.backend.get(name)
+    dst, src = np.zeros((3, 5), np.float32), np.arange(12, dtype=np.float32).reshape(3, 4)
+    backend.copy_columns(dst, src, 2, 1, 3)
+    np.testing.assert_array_equal(dst[:, 2:], src[:, 1:4])
+    assert not dst[:, :2].any()
+    for args in [(3, 1, 3), (0, 2, 3), (-1, 0, 2), (0, 0, -1)]:
+        with pytest.raises(ValueError, match="copy_columns: columns"):
+            backend.copy_columns(dst, src, *args)
+    with pytest.raises(ValueError, match="same number of rows"):
+        backend.copy_columns(dst, src[:2], 0, 0, 1)

@@ -248,7 +248,7 @@ def _graph_twins(build, device):
 def test_graph_models_on_a_device_share_their_layers_and_sum_branch_gradients(emulated):
     """A functional model whose BatchNorm runs twice (its second node a copy sharing the arrays),
     a trunk read by two outputs (gradients summed) and residual connections with the other
-    elementwise merges (Add, Subtract, Multiply, Average, computed on the device): the same
+    merges (Add, Subtract, Multiply, Average, Concatenate, computed on the device): the same
     training as on the CPU."""
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((64, 8)).astype(np.float32), rng.integers(0, 3, 64)
@@ -274,6 +274,7 @@ def test_graph_models_on_a_device_share_their_layers_and_sum_branch_gradients(em
         h = nn.Add()([h, nn.Dense(8, activation="relu")(h), inp])   # three inputs, in order
         g = nn.Dense(8, activation="tanh")(h)
         h = nn.Average()([nn.Subtract()([h, g]), nn.Multiply()([h, g, inp]), g])
+        h = nn.Concatenate()([h, g, nn.Dense(3)(inp)])
         model = nf.Model(inp, nn.Dense(3)(h))
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
         return model

@@ -212,6 +212,9 @@ int adadelta_update(float* param, const float* grad, float* square_avg, float* a
 // --------------------------------------------------------------------------------- data (data.cu)
 // out (n, width) = src[rows[i], :]; rows (device int64) in [0, src_rows) (the caller checks).
 int gather_rows(float* out, const float* src, const int64_t* rows, int n, size_t width);
+// dst[r * dst_ld + c] = src[r * src_ld + c] for r < rows, c < cols
+int copy_columns(float* dst, size_t dst_ld, const float* src, size_t src_ld, size_t rows,
+                 size_t cols);
 
 }  // namespace cuda
 }  // namespace nnfast

@@ -10,6 +10,20 @@ __global__ void gather_rows_kernel(float* out, const float* src, const int64_t* 
   NNFAST_GRID_LOOP(i, total) out[i] = src[(size_t)rows[i / width] * width + i % width];
 }
 
+// dst[r * dst_ld + c] = src[r * src_ld + c] for r < rows, c < cols (a block of columns)
+__global__ void copy_columns_kernel(float* dst, size_t dst_ld, const float* src, size_t src_ld,
+                                    size_t cols, size_t total) {
+  NNFAST_GRID_LOOP(i, total) dst[i / cols * dst_ld + i % cols] = src[i / cols * src_ld + i % cols];
+}
+
+int copy_columns(float* dst, size_t dst_ld, const float* src, size_t src_ld, size_t rows,
+                 size_t cols) {
+  const size_t total = rows * cols;
+  if (total == 0) return 0;
+  copy_columns_kernel<<<blocks_for(total), kThreads>>>(dst, dst_ld, src, src_ld, cols, total);
+  return last_error();
+}
+
 int gather_rows(float* out, const float* src, const int64_t* rows, int n, size_t width) {
   const size_t total = (size_t)n * width;
   if (total == 0) return 0;

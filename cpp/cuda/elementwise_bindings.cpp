@@ -207,6 +207,18 @@ void bind_dropout_and_data(py::module_& m) {
                fn);
   }, py::arg("out"), py::arg("src"), py::arg("rows"), py::arg("width"),
      "out[i] = src[rows[i]] for rows of `width` floats; rows in range (the caller checks).");
+  m.def("copy_columns", [](DeviceArray* dst, DeviceArray* src, size_t rows, size_t dst_cols,
+                           size_t src_cols, size_t dst_col, size_t src_col, size_t cols) {
+    const char* fn = "copy_columns";
+    if (dst_col + cols > dst_cols || src_col + cols > src_cols)
+      throw py::value_error("copy_columns: columns out of range");
+    if (!dst || !src || dst->size() != rows * dst_cols || src->size() != rows * src_cols)
+      throw py::value_error("copy_columns: dst and src must hold rows x their columns");
+    check_cuda(copy_columns(f32(dst, fn, "dst") + dst_col, dst_cols, f32(src, fn, "src") + src_col,
+                            src_cols, rows, cols), fn);
+  }, py::arg("dst"), py::arg("src"), py::arg("rows"), py::arg("dst_cols"), py::arg("src_cols"),
+     py::arg("dst_col"), py::arg("src_col"), py::arg("cols"),
+     "dst[:, dst_col:dst_col + cols] = src[:, src_col:src_col + cols] of (rows, *_cols) arrays.");
 }
 
 }  // namespace

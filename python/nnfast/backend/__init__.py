@@ -46,6 +46,9 @@ INTERFACE = {
     "add": "(a, b) -> a + b (also the sum of a graph's gradients from two branches)",
     "mul": "(a, b) -> a * b",
     "scale": "(a, alpha) -> alpha * a, alpha a float",
+    "copy_columns": "(dst (R, DC), src (R, SC), dst_col, src_col, cols): in place, dst[:, "
+                    "dst_col:dst_col + cols] = src[:, src_col:src_col + cols] (ValueError for "
+                    "columns outside either)",
     # dense
     "matmul_forward": "(a, b, trans_a=False, trans_b=False) -> c (M, N) = op(a) @ op(b)",
     "matmul_backward": "(dc, a, b, trans_a=False, trans_b=False) -> (da, db), each in its "

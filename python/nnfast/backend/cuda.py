@@ -288,6 +288,13 @@ def scale(a, alpha):
     return _unary(_k.scale, a, None, float(alpha))
 
 
+def copy_columns(dst, src, dst_col, src_col, cols):
+    dst, src = _dev(dst, "dst"), _dev(src, "src")
+    host.check_columns(tuple(dst.shape), tuple(src.shape), dst_col, src_col, cols)
+    _k.copy_columns(dst, src, int(dst.shape[0]), int(dst.shape[1]), int(src.shape[1]),
+                    int(dst_col), int(src_col), int(cols))
+
+
 def relu_forward(x, out=None):
     return _unary(_k.relu_forward, x, out)
 

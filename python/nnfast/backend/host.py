@@ -36,6 +36,23 @@ def scale(a, alpha):
     return a.dtype.type(alpha) * a
 
 
+def check_columns(dst_shape, src_shape, dst_col, src_col, cols):
+    """ValueError unless dst and src are matrices of one row count holding the columns."""
+    if len(dst_shape) != 2 or len(src_shape) != 2 or dst_shape[0] != src_shape[0]:
+        raise ValueError(f"copy_columns: dst {tuple(dst_shape)} and src {tuple(src_shape)} must "
+                         "be matrices with the same number of rows")
+    if (min(dst_col, src_col, cols) < 0 or dst_col + cols > dst_shape[1]
+            or src_col + cols > src_shape[1]):
+        raise ValueError(f"copy_columns: columns {dst_col}..{dst_col + cols} of dst "
+                         f"{tuple(dst_shape)} or {src_col}..{src_col + cols} of src "
+                         f"{tuple(src_shape)} out of range")
+
+
+def copy_columns(dst, src, dst_col, src_col, cols):
+    check_columns(dst.shape, src.shape, dst_col, src_col, cols)
+    dst[:, dst_col:dst_col + cols] = src[:, src_col:src_col + cols]
+
+
 def aligned_zeros(shape):
     """A C-contiguous float32 array of zeros whose first element is on a 64-byte boundary (whole
     cache lines for the kernels' vector loads and stores; NumPy aligns to 16 bytes only)."""

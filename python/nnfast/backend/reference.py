@@ -16,8 +16,8 @@ ReLU (``np.where(x > 0, x, 0)`` would turn a NaN into 0), the gradient passed wh
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .host import (DEVICE, add, is_array, mul, scale, to_device, to_host,  # noqa: F401
-                   zeros)
+from .host import (DEVICE, add, copy_columns, is_array, mul, scale,  # noqa: F401
+                   to_device, to_host, zeros)
 
 
 def _pair(v):

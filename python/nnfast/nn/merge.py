@@ -2,8 +2,9 @@
 Concatenate, Add, Subtract, Multiply, Average take a list of inputs and return one output,
 their backward a list of input gradients; Slice and Cropping2D take one. Shapes include the
 batch axis: axis 1 is the first axis of a sample. Add, Subtract, Multiply and Average compute
-with their backend's elementwise functions (add, mul, scale), so they also run on a device;
-Concatenate, Slice and Cropping2D copy with NumPy on the host arrays."""
+with their backend's elementwise functions (add, mul, scale) and Concatenate copies with its
+copy_columns, so they also run on a device; Slice and Cropping2D copy with NumPy on the host
+arrays."""
 import numpy as np
 
 from ._arrays import as_float32, host_only, shape_str
@@ -112,20 +113,36 @@ class Concatenate(Module):
         self.axis = int(axis)
 
     def forward(self, xs):
-        xs = _inputs(self, xs, "Concatenate")
-        axis = _axis(self.axis, xs[0].ndim, "Concatenate")
+        """Each input, seen as (rows, its columns) with rows the product of the sizes before the
+        axis, copied into its columns of y seen the same way."""
+        xs = _inputs(self, xs, "Concatenate", on_device=True)
+        axis = _axis(self.axis, len(xs[0].shape), "Concatenate")
+        first = tuple(xs[0].shape)
         for x in xs[1:]:
-            if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in
-                                           enumerate(zip(x.shape, xs[0].shape)) if i != axis):
+            if len(x.shape) != len(first) or any(a != b for i, (a, b) in
+                                                 enumerate(zip(x.shape, first)) if i != axis):
                 raise ValueError("Concatenate needs inputs whose sizes agree off axis "
                                  f"{self.axis}, got " + ", ".join(shape_str(x.shape) for x in xs))
-        self._ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
-        self._at = axis
-        return np.concatenate(xs, axis=axis)
+        self._shapes = [tuple(x.shape) for x in xs]
+        self._rows = int(np.prod(first[:axis], dtype=np.int64))
+        self._columns = [int(np.prod(s[axis:], dtype=np.int64)) for s in self._shapes]
+        shape = first[:axis] + (sum(s[axis] for s in self._shapes),) + first[axis + 1:]
+        y = self.backend.zeros(shape)
+        y2, at = y.reshape((self._rows, sum(self._columns))), 0
+        for x, cols in zip(xs, self._columns):
+            self.backend.copy_columns(y2, x.reshape((self._rows, cols)), at, 0, cols)
+            at += cols
+        return y
 
     def backward(self, grad_out):
-        require_forward(self, "_ends")
-        return [np.ascontiguousarray(g) for g in np.split(grad_out, self._ends, axis=self._at)]
+        require_forward(self, "_shapes")
+        g2, at, grads = grad_out.reshape((self._rows, sum(self._columns))), 0, []
+        for shape, cols in zip(self._shapes, self._columns):
+            g = self.backend.zeros((self._rows, cols))
+            self.backend.copy_columns(g, g2, 0, at, cols)
+            grads.append(g.reshape(shape))
+            at += cols
+        return grads
 
     def get_config(self):
         return {"axis": self.axis}
