@@ -12,9 +12,7 @@ from .module import Module, require_forward
 from .symbolic import SymbolicTensor
 
 
-def _inputs(module, xs, who, at_least=2, on_device=False):
-    if not on_device:
-        host_only(module, who)
+def _inputs(module, xs, who, at_least=2):
     if not isinstance(xs, (list, tuple)) or len(xs) < at_least:
         raise ValueError(f"{who} takes a list of at least {at_least} inputs")
     return [as_float32(x, module.backend, who) for x in xs]
@@ -32,7 +30,7 @@ class _Elementwise(Module):
     """Merges of inputs of one shape."""
 
     def _same_shapes(self, xs):
-        xs = _inputs(self, xs, type(self).__name__, on_device=True)
+        xs = _inputs(self, xs, type(self).__name__)
         if any(x.shape != xs[0].shape for x in xs):
             raise ValueError(f"{type(self).__name__} needs inputs of one shape, got "
                              + ", ".join(shape_str(x.shape) for x in xs))
@@ -115,7 +113,7 @@ class Concatenate(Module):
     def forward(self, xs):
         """Each input, seen as (rows, its columns) with rows the product of the sizes before the
         axis, copied into its columns of y seen the same way."""
-        xs = _inputs(self, xs, "Concatenate", on_device=True)
+        xs = _inputs(self, xs, "Concatenate")
         axis = _axis(self.axis, len(xs[0].shape), "Concatenate")
         first = tuple(xs[0].shape)
         for x in xs[1:]:
