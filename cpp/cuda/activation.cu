@@ -92,56 +92,43 @@ __global__ void tanh_backward_kernel(float* dx, const float* dy, const float* y,
 }
 
 int add(float* y, const float* a, const float* b, size_t n) {
-  add_kernel<<<blocks_for(n), kThreads>>>(y, a, b, n);
-  return last_error();
+  return launch_elementwise(add_kernel, n, y, a, b, n);
 }
 int mul(float* y, const float* a, const float* b, size_t n) {
-  mul_kernel<<<blocks_for(n), kThreads>>>(y, a, b, n);
-  return last_error();
+  return launch_elementwise(mul_kernel, n, y, a, b, n);
 }
 int scale(float* y, const float* a, size_t n, float alpha) {
-  scale_kernel<<<blocks_for(n), kThreads>>>(y, a, n, alpha);
-  return last_error();
+  return launch_elementwise(scale_kernel, n, y, a, n, alpha);
 }
 int relu_forward(float* y, const float* x, size_t n) {
-  relu_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n);
-  return last_error();
+  return launch_elementwise(relu_forward_kernel, n, y, x, n);
 }
 int relu_backward(float* dx, const float* dy, const float* x, size_t n) {
-  relu_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, x, n);
-  return last_error();
+  return launch_elementwise(relu_backward_kernel, n, dx, dy, x, n);
 }
 int leaky_relu_forward(float* y, const float* x, size_t n, float slope) {
-  leaky_relu_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n, slope);
-  return last_error();
+  return launch_elementwise(leaky_relu_forward_kernel, n, y, x, n, slope);
 }
 int leaky_relu_backward(float* dx, const float* dy, const float* x, size_t n, float slope) {
-  leaky_relu_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, x, n, slope);
-  return last_error();
+  return launch_elementwise(leaky_relu_backward_kernel, n, dx, dy, x, n, slope);
 }
 int sigmoid_forward(float* y, const float* x, size_t n) {
-  sigmoid_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n);
-  return last_error();
+  return launch_elementwise(sigmoid_forward_kernel, n, y, x, n);
 }
 int sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
-  sigmoid_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, y, n);
-  return last_error();
+  return launch_elementwise(sigmoid_backward_kernel, n, dx, dy, y, n);
 }
 int tanh_forward(float* y, const float* x, size_t n) {
-  tanh_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n);
-  return last_error();
+  return launch_elementwise(tanh_forward_kernel, n, y, x, n);
 }
 int tanh_backward(float* dx, const float* dy, const float* y, size_t n) {
-  tanh_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, y, n);
-  return last_error();
+  return launch_elementwise(tanh_backward_kernel, n, dx, dy, y, n);
 }
 int threshold_forward(float* y, const float* x, size_t n, float threshold, float value) {
-  threshold_forward_kernel<<<blocks_for(n), kThreads>>>(y, x, n, threshold, value);
-  return last_error();
+  return launch_elementwise(threshold_forward_kernel, n, y, x, n, threshold, value);
 }
 int threshold_backward(float* dx, const float* dy, const float* x, size_t n, float threshold) {
-  threshold_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, x, n, threshold);
-  return last_error();
+  return launch_elementwise(threshold_backward_kernel, n, dx, dy, x, n, threshold);
 }
 int softmax_forward(float* y, const float* x, int N, int C, bool log_softmax) {
   if (N > 0) softmax_rows_kernel<<<N, kThreads>>>(y, x, C, log_softmax);

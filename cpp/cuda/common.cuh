@@ -23,6 +23,14 @@ inline unsigned blocks_for(size_t n, int threads = kThreads) {
 // The error of the launches so far (cleared), as the launchers return it.
 inline int last_error() { return (int)cudaGetLastError(); }
 
+// kernel<<<blocks_for(n), kThreads>>>(args...), for a grid-stride loop over n elements; the
+// launch's error code.
+template <typename... Params, typename... Args>
+int launch_elementwise(void (*kernel)(Params...), size_t n, Args... args) {
+  kernel<<<blocks_for(n), kThreads>>>(args...);
+  return last_error();
+}
+
 // Returns from the enclosing launcher with the error code of `call` when it fails.
 #define NNFAST_CUDA_TRY(call)          \
   do {                                 \

@@ -20,15 +20,13 @@ int copy_columns(float* dst, size_t dst_ld, const float* src, size_t src_ld, siz
                  size_t cols) {
   const size_t total = rows * cols;
   if (total == 0) return 0;
-  copy_columns_kernel<<<blocks_for(total), kThreads>>>(dst, dst_ld, src, src_ld, cols, total);
-  return last_error();
+  return launch_elementwise(copy_columns_kernel, total, dst, dst_ld, src, src_ld, cols, total);
 }
 
 int gather_rows(float* out, const float* src, const int64_t* rows, int n, size_t width) {
   const size_t total = (size_t)n * width;
   if (total == 0) return 0;
-  gather_rows_kernel<<<blocks_for(total), kThreads>>>(out, src, rows, total, width);
-  return last_error();
+  return launch_elementwise(gather_rows_kernel, total, out, src, rows, total, width);
 }
 
 }  // namespace cuda

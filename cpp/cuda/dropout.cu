@@ -22,13 +22,11 @@ __global__ void dropout_backward_kernel(float* dx, const float* dy, const uint8_
 }
 
 int dropout_forward(float* y, uint8_t* mask, const float* x, size_t n, float p, uint64_t seed) {
-  dropout_forward_kernel<<<blocks_for(n), kThreads>>>(y, mask, x, n, p, 1.0f / (1.0f - p), seed);
-  return last_error();
+  return launch_elementwise(dropout_forward_kernel, n, y, mask, x, n, p, 1.0f / (1.0f - p), seed);
 }
 
 int dropout_backward(float* dx, const float* dy, const uint8_t* mask, size_t n, float p) {
-  dropout_backward_kernel<<<blocks_for(n), kThreads>>>(dx, dy, mask, n, 1.0f / (1.0f - p));
-  return last_error();
+  return launch_elementwise(dropout_backward_kernel, n, dx, dy, mask, n, 1.0f / (1.0f - p));
 }
 
 }  // namespace cuda

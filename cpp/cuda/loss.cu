@@ -62,9 +62,8 @@ __global__ void cross_entropy_backward_kernel(float* dlogits, const float* probs
 int cross_entropy_backward(float* dlogits, const float* probs, const int64_t* labels, int N, int C,
                            float scale) {
   const size_t n = (size_t)N * C;
-  cross_entropy_backward_kernel<<<blocks_for(n), kThreads>>>(dlogits, probs, labels, N, C,
-                                                             scale / N);
-  return last_error();
+  return launch_elementwise(cross_entropy_backward_kernel, n, dlogits, probs, labels, N, C,
+                            scale / N);
 }
 
 // Blocks of the pointwise losses' partial sums: a function of n only, so the order of the sum
@@ -130,9 +129,8 @@ int pointwise_loss_forward(PointwiseLoss kind, double* loss, const float* pred,
 
 int pointwise_loss_backward(PointwiseLoss kind, float* dpred, const float* pred,
                             const float* target, size_t n, float scale) {
-  pointwise_backward_kernel<<<blocks_for(n), kThreads>>>(dpred, kind, pred, target, n,
-                                                         scale / (float)n);
-  return last_error();
+  return launch_elementwise(pointwise_backward_kernel, n, dpred, kind, pred, target, n,
+                            scale / (float)n);
 }
 
 // parts[i] = -logp[i, labels[i]]
@@ -155,8 +153,7 @@ __global__ void nll_backward_kernel(float* dlogp, const int64_t* labels, int N, 
 
 int nll_backward(float* dlogp, const int64_t* labels, int N, int C, float scale) {
   const size_t n = (size_t)N * C;
-  nll_backward_kernel<<<blocks_for(n), kThreads>>>(dlogp, labels, N, C, scale / N);
-  return last_error();
+  return launch_elementwise(nll_backward_kernel, n, dlogp, labels, N, C, scale / N);
 }
 
 // One block per row i of logits (N, C) with probability targets t: probs_i = softmax(z_i),

@@ -101,23 +101,20 @@ __global__ void adadelta_kernel(float* param, const float* grad, float* square_a
 int rmsprop_update(float* param, const float* grad, float* square_avg, float* momentum_buf,
                    float* grad_avg, size_t n, float lr, float alpha, float eps,
                    float weight_decay, float momentum) {
-  rmsprop_kernel<<<blocks_for(n), kThreads>>>(param, grad, square_avg, momentum_buf, grad_avg, n,
-                                              lr, alpha, eps, weight_decay, momentum);
-  return last_error();
+  return launch_elementwise(rmsprop_kernel, n, param, grad, square_avg, momentum_buf, grad_avg, n,
+                            lr, alpha, eps, weight_decay, momentum);
 }
 
 int adagrad_update(float* param, const float* grad, float* state_sum, size_t n, float lr,
                    float lr_decay, float weight_decay, float eps, long step) {
   const float clr = lr / (1.0f + (float)(step - 1) * lr_decay);
-  adagrad_kernel<<<blocks_for(n), kThreads>>>(param, grad, state_sum, n, clr, weight_decay, eps);
-  return last_error();
+  return launch_elementwise(adagrad_kernel, n, param, grad, state_sum, n, clr, weight_decay, eps);
 }
 
 int adadelta_update(float* param, const float* grad, float* square_avg, float* acc_delta,
                     size_t n, float lr, float rho, float eps, float weight_decay) {
-  adadelta_kernel<<<blocks_for(n), kThreads>>>(param, grad, square_avg, acc_delta, n, lr, rho,
-                                               eps, weight_decay);
-  return last_error();
+  return launch_elementwise(adadelta_kernel, n, param, grad, square_avg, acc_delta, n, lr, rho, eps,
+                            weight_decay);
 }
 
 // The grid: x blocks for the largest tensor, y one per tensor (at most 65,535 tensors).
