@@ -2,7 +2,8 @@
 the LeNet-like CNN and PyTorch's MNIST example network (Conv2d 1-32 and 32-64 3x3, MaxPool,
 Linear 9216-128-10, Adam, batch 64) on the genuine MNIST, on raw pixels (0..1) and on
 standardised inputs (PyTorch's example: mean 0.1307, std 0.3081, so no pixel is zero), with
-nnfast, the NumPy reference (nnfast.reference) and PyTorch (when it is importable), from
+nnfast, nnfast in bf16 (nnfast.set_precision("bf16"), where the CPU has AVX512_BF16), the NumPy
+reference (nnfast.reference) and PyTorch (when it is importable), from
 identical initial weights and identical batches, each
 (model, engine) in a fresh process, the engines' epochs taken in turns (so that a slow spell of
 a shared machine falls on all of them alike), and report time per epoch, samples/s, test
@@ -104,8 +105,11 @@ class NnfastEngine:
         """The batch x[idx], y[idx], as nnfast's own batching (data.batches, fit) gathers it."""
         return nf.data.take_rows(x, idx), y[idx]
 
+    precision = "float32"
+
     def __init__(self, spec, weights, threads):
         nf.set_num_threads(threads)
+        nf.set_precision(self.precision)
         self.model = nnfast_model(spec["layers"])
         self.model.set_weights(weights)
         self.loss_fn = nn.CrossEntropyLoss()
@@ -124,6 +128,12 @@ class NnfastEngine:
 
     def predict(self, x):
         return self.model.predict(x, batch_size=1000)
+
+
+class NnfastBf16Engine(NnfastEngine):
+    """nnfast with Linear's dense products in bf16 (float32 weights, sums and the rest)."""
+    name = "nnfast-bf16"
+    precision = "bf16"
 
 
 class NumpyEngine:
@@ -259,7 +269,8 @@ class TorchEngine:
                                    for i in range(0, len(x), 1000)])
 
 
-ENGINES = {"nnfast": NnfastEngine, "numpy": NumpyEngine, "torch": TorchEngine}
+ENGINES = {"nnfast": NnfastEngine, "nnfast-bf16": NnfastBf16Engine, "numpy": NumpyEngine,
+           "torch": TorchEngine}
 
 
 def torch_available():
@@ -592,7 +603,8 @@ def main(argv=None):
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--inputs", default=",".join(INPUTS),
                         help="raw pixels (0..1), standardised inputs, or both")
-    parser.add_argument("--engines", default="nnfast,numpy,torch")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help="nnfast-bf16 is left out where the CPU cannot run it")
     parser.add_argument("--epochs", type=int, help="override every model's epoch count")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seed", type=int, default=0)
@@ -618,12 +630,16 @@ def main(argv=None):
         print("PyTorch is not installed: comparing nnfast with the NumPy reference only",
               file=sys.stderr)
         engines.remove("torch")
+    if "nnfast-bf16" in engines and not nf.config()["bf16"]:
+        print("this CPU (or the kernels' copy in use) has no bf16 products: nnfast-bf16 left out",
+              file=sys.stderr)
+        engines.remove("nnfast-bf16")
     kinds = [k for k in args.inputs.split(",") if k]
-    unknown = [k for k in kinds if k not in INPUTS] + [m for m in args.models.split(",")
-                                                        if m and m not in MODELS]
+    unknown = ([k for k in kinds if k not in INPUTS] + [e for e in engines if e not in ENGINES]
+               + [m for m in args.models.split(",") if m and m not in MODELS])
     if unknown:
-        raise SystemExit(f"unknown model or input kind {unknown}; models: {list(MODELS)}, "
-                         f"inputs: {list(INPUTS)}")
+        raise SystemExit(f"unknown model, input kind or engine {unknown}; models: "
+                         f"{list(MODELS)}, inputs: {list(INPUTS)}, engines: {list(ENGINES)}")
     if args.worker:
         prepare = INPUTS[args.inputs]
         _, x, xt, weights, orders = model_setup(args, args.models, prepare(x_train),
@@ -646,7 +662,7 @@ def main(argv=None):
             runs = run_interleaved(args, key, engines, epochs)
         for run in runs:
             results.append(run)
-            print(f"  {spec['title']:<28} {kind:<12} {run['engine']:<7} "
+            print(f"  {spec['title']:<28} {kind:<12} {run['engine']:<11} "
                   f"{run['epoch_time']:7.3f} s/epoch test accuracy "
                   f"{run['test_accuracy'][-1]:.4f}", file=sys.stderr)
         if args.profile:
@@ -695,13 +711,13 @@ def ratio(results, r, other, key="epoch_time_60k"):
 def print_table(results, peak):
     """One row per (model, inputs, engine): epoch time, throughput, GFLOP/s of the dense
     products and their share of the FMA peak (``peak`` GFLOP/s), accuracy, memory, ratios."""
-    head = (f"{'model':<28} {'inputs':<12} {'engine':<7} {'epochs':>6} {'s/epoch':>9} "
+    head = (f"{'model':<28} {'inputs':<12} {'engine':<11} {'epochs':>6} {'s/epoch':>9} "
             f"{'samples/s':>10} {'GFLOP/s':>8} {'%peak':>6} {'test acc':>9} {'predict s':>9} "
             f"{'peak MB':>8} {'vs numpy':>9} {'vs torch':>9} {'predict vs torch':>16}")
     print("\n" + head + "\n" + "-" * len(head))
     for r in results:
         memory = "-" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes'] / 2**20:.1f}"
-        print(f"{r['title']:<28} {case(r)[1]:<12} {r['engine']:<7} {r['epochs']:>6} "
+        print(f"{r['title']:<28} {case(r)[1]:<12} {r['engine']:<11} {r['epochs']:>6} "
               f"{r['epoch_time_60k']:>9.3f} {r['samples_per_s']:>10,.0f} {r['gflops']:>8.1f} "
               f"{r['gflops'] / peak:>6.0%} "
               f"{r['test_accuracy'][-1]:>9.4f} {r['predict_time']:>9.3f} {memory:>8} "
@@ -719,14 +735,19 @@ MARK_BEGIN, MARK_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 def markdown_table(results, machine, args):
     """The results as Markdown: one row per model (nnfast's epoch time and test accuracy, its
-    epoch-time ratios to the NumPy reference and to PyTorch), then a line naming the machine,
-    the date, the versions and the kernels' ISA."""
+    epoch-time ratios to the NumPy reference and to PyTorch, the same for nnfast in bf16 where it
+    ran), then a line naming the machine, the date, the versions and the kernels' ISA."""
     peak = machine["fma_peak_gflops"]
     rows = ["| model | inputs | epochs | nnfast s/epoch | GFLOP/s (% peak) | test acc | vs NumPy "
-            "| vs PyTorch |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "| vs PyTorch | bf16 s/epoch (vs PyTorch) | bf16 test acc |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if r["engine"] != "nnfast":
             continue
+        half = next((q for q in results if case(q) == case(r) and q["engine"] == "nnfast-bf16"),
+                    None)
+        bf16 = (f"{half['epoch_time_60k']:.3f} ({ratio(results, half, 'torch')}) | "
+                f"{100 * half['test_accuracy'][-1]:.2f} %" if half else "- | -")
         spec = MODELS[r["model"]]
         settings = (f"{spec.get('optimizer', 'sgd').upper()} lr {spec['lr']:g}"
                     + (f" momentum {spec['momentum']:g}" if spec.get("momentum") else "")
@@ -734,7 +755,7 @@ def markdown_table(results, machine, args):
         rows.append(f"| {r['title']}, {settings} | {case(r)[1]} | {r['epochs']} | "
                     f"{r['epoch_time_60k']:.3f} | {r['gflops']:.0f} ({r['gflops'] / peak:.0%}) | "
                     f"{100 * r['test_accuracy'][-1]:.2f} % | "
-                    f"{ratio(results, r, 'numpy')} | {ratio(results, r, 'torch')} |")
+                    f"{ratio(results, r, 'numpy')} | {ratio(results, r, 'torch')} | {bf16} |")
     torch = f", PyTorch {machine['torch']}" if machine.get("torch") else ", without PyTorch"
     flags = (" --quick" if args.quick else "") + (f" --epochs {args.epochs}" if args.epochs else "")
     run = f"`python benchmarks/mnist.py{flags}`" + (" (10,000 training images)" if args.quick
@@ -747,7 +768,7 @@ def markdown_table(results, machine, args):
                     "s/epoch: median epoch time scaled to 60,000 images; GFLOP/s: the dense "
                     f"products of training, % of the {peak:.0f} GFLOP/s FMA peak "
                     "(benchmarks/peak.py); ratios: nnfast's epoch time over the other engine's "
-                    "(below 1: nnfast is faster).")
+                    "(below 1: nnfast is faster); bf16: nnfast.set_precision(\"bf16\").")
     return "\n".join(rows) + "\n\n" + machine_line + "\n"
 
 

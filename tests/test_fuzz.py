@@ -13,7 +13,8 @@ core = pytest.importorskip("nnfast._core")
 
 # Argument templates of each binding: f float32 array, f? float array or None, l int64 labels,
 # m uint8 mask, a int32 argmax, s a shape tuple, p int-or-pair, p? pair or None, x float,
-# n int, b bool, t a name (an activation), i a name (a copy of the kernels).
+# n int, b bool, t a name (an activation), i a name (a copy of the kernels), r a name (a
+# precision).
 SIGNATURES = {
     "sgemm": "f f b b x x f?", "matmul_forward": "f f b b", "matmul_backward": "f f f b b",
     "linear_forward": "f f f? n t b", "linear_backward": "f f f f? f? b b b n n t",
@@ -37,11 +38,11 @@ SIGNATURES = {
     "rmsprop_step": "f f f f? f? x x x x x b", "adagrad_step": "f f f x x x x n",
     "adadelta_step": "f f f f x x x x",
     "batchnorm_forward": "f f? f? f? f? b x x", "batchnorm_backward": "f f f? f f f? f? b b b b",
-    "set_num_threads": "n", "select_isa": "i", "fma_peak": "n",
+    "set_num_threads": "n", "select_isa": "i", "set_precision": "r", "fma_peak": "n",
 }
 # The bindings without arguments, which only report.
 REPORTS = {"get_num_threads", "isa", "vector_isa", "kernel_copies", "build_info",
-           "fma_peak_chains"}
+           "fma_peak_chains", "get_precision", "bf16_available"}
 
 DTYPES = [np.float32, np.float32, np.float32, np.float64, np.int64, np.int32, np.uint8, np.bool_,
           np.float16, np.complex64]
@@ -109,6 +110,9 @@ def argument(kind):
     if kind == "i":
         return st.one_of(st.sampled_from(["avx512", "avx2", "baseline", "native", "", "AVX2"]),
                          st.none(), ints)
+    if kind == "r":
+        return st.one_of(st.sampled_from(["float32", "bf16", "fp16", "BF16", ""]), st.none(),
+                         ints)
     if kind == "t":
         return st.one_of(st.sampled_from(["none", "relu", "sigmoid", "tanh", ""]), st.none(),
                          ints)
@@ -126,14 +130,20 @@ def test_every_binding_is_fuzzed():
 
 
 @settings(max_examples=settings().max_examples * 40)
-@given(calls)
-def test_junk_raises_python_exceptions_never_crashes(call):
+@given(calls, st.booleans())
+def test_junk_raises_python_exceptions_never_crashes(call, bf16):
     name, args = call
-    before, isa = core.get_num_threads(), core.isa()
+    before, isa, precision = core.get_num_threads(), core.isa(), core.get_precision()
     try:
+        if bf16 and core.bf16_available():
+            core.set_precision("bf16")  # Linear's junk through the bf16 products too
         getattr(core, name)(*args)
     except (TypeError, ValueError, IndexError, OverflowError, MemoryError):
         pass   # IndexError: gather_rows's row indices out of range, as NumPy raises
+    except RuntimeError:
+        if name != "set_precision" or core.bf16_available():
+            raise  # only a CPU without bf16 products refuses that way
     finally:
         core.set_num_threads(before)
         core.select_isa(isa)
+        core.set_precision(precision)

@@ -52,12 +52,13 @@ py::object py_linear_forward(py::object x_, py::object wt_, py::object b_, py::o
   long nonzeros;
   const int ldw = (int)wt.shape(1);
   const int nt = get_num_threads();  // read once: the workspace's size depends on it
-  Workspace ws(kernels().linear_forward_workspace_size(B, IN, OUT, ldw, nt));
+  const bool bf16 = bf16_products();  // so does this
+  Workspace ws(kernels().linear_forward_workspace_size(B, IN, OUT, ldw, nt, bf16));
   {
     py::gil_scoped_release release;
     nonzeros = kernels().linear_forward(y.mutable_data(), fptr(x), fptr(wt), ldw,
                                         b_.is_none() ? nullptr : fptr(b), B, IN, OUT, ws.data, nt,
-                                        act);
+                                        act, bf16);
   }
   if (return_nonzeros) return py::make_tuple(y, nonzeros);
   return std::move(y);
@@ -90,11 +91,12 @@ py::tuple py_linear_backward(py::object dy_, py::object x_, py::object wt_, py::
   const bool add = accumulates(accumulate, dwt_, dwt, db_, need_db ? &db : nullptr);
   const int ldw = (int)wt.shape(1);
   const int nt = get_num_threads();  // read once: the workspace's size depends on it
-  Workspace ws(kernels().linear_backward_workspace_size(B, IN, OUT, ldw, nt));
+  const bool bf16 = bf16_products();  // so does this
+  Workspace ws(kernels().linear_backward_workspace_size(B, IN, OUT, ldw, nt, bf16));
   {
     py::gil_scoped_release release;
     kernels().linear_backward(dxp, dwt.mutable_data(), dbp, fptr(dy), fptr(x), fptr(wt), ldw, B,
-                              IN, OUT, ws.data, nt, add, (long)x_nonzeros, act);
+                              IN, OUT, ws.data, nt, add, (long)x_nonzeros, act, bf16);
   }
   return py::make_tuple(optional(dx, need_dx), dwt, optional(db, need_db));
 }

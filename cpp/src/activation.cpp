@@ -67,6 +67,15 @@ void activation_backward_span(Activation a, float* dx, const float* y, size_t n)
     for (size_t i = 0; i < n; i++) dx[i] = dx[i] * y[i] * (1.0f - y[i]);  // as sigmoid_backward
   }
 }
+
+void activation_rows(Activation a, float* C, std::ptrdiff_t ldc, const float* act_out,
+                     std::ptrdiff_t ld_act, int rows, int ncols) {
+  if (a == Activation::none) return;
+  for (int r = 0; r < rows; r++) {
+    if (act_out) activation_backward_span(a, C + r * ldc, act_out + r * ld_act, ncols);
+    else activation_span(a, C + r * ldc, ncols);
+  }
+}
 // dx = dy * y * (1 - y)
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n) {
   parallel_elements(n, [=](size_t i) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });

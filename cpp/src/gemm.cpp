@@ -157,17 +157,6 @@ void transpose(float* dst, idx ldd, const float* src, idx lds, int rows, int col
                             std::min(T, rows - i0), std::min(T, cols - j0));
 }
 
-// The activation act (forward) or the gradient through it (backward, from its output act_out,
-// rows ld_act apart) on rows of C (ldc apart): a finished tile's, while they are in L1.
-static void finish_rows(Activation act, float* C, idx ldc, const float* act_out, idx ld_act,
-                        int rows, int ncols) {
-  if (act == Activation::none) return;
-  for (int r = 0; r < rows; r++) {
-    if (act_out) activation_backward_span(act, C + r * ldc, act_out + r * ld_act, ncols);
-    else activation_span(act, C + r * ldc, ncols);
-  }
-}
-
 // A slice [k0, k1) of K for one tile: with a long K, each column block is multiplied one slice
 // at a time (all row tiles per slice, so the slice of B stays in L1), the tile's running sums
 // kept between slices in `part` (rows W*NV floats apart), continued exactly where they stopped:
@@ -228,7 +217,7 @@ static void strided_tile(const StridedGemm& g, const float* A, const float* B, f
       if (v + 1 < NV) storeu(c, out);
       else storeu(c, tail, out);
     }
-  finish_rows(g.finish.act, C, ldc, act_out, g.finish.ld_act_output, MR, ncols);
+  activation_rows(g.finish.act, C, ldc, act_out, g.finish.ld_act_output, MR, ncols);
 }
 
 using StridedTileFn = void (*)(const StridedGemm&, const float*, const float*, float*, const float*,
@@ -402,9 +391,9 @@ static void dot_rows(const StridedGemm& g, const float* Bt, idx ldbt, int i0, in
     if (g.beta != 0.0f) out = fmadd(vb, loadu(cols, c), out);
     if (g.finish.col_bias) out = add(out, col_bias);
     storeu(c, cols, out);
-    finish_rows(g.finish.act, c, g.ldc,
-                g.finish.act_output ? g.finish.act_output + i * g.finish.ld_act_output : nullptr,
-                g.finish.ld_act_output, 1, N);
+    const float* act_out = g.finish.act_output;
+    const idx ld_act = g.finish.ld_act_output;
+    activation_rows(g.finish.act, c, g.ldc, act_out ? act_out + i * ld_act : nullptr, ld_act, 1, N);
   }
 }
 
@@ -860,9 +849,9 @@ void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A
   parallel_region((size_t)M * N >= kFinishParallel ? num_threads : 1, [&] {
     const auto [i0, i1] = part_of(M, omp_get_thread_num(), omp_get_num_threads());
     for (long i = i0; i < i1; i++)
-      finish_rows(e.act, C + (size_t)i * ldc, ldc,
-                  e.act_output ? e.act_output + (size_t)i * e.ld_act_output : nullptr,
-                  e.ld_act_output, 1, N);
+      activation_rows(e.act, C + (size_t)i * ldc, ldc,
+                      e.act_output ? e.act_output + (size_t)i * e.ld_act_output : nullptr,
+                      e.ld_act_output, 1, N);
   });
 }
 

@@ -311,14 +311,18 @@ static void linear_backward_dw_sparse(float* dwt, int ldw, const float* dy, cons
 
 // The sparse path and the GEMM run one after the other (the GEMM when the sparse path did not
 // sum), each on the whole workspace.
-size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads) {
-  const size_t gemm = sgemm_fused_workspace_size(false, false, B, OUT, IN, IN, ldw, num_threads);
+size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads,
+                                     bool bf16) {
+  const size_t gemm = bf16 ? gemm_bf16_workspace_size(B, OUT, IN)
+                           : sgemm_fused_workspace_size(false, false, B, OUT, IN, IN, ldw,
+                                                        num_threads);
   return sparse_forward_shape(B, IN, OUT) ? std::max(gemm, sparse_forward_floats(B, IN, OUT))
                                           : gemm;
 }
 
 long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
-                    int IN, int OUT, float* workspace, int num_threads, Activation act) {
+                    int IN, int OUT, float* workspace, int num_threads, Activation act,
+                    bool bf16) {
   long nonzeros = -1;
   num_threads = std::max(num_threads, 1);
   if (sparse_forward_shape(B, IN, OUT) && !clearly_dense(x, B, IN)) {
@@ -330,7 +334,11 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
   GemmEpilogue finish;
   finish.col_bias = bias;
   finish.act = act;
-  sgemm_fused(false, false, B, OUT, IN, x, IN, wt, ldw, y, OUT, finish, workspace, num_threads);
+  if (bf16)
+    gemm_bf16(false, false, B, OUT, IN, x, IN, wt, ldw, 0.0f, y, OUT, finish, workspace,
+              num_threads);
+  else
+    sgemm_fused(false, false, B, OUT, IN, x, IN, wt, ldw, y, OUT, finish, workspace, num_threads);
   return nonzeros;
 }
 
@@ -340,10 +348,14 @@ static bool sparse_backward_shape(int B, int IN, int OUT) {
 }
 
 // dx's product, then dwt's (sparse or the GEMM), each on the whole workspace.
-size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads) {
+size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads,
+                                      bool bf16) {
   num_threads = std::max(num_threads, 1);
-  size_t n = std::max(sgemm_fused_workspace_size(false, true, B, IN, OUT, OUT, ldw, num_threads),
-                      sgemm_workspace_size(true, false, IN, OUT, B, IN, OUT, num_threads));
+  size_t n = bf16 ? std::max(gemm_bf16_workspace_size(B, IN, OUT),
+                             gemm_bf16_workspace_size(IN, OUT, B))
+                  : std::max(sgemm_fused_workspace_size(false, true, B, IN, OUT, OUT, ldw,
+                                                        num_threads),
+                             sgemm_workspace_size(true, false, IN, OUT, B, IN, OUT, num_threads));
   if (sparse_backward_shape(B, IN, OUT))
     n = std::max(n, (size_t)sparse_threads(B, IN, OUT, num_threads) * dw_thread_floats(B, OUT));
   return n;
@@ -351,15 +363,20 @@ size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_t
 
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
                      const float* wt, int ldw, int B, int IN, int OUT, float* workspace,
-                     int num_threads, bool accumulate, long x_nonzeros, Activation dx_act) {
+                     int num_threads, bool accumulate, long x_nonzeros, Activation dx_act,
+                     bool bf16) {
   num_threads = std::max(num_threads, 1);
   if (dx) {
     GemmEpilogue through;  // dx at the input of the activation whose output x is
     through.act = dx_act;
     through.act_output = x;
     through.ld_act_output = IN;
-    sgemm_fused(false, true, B, IN, OUT, dy, OUT, wt, ldw, dx, IN, through, workspace,
+    if (bf16)
+      gemm_bf16(false, true, B, IN, OUT, dy, OUT, wt, ldw, 0.0f, dx, IN, through, workspace,
                 num_threads);
+    else
+      sgemm_fused(false, true, B, IN, OUT, dy, OUT, wt, ldw, dx, IN, through, workspace,
+                  num_threads);
   }
   if (dwt) {
     const size_t n = (size_t)B * IN;
@@ -368,6 +385,9 @@ void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const
                          : !clearly_dense(x, B, IN) && sparse_enough(count_nonzero(x, n), n)) &&
         all_finite(dy, (size_t)B * OUT))
       linear_backward_dw_sparse(dwt, ldw, dy, x, B, IN, OUT, accumulate, workspace, num_threads);
+    else if (bf16)
+      gemm_bf16(true, false, IN, OUT, B, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw, {},
+                workspace, num_threads);
     else
       sgemm(true, false, IN, OUT, B, 1.0f, x, IN, dy, OUT, accumulate ? 1.0f : 0.0f, dwt, ldw,
             workspace, num_threads);

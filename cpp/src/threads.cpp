@@ -1,4 +1,5 @@
-// Thread count shared by every copy of the kernels (see common.h); compiled once.
+// The settings shared by every copy of the kernels (see common.h): the thread count and the
+// precision of Linear's products; compiled once.
 #include <omp.h>
 
 #include <atomic>
@@ -20,5 +21,9 @@ int get_num_threads() {
   return n;
 }
 
+static std::atomic<bool> g_bf16{false};
+
+void set_bf16_products(bool on) { g_bf16.store(on); }
+bool bf16_products() { return g_bf16.load(); }
 
 }  // namespace nnfast

@@ -30,8 +30,26 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
+def set_precision(precision):
+    """Precision of Linear layers' dense products in the CPU kernels: ``"float32"`` (the
+    default) or ``"bf16"``: both operands of each product (forward, and the backward's input
+    and weight gradients) rounded to bfloat16, the products summed in float32; weights,
+    gradients, activations and optimizer state stay float32 (as PyTorch's
+    ``torch.set_float32_matmul_precision("medium")``). Inputs that are mostly zeros keep their
+    exact float32 zero-skipping sums; convolutions and the CUDA and reference backends' own
+    kernels are not affected (the reference rounds Linear's operands the same way). ``"bf16"``
+    raises RuntimeError where the kernels cannot run it: it needs the avx512 copy on a CPU with
+    AVX512_BF16 (``nnfast.config()["bf16"]``)."""
+    _core.set_precision(str(precision))
+
+
+def get_precision():
+    """``"float32"`` or ``"bf16"``: what :func:`set_precision` set."""
+    return _core.get_precision()
+
+
 __all__ = ["config", "cuda", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
            "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
-           "set_num_threads", "get_num_threads", "Model", "Sequential", "Input", "callbacks",
-           "Callback", "EarlyStopping", "ModelCheckpoint", "CSVLogger", "LearningRateScheduler",
-           "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "History", "__version__"]
+           "set_num_threads", "get_num_threads", "set_precision", "get_precision", "Model",
+           "Sequential", "Input", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint",
+           "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "History", "__version__"]

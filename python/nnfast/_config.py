@@ -41,7 +41,8 @@ def config():
     """How nnfast runs here, as a dict: ``isa`` (the copy of the kernels in use), ``vector_isa``
     (the vector instructions that copy is written for: a native copy's are the build
     machine's), ``compiled`` (each copy in the build and whether this CPU runs it, best first),
-    ``num_threads``, ``compiler``, ``build_type``, ``native`` (a host-tuned build), ``flags``
+    ``num_threads``, ``precision`` (of Linear's products: ``nnfast.set_precision``), ``bf16``
+    (whether this copy runs bf16 products on this CPU), ``compiler``, ``build_type``, ``native`` (a host-tuned build), ``flags``
     (each copy's compiler flags), ``cuda`` (whether the CUDA extension is compiled in; whether a
     device is there is ``nnfast.cuda.is_available()``) and ``version``."""
     info = _core.build_info()
@@ -51,6 +52,8 @@ def config():
         "vector_isa": _core.vector_isa(),
         "compiled": dict(_core.kernel_copies()),
         "num_threads": _core.get_num_threads(),
+        "precision": _core.get_precision(),
+        "bf16": _core.bf16_available(),
         "compiler": info["compiler"],
         "build_type": info["build_type"],
         "native": info["native"],

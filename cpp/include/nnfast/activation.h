@@ -29,6 +29,11 @@ void activation_span(Activation a, float* y, size_t n);
 // dx = dx * a'(x) in place on the calling thread, from the activation's output y = a(x), number
 // for number as activation_backward (for kernels that finish a block of a gradient in cache).
 void activation_backward_span(Activation a, float* dx, const float* y, size_t n);
+// activation_span (act_out null) or activation_backward_span (from the output act_out, rows
+// ld_act apart) on `rows` rows of ncols floats of C, rows ldc apart: a GEMM's finished tile,
+// while it is in L1.
+void activation_rows(Activation a, float* C, std::ptrdiff_t ldc, const float* act_out,
+                     std::ptrdiff_t ld_act, int rows, int ncols);
 void sigmoid_backward(float* dx, const float* dy, const float* y, size_t n);
 // dx = dy * a'(x) from the activation's output y = a(x): relu_backward (y <= 0 exactly where
 // x <= 0, NaN where x is NaN) or sigmoid_backward; a copy for Activation::none. dx may alias dy.

@@ -58,6 +58,11 @@ struct GeometryCheck {
 void set_num_threads(int n);
 int get_num_threads();
 
+// Whether Linear's dense products run in bfloat16 (gemm_bf16), process-wide like the thread
+// count: nnfast.set_precision("bf16"), which the bindings allow only where gemm_bf16 runs.
+void set_bf16_products(bool on);
+bool bf16_products();
+
 inline namespace NNFAST_ISA {
 
 // Part `part` of `parts` equal parts of [0, n): [n part / parts, n (part+1) / parts), the share of

@@ -67,6 +67,18 @@ void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A
                  const float* B, int ldb, float* C, int ldc, const GemmEpilogue& epilogue,
                  float* workspace, int num_threads);
 
+// The bf16 product (nnfast.set_precision("bf16")): C = op(A) op(B) + beta * C (beta 0 or 1,
+// 0: C write-only) with every operand rounded to bfloat16 (to nearest even) and the products
+// summed in float32, then the epilogue as sgemm_fused's (op, shapes and leading dimensions as
+// sgemm's). Only the avx512 copy has it, on a CPU with AVX512_BF16: gemm_bf16_available() says
+// whether this copy runs it here, and nothing may call it where it is false.
+// workspace: gemm_bf16_workspace_size(M, N, K) floats, 64-byte aligned.
+bool gemm_bf16_available();
+size_t gemm_bf16_workspace_size(int M, int N, int K);
+void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc,
+               const GemmEpilogue& finish, float* workspace, int num_threads);
+
 // dst (cols, rows) = src (rows, cols)^T; src rows are lds apart, dst rows ldd apart.
 void transpose(float* dst, std::ptrdiff_t ldd, const float* src, std::ptrdiff_t lds, int rows,
                int cols);
@@ -97,10 +109,13 @@ void matmul_backward(float* da, float* db, const float* dc, const float* a, cons
 // zero-skipping path, -1 when it did not; linear_backward can take it instead of counting again.
 // workspace: linear_forward_workspace_size(...) floats, 64-byte aligned (null when 0);
 // num_threads: the most threads it runs on.
-size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads);
+// bf16: the dense product in bfloat16 (gemm_bf16, which must be available); the zero-skipping
+// path sums float32 products either way (exactly the nonzero terms).
+size_t linear_forward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads,
+                                     bool bf16 = false);
 long linear_forward(float* y, const float* x, const float* wt, int ldw, const float* bias, int B,
                     int IN, int OUT, float* workspace, int num_threads,
-                    Activation act = Activation::none);
+                    Activation act = Activation::none, bool bf16 = false);
 // dx (B,IN) = dy @ wt^T (overwritten); dwt (IN,OUT, rows ldw apart; the padding is never
 // written) += x^T @ dy; dbias (OUT) += sum over the batch of dy. accumulate == false: dwt and
 // dbias are overwritten instead (the first backward after zero_grad, which then needs no pass
@@ -110,12 +125,14 @@ long linear_forward(float* y, const float* x, const float* wt, int ldw, const fl
 // dx_act: the activation (ReLU or Sigmoid) whose output x is: dx is then the gradient at that
 // activation's input, activation_backward(dx_act, dx, dy @ wt^T, x) (the same numbers as the
 // two steps, without handing the intermediate gradient back and forth).
-// workspace / num_threads as linear_forward's, the size from linear_backward_workspace_size.
-size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads);
+// workspace / num_threads / bf16 as linear_forward's (bf16: dx's and dwt's dense products), the
+// size from linear_backward_workspace_size.
+size_t linear_backward_workspace_size(int B, int IN, int OUT, int ldw, int num_threads,
+                                      bool bf16 = false);
 void linear_backward(float* dx, float* dwt, float* dbias, const float* dy, const float* x,
                      const float* wt, int ldw, int B, int IN, int OUT, float* workspace,
                      int num_threads, bool accumulate = true, long x_nonzeros = -1,
-                     Activation dx_act = Activation::none);
+                     Activation dx_act = Activation::none, bool bf16 = false);
 
 }  // namespace NNFAST_ISA
 }  // namespace nnfast

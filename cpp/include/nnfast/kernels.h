@@ -36,7 +36,7 @@
   X(sgemm_workspace_size) X(sgemm) X(sgemm_reference) X(matmul_forward_workspace_size)          \
   X(matmul_forward) X(matmul_backward_workspace_size) X(matmul_backward)                        \
   X(linear_forward_workspace_size) X(linear_forward) X(linear_backward_workspace_size)          \
-  X(linear_backward)                                                                            \
+  X(linear_backward) X(gemm_bf16_available) X(gemm_bf16_workspace_size) X(gemm_bf16)            \
   X(cross_entropy_forward) X(cross_entropy_backward) X(cross_entropy_soft_forward)              \
   X(cross_entropy_soft_backward) X(nll_forward) X(nll_backward) X(mse_forward) X(mse_backward)  \
   X(l1_forward) X(l1_backward) X(bce_forward) X(bce_backward) X(bce_with_logits_forward)        \

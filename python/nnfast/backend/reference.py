@@ -16,6 +16,8 @@ ReLU (``np.where(x > 0, x, 0)`` would turn a NaN into 0), the gradient passed wh
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .._core import get_precision
+
 from .host import (DEVICE, add, copy_columns, is_array, mul, scale,  # noqa: F401
                    to_device, to_host, zeros)
 
@@ -51,11 +53,28 @@ def matmul_backward(dc, a, b, trans_a=False, trans_b=False):
     return _op(d_opa, trans_a), _op(d_opb, trans_b)
 
 
+def _bf16(a):
+    """float32 a rounded to bfloat16 (to nearest even; NaN stays NaN), as float32."""
+    a = np.ascontiguousarray(a, np.float32)
+    u = a.view(np.uint32)
+    r = (u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1))) & np.uint32(0xFFFF0000)
+    return np.where(np.isnan(a), a, r.view(np.float32))
+
+
+def _linear_operands(*arrays):
+    """Linear's product operands at the precision nnfast.set_precision chose: rounded to
+    bfloat16 under "bf16" (the products then summed in float32, as the kernels do)."""
+    if get_precision() == "bf16":
+        return tuple(_bf16(a) for a in arrays)
+    return arrays
+
+
 def linear_forward(x, wt, b=None, out_features=None, activation="none", return_nonzeros=False):
     """y (B, OUT) = act(x (B, IN) @ wt[:, :OUT] + b (OUT,)); wt (IN, LD) is the weight w (OUT, IN)
     transposed, its rows maybe padded past OUT = out_features (default LD): the layout nnfast's
     Linear keeps in memory. With return_nonzeros, (y, -1): the reference counts nothing."""
-    y = x @ wt[:, :out_features]
+    xp, wp = _linear_operands(x, wt[:, :out_features])
+    y = xp @ wp
     if b is not None:
         y = y + b
     y = _ACTIVATIONS[activation][0](y)
@@ -80,14 +99,15 @@ def linear_backward(dy, x, wt, dwt=None, db=None, need_dx=True, need_db=True, ac
     columns; None where not needed. With dx_activation, x is that activation's output and dx the
     gradient at its input."""
     out = dy.shape[1]
+    dyp, xp, wp = _linear_operands(dy, x, wt[:, :out])
     dx = None
     if need_dx:
-        dx = _ACTIVATIONS[dx_activation][1](dy @ wt[:, :out].T, x)
+        dx = _ACTIVATIONS[dx_activation][1](dyp @ wp.T, x)
     db = _write(dy.sum(axis=0), db, accumulate) if need_db else None
     if dwt is None:
         dwt = np.zeros_like(wt)
         accumulate = True
-    _write(x.T @ dy, dwt[:, :out], accumulate)
+    _write(xp.T @ dyp, dwt[:, :out], accumulate)
     return dx, dwt, db
 
 
