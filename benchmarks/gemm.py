@@ -192,14 +192,16 @@ STEP_SHAPES = [(100, 784, 100), (100, 784, 256), (100, 256, 128), (64, 9216, 128
 
 
 def linear_step_table(rng, repeats, threads):
-    """GF/s of the Linear step loop (forward, dWt, SGD; 4 B IN OUT flops) for each engine."""
+    """GF/s of the Linear step loop (forward, dWt, SGD; 4 B IN OUT flops) for each engine, and
+    for nnfast in bf16 (nnfast.set_precision) where the CPU runs it."""
     try:
         import torch
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
     print("\nLinear training step on dense inputs: forward, dWt, SGD update (GF/s of the products)")
-    head = f"{'B x IN -> OUT':<18} {'nnfast':>8} {'numpy':>8} {'torch':>8}"
+    names = ["nnfast"] + (["nnfast_bf16"] if _core.bf16_available() else []) + ["numpy", "torch"]
+    head = f"{'B x IN -> OUT':<18}" + "".join(f" {n.replace('_', ' '):>11}" for n in names)
     print(head + "\n" + "-" * len(head))
     rows = []
     for B, IN, OUT in STEP_SHAPES:
@@ -218,7 +220,16 @@ def linear_step_table(rng, repeats, threads):
             np.matmul(x.T, dy, out=dwt)
             wt.__isub__(1e-6 * dwt)
 
+        def nnfast_bf16_step():
+            _core.set_precision("bf16")
+            try:
+                nnfast_step()
+            finally:
+                _core.set_precision("float32")
+
         steps = {"nnfast": nnfast_step, "numpy": numpy_step}
+        if "nnfast_bf16" in names:
+            steps["nnfast_bf16"] = nnfast_bf16_step
         if torch is not None:
             tx, tdy, tw, tb = (torch.from_numpy(a) for a in (x, dy, wt.copy(), b))
             tdw = torch.zeros_like(tw)
@@ -233,8 +244,8 @@ def linear_step_table(rng, repeats, threads):
         for name, step in steps.items():
             row[name + "_gflops"] = 4.0 * B * IN * OUT / best_time(step, repeats) / 1e9
         rows.append(row)
-        cells = "".join(f"{row[n + '_gflops']:>9.1f}" if n + "_gflops" in row else f"{'-':>9}"
-                        for n in ("nnfast", "numpy", "torch"))
+        cells = "".join(f"{row[n + '_gflops']:>12.1f}" if n + "_gflops" in row else f"{'-':>12}"
+                        for n in names)
         print(f"{f'{B} x {IN} -> {OUT}':<18}{cells}")
     return rows
 

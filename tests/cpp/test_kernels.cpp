@@ -1,9 +1,12 @@
 // Standalone C++ test of the kernels, no Python: each family on small shapes against plain
 // loops written here. Built by `scripts/sanitize.sh` under AddressSanitizer + UBSan (and usable
 // under valgrind); exits non-zero on the first mismatch.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -59,6 +62,50 @@ static void test_gemm() {
         sgemm(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, C.data(), N, ws.data, nt);
         sgemm_reference(ta, tb, M, N, K, 0.5f, A.data(), lda, B.data(), ldb, 0.25f, R.data(), N);
         expect_close("sgemm", C, R, 1e-3f);
+      }
+}
+
+// x rounded to bfloat16, to nearest even (NaN kept), as a float.
+static float bf16_round(float x) {
+  if (std::isnan(x)) return x;
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// gemm_bf16 (where this copy runs it) against the plain loop on the operands rounded to bf16:
+// odd K, partial tiles, both layouts of each operand, beta 1, and a bias with a ReLU.
+static void test_gemm_bf16() {
+  if (!gemm_bf16_available()) return;
+  const int shapes[][3] = {{1, 1, 1}, {7, 33, 5}, {100, 10, 784}, {23, 65, 600}, {64, 128, 9}};
+  for (auto& s : shapes)
+    for (int ta = 0; ta < 2; ta++)
+      for (int tb = 0; tb < 2; tb++) {
+        const int M = s[0], N = s[1], K = s[2], lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2;
+        auto A = randn((size_t)(ta ? K : M) * lda), B = randn((size_t)(tb ? N : K) * ldb);
+        auto bias = randn(N), C = randn((size_t)M * N), R = C, R2 = C;
+        auto Ar = A, Br = B;
+        for (auto& v : Ar) v = bf16_round(v);
+        for (auto& v : Br) v = bf16_round(v);
+        const int nt = get_num_threads();
+        Workspace ws(gemm_bf16_workspace_size(M, N, K));
+        gemm_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, 1.0f, C.data(), N, {}, ws.data,
+                  nt);
+        sgemm_reference(ta, tb, M, N, K, 1.0f, Ar.data(), lda, Br.data(), ldb, 1.0f, R.data(), N);
+        expect_close("gemm_bf16", C, R);
+        GemmEpilogue e;
+        e.col_bias = bias.data();
+        e.act = Activation::relu;
+        gemm_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, 0.0f, C.data(), N, e, ws.data, nt);
+        sgemm_reference(ta, tb, M, N, K, 1.0f, Ar.data(), lda, Br.data(), ldb, 0.0f, R2.data(), N);
+        for (int i = 0; i < M; i++)
+          for (int j = 0; j < N; j++) {
+            float& r = R2[(size_t)i * N + j];
+            r = std::max(r + bias[j], 0.0f);
+          }
+        expect_close("gemm_bf16 (bias, relu)", C, R2);
       }
 }
 
@@ -281,6 +328,7 @@ int main() {
   for (int threads : {1, 2}) {
     set_num_threads(threads);
     test_gemm();
+    test_gemm_bf16();
     test_conv_and_linear();
     test_linear_sparse_inputs(37, 130, 300);
     test_linear_sparse_inputs(300, 130, 40);
