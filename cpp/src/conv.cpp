@@ -60,7 +60,6 @@ using idx = std::ptrdiff_t;
 
 static constexpr int kMaxChunks = 16;  // dW / dbias partial sums: at most this many batch chunks
 static int dw_chunks(int N) { return std::min(N, kMaxChunks); }
-static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 static size_t ckk_padded(const Conv2dShape& s) { return round16((size_t)s.C * s.KH * s.KW); }
 // gemm_strided's scratch for every product here: W (OC, CKK) @ col, and the backward's products
 // on up to CKK rows, over P or OC.

@@ -239,7 +239,6 @@ static constexpr int kStridedSliceFrom = 256;  // K at which slicing starts to p
 static constexpr int kMaxTileRows = simd::W == 16 ? 16 : 12;
 static constexpr int kMinTileRows = 6;
 static constexpr int kMaxBlockFloats = simd::W * (simd::W == 16 ? 4 : 2);
-static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 
 // Whether a column block copies its slice of B into a panel (strided_column_block).
 static bool strided_panel(bool sliced, idx ldb, int M, int MR) {
@@ -848,10 +847,9 @@ void sgemm_fused(bool trans_a, bool trans_b, int M, int N, int K, const float* A
   if (e.act == Activation::none) return;
   parallel_region((size_t)M * N >= kFinishParallel ? num_threads : 1, [&] {
     const auto [i0, i1] = part_of(M, omp_get_thread_num(), omp_get_num_threads());
-    for (long i = i0; i < i1; i++)
-      activation_rows(e.act, C + (size_t)i * ldc, ldc,
-                      e.act_output ? e.act_output + (size_t)i * e.ld_act_output : nullptr,
-                      e.ld_act_output, 1, N);
+    activation_rows(e.act, C + (size_t)i0 * ldc, ldc,
+                    e.act_output ? e.act_output + (size_t)i0 * e.ld_act_output : nullptr,
+                    e.ld_act_output, (int)(i1 - i0), N);
   });
 }
 

@@ -35,7 +35,10 @@ using simd::first;
 using idx = std::ptrdiff_t;
 
 int ceil_div(int a, int b) { return (a + b - 1) / b; }
-size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+
+// The words of op(A)'s packed panels: mp panels of MR rows, Kp words a row (a multiple of 16,
+// so that op(B)'s panels after them start on a cache line).
+size_t a_words(int M, int K) { return round16((size_t)ceil_div(M, MR) * MR * ceil_div(K, 2)); }
 
 // The words of two rows of float32 (r0: k even, r1: k odd), 16 columns: lane c is the pair
 // (bf16(r0[c]), bf16(r1[c])). vcvtne2ps2bf16 rounds to nearest even (NaN stays NaN); the
@@ -45,6 +48,14 @@ NNFAST_BF16 __m512i pair_words(__m512 r0, __m512 r1) {
                                               9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2,
                                               17, 1, 16, 0);
   return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(r1, r0));
+}
+
+// The 16 words of pairs [p, p + 16) of a row stored along k (row at its k = 2p, k floats left
+// from there; none past them read), zero past the row's end: 32 bf16 in order.
+NNFAST_BF16 __m512i row_words(const float* row, int k) {
+  const __m512 lo = _mm512_maskz_loadu_ps(first(std::clamp(k, 0, 16)), row);
+  const __m512 hi = _mm512_maskz_loadu_ps(first(std::clamp(k - 16, 0, 16)), row + 16);
+  return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
 // A panel of w columns [c0, c0 + w) of a matrix whose rows are k (src (K, cols), rows ld apart):
@@ -76,14 +87,9 @@ NNFAST_BF16 void pack_along_rows(uint32_t* dst, int w, const float* src, idx ld,
     for (int l = 0; l < w; l += 16) {
       const int nl = std::min(w - l, 16);
       for (int i = 0; i < nl; i++) {
-        __m512i v = _mm512_setzero_si512();
-        if (l0 + l + i < lines) {
-          const float* row = src + (idx)(l0 + l + i) * ld + 2 * p0;
-          const int k = K - 2 * p0;  // floats left in the row
-          const __m512 lo = _mm512_maskz_loadu_ps(first(std::clamp(k, 0, 16)), row);
-          const __m512 hi = _mm512_maskz_loadu_ps(first(std::clamp(k - 16, 0, 16)), row + 16);
-          v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // 32 bf16 in order: 16 pairs
-        }
+        const int line = l0 + l + i;
+        const __m512i v = line < lines ? row_words(src + (idx)line * ld + 2 * p0, K - 2 * p0)
+                                       : _mm512_setzero_si512();
         _mm512_store_si512(words + 16 * i, v);
       }
       simd::transpose_block(reinterpret_cast<float*>(dst) + (idx)p0 * w + l, w, words, 16, nl,
@@ -96,16 +102,10 @@ NNFAST_BF16 void pack_a_rows(uint32_t* dst, const float* A, idx lda, int M, int 
   const int Kp = ceil_div(K, 2);
   for (int r = 0; r < MR; r++) {
     const float* row = A + (idx)(i0 + r) * lda;
-    for (int p = 0; p < Kp; p += 16) {
-      __m512i v = _mm512_setzero_si512();
-      if (i0 + r < M) {
-        const int k = K - 2 * p;  // floats left in the row
-        const __m512 lo = _mm512_maskz_loadu_ps(first(std::clamp(k, 0, 16)), row + 2 * p);
-        const __m512 hi = _mm512_maskz_loadu_ps(first(std::clamp(k - 16, 0, 16)), row + 2 * p + 16);
-        v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  // 32 bf16 in order: 16 pairs
-      }
-      _mm512_mask_storeu_epi32(dst + (idx)r * Kp + p, first(std::min(Kp - p, 16)), v);
-    }
+    for (int p = 0; p < Kp; p += 16)
+      _mm512_mask_storeu_epi32(dst + (idx)r * Kp + p, first(std::min(Kp - p, 16)),
+                               i0 + r < M ? row_words(row + 2 * p, K - 2 * p)
+                                          : _mm512_setzero_si512());
   }
 }
 
@@ -180,8 +180,7 @@ bool gemm_bf16_available() {
 }
 
 size_t gemm_bf16_workspace_size(int M, int N, int K) {
-  const size_t Kp = (size_t)ceil_div(K, 2);
-  return round16((size_t)ceil_div(M, MR) * MR * Kp) + round16((size_t)ceil_div(N, NR) * NR * Kp);
+  return a_words(M, K) + round16((size_t)ceil_div(N, NR) * NR * ceil_div(K, 2));
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
@@ -189,7 +188,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float* A, 
                const GemmEpilogue& finish, float* workspace, int num_threads) {
   const int Kp = ceil_div(K, 2), mp = ceil_div(M, MR), np = ceil_div(N, NR);
   uint32_t* ap = reinterpret_cast<uint32_t*>(workspace);
-  uint32_t* bp = ap + round16((size_t)mp * MR * Kp);
+  uint32_t* bp = ap + a_words(M, K);
   // One thread per million multiply-adds at most: smaller products do not pay for a second.
   const double most = std::max(num_threads, 1);
   const int nt = (int)std::clamp<double>((double)M * N * K / (1 << 20), 1, most);

@@ -65,7 +65,6 @@ static bool clearly_dense(const float* x, int B, int IN) {
 static int sparse_threads(int B, int IN, int OUT, int num_threads) {
   return 2.0 * SPARSE_MAX_DENSITY * B * (double)IN * OUT < 2e5 ? 1 : num_threads;
 }
-static size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
 
 // Forward over x's nonzeros, in kChunks fixed halves of k (never depending on the thread count):
 // chunk c sums, for every row i, the terms with k in its half into its own partial p_c (B, OUT);

@@ -52,4 +52,5 @@ __all__ = ["config", "cuda", "nn", "optim", "data", "datasets", "metrics", "back
            "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads", "get_num_threads", "set_precision", "get_precision", "Model",
            "Sequential", "Input", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint",
-           "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN", "BackupAndRestore", "History", "__version__"]
+           "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN",
+           "BackupAndRestore", "History", "__version__"]

@@ -42,9 +42,10 @@ def config():
     (the vector instructions that copy is written for: a native copy's are the build
     machine's), ``compiled`` (each copy in the build and whether this CPU runs it, best first),
     ``num_threads``, ``precision`` (of Linear's products: ``nnfast.set_precision``), ``bf16``
-    (whether this copy runs bf16 products on this CPU), ``compiler``, ``build_type``, ``native`` (a host-tuned build), ``flags``
-    (each copy's compiler flags), ``cuda`` (whether the CUDA extension is compiled in; whether a
-    device is there is ``nnfast.cuda.is_available()``) and ``version``."""
+    (whether this copy runs bf16 products on this CPU), ``compiler``, ``build_type``, ``native``
+    (a host-tuned build), ``flags`` (each copy's compiler flags), ``cuda`` (whether the CUDA
+    extension is compiled in; whether a device is there is ``nnfast.cuda.is_available()``) and
+    ``version``."""
     info = _core.build_info()
     return {
         "version": __version__,

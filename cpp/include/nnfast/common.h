@@ -65,6 +65,10 @@ bool bf16_products();
 
 inline namespace NNFAST_ISA {
 
+// n rounded up to a multiple of 16 floats: a workspace part that keeps the next one on a
+// 64-byte boundary (a cache line).
+inline size_t round16(size_t n) { return (n + 15) & ~size_t(15); }
+
 // Part `part` of `parts` equal parts of [0, n): [n part / parts, n (part+1) / parts), the share of
 // rows or columns a thread takes where a kernel splits them evenly; with `align`, every cut is
 // rounded down to a multiple of it (the last part ends at n).
