@@ -25,7 +25,7 @@ DEVICES = ["emulated", pytest.param("cuda", marks=pytest.mark.skipif(
 @pytest.fixture
 def emulated(monkeypatch):
     """The emulated device, registered under its name for the duration of a test."""
-    b = emulated_device.make_backend()
+    b = emulated_device.make_backend(graphs=True)
     monkeypatch.setitem(backends.BACKENDS, emulated_device.NAME, b)
     return b
 

@@ -18,6 +18,7 @@ import urllib.request
 import numpy as np
 
 from . import _core, _rng
+from .backend.host import check_labels
 
 # IDX type codes -> big-endian NumPy dtypes.
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -220,8 +221,7 @@ def to_categorical(y, num_classes=None):
     if y.ndim != 1 or y.dtype.kind not in "iub":
         raise ValueError(f"to_categorical expects 1-D integer labels, got {y.dtype} {y.shape}")
     num_classes = int(y.max()) + 1 if num_classes is None else int(num_classes)
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes})")
+    check_labels(y, num_classes)
     return np.eye(num_classes, dtype=np.float32)[y]
 
 

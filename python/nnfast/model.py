@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from . import _rng, distributed, io, optim
+from . import _rng, distributed, graph, io, optim
 from .backend import as_host, device_of
 from ._grad import no_grad
 from .callbacks import History, ProgressBar
@@ -59,6 +59,13 @@ def _check_inputs(x, y, who):
             if t is not None and len(t) != n:
                 raise ValueError(f"{who}: x has {n} samples but y has {len(t)}")
     return x, y
+
+
+def _check_finite(loss, finite_only):
+    if finite_only and not math.isfinite(loss):
+        raise FloatingPointError(
+            f"the loss became {loss}: training diverged (lower the learning rate, check the "
+            "inputs for NaN / inf, or scale them, e.g. divide images by 255)")
 
 
 def _count(data):
@@ -387,17 +394,19 @@ class Model(Module):
     def _train_step(self, x, y, weight, finite_only):
         """train_on_batch, with ``weight`` this rank's share of the global batch (None: an equal
         share); ``finite_only`` False trains on through a non-finite loss. A rank whose share is
-        empty contributes zero gradients."""
+        empty contributes zero gradients. Forward, loss and backward are replayed from a
+        recording where the model's device has graphs (nnfast.graph)."""
         state = self.compiled
         loss = correct = 0
         if len(x):
-            out = self.forward(self._on_device(x))
-            loss = state.loss(out, y)
-            if finite_only and not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss became {loss}: training diverged (lower the learning rate, check "
-                    "the inputs for NaN / inf, or scale them, e.g. divide images by 255)")
-            self.backward_parameters(state.loss.backward())
+            replayed = graph.graph_of(self).step(x, y)
+            if replayed is None:
+                out, loss = self.forward_loss(self._on_device(x), y)
+                _check_finite(loss, finite_only)
+                self.backward_loss()
+            else:
+                out, loss = replayed
+                _check_finite(loss, finite_only)
             if state.metrics:
                 correct = correct_predictions(_first(out), _first(y), self._binary_threshold())
         optimizer = state.optimizer
@@ -408,6 +417,16 @@ class Model(Module):
             optimizer.step()
         optimizer.zero_grad()
         return loss, correct
+
+    def forward_loss(self, x, y):
+        """The first part of a training step: (output, loss) on a batch x on the model's device
+        and its targets y."""
+        out = self.forward(x)
+        return out, self.compiled.loss(out, y)
+
+    def backward_loss(self):
+        """The second part: the parameters' gradients of the loss forward_loss computed."""
+        self.backward_parameters(self.compiled.loss.backward())
 
     def fit(self, x, y, epochs=1, batch_size=32, shuffle=True, validation_data=None,
             validation_split=0.0, callbacks=None, verbose=1, initial_epoch=0,

@@ -28,6 +28,15 @@ them when ``accumulate``, overwriting them otherwise; a new array is returned wh
 Activations ``"none"``, ``"relu"``, ``"sigmoid"`` name what a fused kernel applies. Functions
 with ``out`` write their result into it (the same shape as x) and return it. NaN and inf propagate
 through every function as through PyTorch's (tests/test_nonfinite.py compares them).
+
+A device backend may also record its kernel launches and run them again: the functions of
+``GRAPHS`` (``backend.graphs`` says whether it has them; the CUDA backend's are CUDA graphs).
+While a capture is open, kernels are recorded, not run: their outputs hold nothing until the
+graph's ``replay()``, reading an array to the host or copying one from it raises RuntimeError,
+the losses return their mean as a device array (float64, shape (1,)) instead of a float, and
+labels and row indices, which must then be device arrays, are not range-checked (whoever
+replays checks them as it writes them). A replay runs the recorded launches on the arrays they
+were given, with the scalars they were given: nnfast.graph decides what is safe to record.
 """
 import numpy as np
 
@@ -138,6 +147,13 @@ INTERFACE = {
 }
 
 
+GRAPHS = {
+    "capture_begin": "() -> None: record this device's kernel launches from now on, instead of "
+                     "running them (RuntimeError when a capture is open already)",
+    "capture_end": "() -> graph: close the capture; graph.replay() runs the launches recorded",
+    "capture_abort": "() -> None: drop the capture that is open, if one is",
+}
+
 
 def device_of(x):
     """Where an array lives, by name: "cpu" for NumPy arrays, Python data and PyTorch CPU
@@ -182,6 +198,9 @@ class Backend:
         self.device = module.DEVICE
         self.host = self.device == "cpu"
         for function in INTERFACE:
+            setattr(self, function, getattr(module, function))
+        self.graphs = all(hasattr(module, function) for function in GRAPHS)
+        for function in GRAPHS if self.graphs else ():
             setattr(self, function, getattr(module, function))
 
     def __reduce__(self):

@@ -372,17 +372,29 @@ def log_softmax_backward(dy, y):
 # ---------------------------------------------------------------------------------- losses
 def _checked_labels(labels, C):
     """Labels on the device, after checking on the host that they lie in [0, C) (one copy of
-    the N labels back, which waits for the kernels before it)."""
-    host = to_host(labels)
-    if host.size and (host.min() < 0 or host.max() >= C):
-        raise ValueError(f"labels must lie in [0, {C})")
-    return to_device(labels, np.int64)
+    the N labels back, which waits for the kernels before it); while a graph is captured, the
+    device labels as they are (nnfast.backend: whoever replays checks them)."""
+    if _k.is_capturing():
+        return _dev(labels, "labels")
+    values = to_host(labels)
+    host.check_labels(values, C)
+    return to_device(values, np.int64)
+
+
+def _loss(kernel, *args):
+    """The mean loss of a loss kernel as a float, or while a graph is captured as the float64
+    device array (1,) the kernel writes it to."""
+    if not _k.is_capturing():
+        return kernel(*args)
+    out = _empty((1,), "float64")
+    kernel(*args, loss_out=out)
+    return out
 
 
 def cross_entropy_forward(logits, labels):
     N, C = _dev(logits, "logits").shape
     probs = _empty((N, C))
-    loss = _k.cross_entropy_forward(probs, logits, _checked_labels(labels, C), N, C)
+    loss = _loss(_k.cross_entropy_forward, probs, logits, _checked_labels(labels, C), N, C)
     return loss, probs
 
 
@@ -396,7 +408,7 @@ def cross_entropy_backward(probs, labels, scale=1.0):
 def cross_entropy_soft_forward(logits, targets):
     N, C = _dev(logits, "logits").shape
     probs = _empty((N, C))
-    loss = _k.cross_entropy_soft_forward(probs, logits, _dev(targets, "targets"), N, C)
+    loss = _loss(_k.cross_entropy_soft_forward, probs, logits, _dev(targets, "targets"), N, C)
     return loss, probs
 
 
@@ -409,7 +421,7 @@ def cross_entropy_soft_backward(probs, targets, scale=1.0):
 
 def nll_forward(logp, labels):
     N, C = _dev(logp, "logp").shape
-    return _k.nll_forward(logp, _checked_labels(labels, C), N, C)
+    return _loss(_k.nll_forward, logp, _checked_labels(labels, C), N, C)
 
 
 def nll_backward(labels, num_classes, scale=1.0):
@@ -423,7 +435,7 @@ def nll_backward(labels, num_classes, scale=1.0):
 def _pointwise(name):
     """The INTERFACE pair <name>_forward(pred, target) / <name>_backward(pred, target, scale)."""
     def forward(pred, target):
-        return getattr(_k, name + "_forward")(_dev(pred, "pred"), _dev(target, "target"))
+        return _loss(getattr(_k, name + "_forward"), _dev(pred, "pred"), _dev(target, "target"))
 
     def backward(pred, target, scale=1.0):
         d = _empty(_dev(pred, "pred").shape)
@@ -440,16 +452,34 @@ bce_forward, bce_backward = _pointwise("bce")
 bce_with_logits_forward, bce_with_logits_backward = _pointwise("bce_with_logits")
 
 
+# ------------------------------------------------------------------------------ CUDA graphs
+def capture_begin():
+    _k.capture_begin()
+
+
+def capture_end():
+    return _k.capture_end()
+
+
+def capture_abort():
+    _k.capture_abort()
+
+
 # ---------------------------------------------------------------- data, dropout, optimizers
 def gather_rows(src, rows, out=None):
-    """src[rows]; rows (int64, host or device) are checked on the host to lie in range."""
-    host = np.asarray(to_host(rows), dtype=np.int64)
+    """src[rows]; rows (int64, host or device) are checked on the host to lie in range (while a
+    graph is captured, device rows are used as they are: nnfast.backend)."""
     n = _dev(src, "src").shape[0]
-    if host.size and (host.min() < 0 or host.max() >= n):
-        raise IndexError(f"gather_rows: rows must lie in [0, {n})")
+    if _k.is_capturing():
+        rows = _dev(rows, "rows")
+    else:
+        values = np.asarray(to_host(rows), dtype=np.int64)
+        if values.size and (values.min() < 0 or values.max() >= n):
+            raise IndexError(f"gather_rows: rows must lie in [0, {n})")
+        rows = to_device(values, np.int64)
     width = int(np.prod(src.shape[1:], dtype=np.int64))
-    out = _empty((host.size,) + tuple(src.shape[1:])) if out is None else _dev(out, "out")
-    _k.gather_rows(out, src, to_device(host, np.int64), width)
+    out = _empty((rows.size,) + tuple(src.shape[1:])) if out is None else _dev(out, "out")
+    _k.gather_rows(out, src, rows, width)
     return out
 
 

@@ -48,6 +48,12 @@ def check_columns(dst_shape, src_shape, dst_col, src_col, cols):
                          f"{tuple(src_shape)} out of range")
 
 
+def check_labels(labels, classes):
+    """ValueError unless every one of the host array ``labels`` lies in [0, classes)."""
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"labels must lie in [0, {classes})")
+
+
 def copy_columns(dst, src, dst_col, src_col, cols):
     check_columns(dst.shape, src.shape, dst_col, src_col, cols)
     dst[:, dst_col:dst_col + cols] = src[:, src_col:src_col + cols]

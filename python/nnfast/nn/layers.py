@@ -282,6 +282,9 @@ class Dropout(Module):
         self.p = float(p)
         self._mask = None
 
+    def capturable(self):
+        return not self.training or self.p == 0.0   # a new seed every step otherwise
+
     def forward(self, x):
         x = as_float32(x, self.backend, "Dropout")
         if not self.training or self.p == 0.0:

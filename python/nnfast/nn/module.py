@@ -191,6 +191,13 @@ class Module:
         layer of a model during training). Layers that can skip work override this."""
         self.backward(grad_out)
 
+    def capturable(self):
+        """Whether a training step through this module may be recorded once and replayed (a
+        CUDA graph, nnfast.graph): every step must launch the same kernels with the same scalars
+        and change nothing in Python. Modules updating host buffers in training say no; so do
+        those drawing random numbers (Dropout)."""
+        return not (self.training and self.host_buffers)
+
     # ------------------------------------------------------------------ structure
     buffer_names = ()     # attributes holding state that is saved but not trained (BatchNorm's)
     host_buffers = ()     # those of them that stay NumPy arrays on any device (counters that
