@@ -2,7 +2,9 @@
 
 - epoch time and test accuracy of the MLP 784-100-10, the MLP 784-256-128-10 and the LeNet-like
   CNN (benchmarks/mnist.py's models, standardised MNIST, batch 100, SGD) for nnfast CUDA
-  (``model.to("cuda")``, the training set uploaded once and the batches gathered on the GPU),
+  (``model.to("cuda")``, the training set uploaded once and the batches gathered on the GPU;
+  ``nnfast-cuda`` steps by train_on_batch, which replays a recorded step (nnfast.graph: a CUDA
+  graph), ``nnfast-cuda-eager`` the same with every step launched kernel by kernel),
   PyTorch CUDA in eager mode (the same weights and batches, its training set uploaded once too)
   and nnfast on the CPU; the engines' epochs alternate, the last epoch is the one timed (the
   first includes each engine's warm-up);
@@ -35,19 +37,36 @@ GEMM_SIZES = (1024, 4096)
 
 class NnfastCudaEngine(NnfastEngine):
     """nnfast with the model on the GPU: the training images uploaded once, batches gathered
-    there (the labels stay on the host: the loss moves them with its range check), predictions
-    returned as NumPy."""
+    there (the labels stay on the host: they are range-checked as they are uploaded), each step
+    a train_on_batch (recorded once and replayed where ``graphs``), predictions returned as
+    NumPy."""
     name = "nnfast-cuda"
+    graphs = True
 
     def __init__(self, spec, weights, threads):
         super().__init__(spec, weights, threads)
         self.cuda = nf.backend.get("cuda")
         self.model.to("cuda")
-        self.loss_fn.to("cuda")
+        self.model.compile(optimizer=self.opt, loss=self.loss_fn)
         self.on_device = DeviceCopies(self.cuda.to_device)
 
     def gather(self, x, y, idx):
         return self.cuda.gather_rows(self.on_device(x), idx), y[idx]
+
+    def train_step(self, x, y):
+        nf.graph.enabled = self.graphs
+        return self.model.train_on_batch(x, y)[0]
+
+    def replays(self):
+        """(steps replayed, why none are when none are) of this engine's model."""
+        recording = nf.graph.graph_of(self.model)
+        return recording.replays, recording.reason
+
+
+class NnfastCudaEagerEngine(NnfastCudaEngine):
+    """nnfast-cuda with every step run eagerly, kernel by kernel."""
+    name = "nnfast-cuda-eager"
+    graphs = False
 
 
 def torch_cuda():
@@ -66,7 +85,9 @@ def torch_cuda():
 def engines(threads):
     """(name, factory or None, reason it is skipped) for each engine."""
     torch, torch_missing = torch_cuda()
-    return [("nnfast-cuda", NnfastCudaEngine if nf.cuda.is_available() else None,
+    gpu = nf.cuda.is_available()
+    return [("nnfast-cuda", NnfastCudaEngine if gpu else None, nf.cuda.unavailable_reason()),
+            ("nnfast-cuda-eager", NnfastCudaEagerEngine if gpu else None,
              nf.cuda.unavailable_reason()),
             ("torch-cuda", (lambda spec, w, t: TorchEngine(spec, w, t, device="cuda"))
              if torch else None, torch_missing),
@@ -122,6 +143,10 @@ def train_models(args, data):
                     continue
                 record.update(epoch_time=seconds * 60000 / samples, loss=loss,
                               test_accuracy=accuracy)
+                if hasattr(engine, "replays"):
+                    record["replays"], reason = engine.replays()
+                    if reason:
+                        record["eager_because"] = reason
         records += model_records
         for record in model_records:
             print(f"  {record['title']:<28} {record['engine']:<12} "
@@ -181,27 +206,27 @@ def time_gemm(name, torch, a, b, expected, scale, repeats):
 
 def print_tables(models, gemms):
     by = {(r["model"], r["engine"]): r for r in models}
-    print(f"\n{'model':<28} {'engine':<12} {'s/epoch':>8} {'accuracy':>9} {'vs torch-cuda':>14}")
+    print(f"\n{'model':<28} {'engine':<17} {'s/epoch':>8} {'accuracy':>9} {'vs torch-cuda':>14}")
     for r in models:
         base = by.get((r["model"], "torch-cuda"), {})
         if "epoch_time" not in r:
-            print(f"{r['title']:<28} {r['engine']:<12} "
+            print(f"{r['title']:<28} {r['engine']:<17} "
                   + (r.get("error") or "skipped: " + r["skipped"]))
             continue
         ratio = (f"{r['epoch_time'] / base['epoch_time']:.2f}x" if "epoch_time" in base else "-")
-        print(f"{r['title']:<28} {r['engine']:<12} {r['epoch_time']:8.3f} "
+        print(f"{r['title']:<28} {r['engine']:<17} {r['epoch_time']:8.3f} "
               f"{r['test_accuracy']:9.4f} {ratio:>14}")
-    print(f"\n{'GEMM FP32':<12} {'engine':<12} {'TFLOP/s':>8} {'vs torch.matmul':>16} "
+    print(f"\n{'GEMM FP32':<12} {'engine':<17} {'TFLOP/s':>8} {'vs torch.matmul':>16} "
           f"{'max rel. error':>15}")
     tflops = {(r["n"], r["engine"]): r.get("tflops") for r in gemms}
     for r in gemms:
         if "tflops" not in r:
-            print(f"{r['n']:>4}^3{'':<6} {r['engine']:<12} "
+            print(f"{r['n']:>4}^3{'':<6} {r['engine']:<17} "
                   + (r.get("error") or "skipped: " + r["skipped"]))
             continue
         base = tflops.get((r["n"], "torch-cuda"))
         ratio = f"{r['tflops'] / base:.2f}x" if base else "-"
-        print(f"{r['n']:>4}^3{'':<6} {r['engine']:<12} {r['tflops']:8.2f} {ratio:>16} "
+        print(f"{r['n']:>4}^3{'':<6} {r['engine']:<17} {r['tflops']:8.2f} {ratio:>16} "
               f"{r['max_error']:15.1e}")
 
 

@@ -43,8 +43,9 @@ def test_gpu_benchmark_runs_what_the_machine_has_and_says_why_not_the_rest(tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     saved = json.loads(out.read_text())
     runs = {r["engine"]: r for r in saved["models"]}
-    assert set(runs) == {"nnfast-cuda", "torch-cuda", "nnfast-cpu"}
+    assert set(runs) == {"nnfast-cuda", "nnfast-cuda-eager", "torch-cuda", "nnfast-cpu"}
     assert "no CUDA device" in runs["nnfast-cuda"]["skipped"]
+    assert "no CUDA device" in runs["nnfast-cuda-eager"]["skipped"]
     assert runs["torch-cuda"]["skipped"]
     cpu = runs["nnfast-cpu"]
     assert cpu["epoch_time"] > 0 and 0.85 < cpu["test_accuracy"] <= 1.0
@@ -66,18 +67,22 @@ def test_gpu_benchmark_engine_trains_on_a_device_as_the_cpu_engine(monkeypatch):
     import emulated_device
     import gpu
     import mnist
-    monkeypatch.setitem(nf.backend.BACKENDS, "cuda", emulated_device.make_backend())
+    monkeypatch.setitem(nf.backend.BACKENDS, "cuda", emulated_device.make_backend(graphs=True))
     monkeypatch.setattr(nf.backend, "gpu_available", lambda: True)
+    monkeypatch.setattr(nf.graph, "enabled", True)   # the engines set it: restored after
     spec = mnist.MODELS["cnn"]
     nf.seed(0)
     weights = mnist.nnfast_model(spec["layers"]).get_weights()
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, 40).astype(np.int64)
-    engines = [mnist.NnfastEngine(spec, weights, 1), gpu.NnfastCudaEngine(spec, weights, 1)]
-    assert engines[1].model.backend.device == "emulated"
-    for start in (0, 20):
-        idx = np.arange(start, start + 20)
+    engines = [mnist.NnfastEngine(spec, weights, 1), gpu.NnfastCudaEngine(spec, weights, 1),
+               gpu.NnfastCudaEagerEngine(spec, weights, 1)]
+    assert all(e.model.backend.device == "emulated" for e in engines[1:])
+    for start in (0, 10, 20, 30):
+        idx = np.arange(start, start + 10)
         losses = [e.train_step(*e.gather(x, y, idx)) for e in engines]
-        assert losses[1] == losses[0]
-    np.testing.assert_array_equal(engines[1].predict(x), engines[0].predict(x))
+        assert losses[1] == losses[0] and losses[2] == losses[0]
+    assert engines[1].replays() == (3, None) and engines[2].replays() == (0, None)
+    for e in engines[1:]:
+        np.testing.assert_array_equal(e.predict(x), engines[0].predict(x))

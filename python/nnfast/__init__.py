@@ -7,8 +7,8 @@ from . import _core
 from ._config import __version__, config, select_isa_from_environment as _select_isa
 
 _select_isa()
-from . import (backend, cuda, data, datasets, distributed, metrics, nn, onnx,  # noqa: F401
-               optim, plot, utils)
+from . import (backend, cuda, data, datasets, distributed, graph, metrics, nn,  # noqa: F401
+               onnx, optim, plot, utils)
 from ._grad import no_grad
 from ._rng import seed
 from .backend import reference
@@ -49,7 +49,7 @@ def get_precision():
 
 
 __all__ = ["config", "cuda", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
-           "onnx", "plot", "utils", "distributed", "seed", "load", "ModelFileError", "no_grad",
+           "onnx", "plot", "utils", "distributed", "graph", "seed", "load", "ModelFileError", "no_grad",
            "set_num_threads", "get_num_threads", "set_precision", "get_precision", "Model",
            "Sequential", "Input", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint",
            "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN",

@@ -59,8 +59,9 @@ class TrainingGraph:
         if key is None:
             return None
         if self.graph is not None and key == self.key:
-            if not _same(self._marks(model), self.before):   # gradients changed: record anew
+            if not _same(self._marks(model), self.before):   # arrays changed: record anew
                 self._drop()
+                self.seen = key   # this eager step is the new recording's first
                 return None
             return self._replay(model, x, y)
         if key != self.seen:   # this shape's first step: eager, allocating what it needs
