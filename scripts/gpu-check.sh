@@ -4,13 +4,15 @@
 #   1. builds nnfast with NNFAST_CUDA=ON into build/gpu-check (no virtual environment, no install:
 #      dev-build.sh copies _core and _cuda next to python/nnfast, replacing the ones there);
 #   2. runs tests/test_cuda.py (every CUDA kernel family against the CPU backend, hypothesis;
-#      the DLPack exchange with PyTorch) and tests/test_devices.py (models moved to the GPU
-#      train, predict and evaluate as on the CPU);
+#      the DLPack exchange with PyTorch), tests/test_devices.py (models moved to the GPU
+#      train, predict and evaluate as on the CPU) and tests/test_graphs.py (steps replayed from
+#      a CUDA graph train as eager ones);
 #   3. runs scripts/gpu_check.py: each CUDA kernel against the CPU kernel on random inputs
 #      (relative tolerance 1e-4), a pass/fail table;
 #   4. runs benchmarks/gpu.py: epoch time and accuracy of the MLPs and the LeNet-like CNN for
-#      nnfast CUDA, PyTorch CUDA (where installed) and nnfast CPU, and GEMM TFLOP/s against
-#      torch.matmul, written to benchmarks/results/gpu.json.
+#      nnfast CUDA (steps replayed from a CUDA graph, and eager), PyTorch CUDA (where installed)
+#      and nnfast CPU, and GEMM TFLOP/s against torch.matmul, written to
+#      benchmarks/results/gpu.json.
 # Exits non-zero when the build, a test, a check or a benchmark engine fails, or when no GPU is
 # found.
 # NNFAST_CUDA_ARCHITECTURES overrides the architectures compiled (default 80;90); NNFAST_JOBS the
@@ -33,9 +35,9 @@ export PYTHONPATH=python
 python -c "import nnfast, sys; nnfast.cuda.is_available() or sys.exit('gpu-check: ' + nnfast.cuda.unavailable_reason())"
 
 status=0
-echo "== tests/test_cuda.py tests/test_devices.py"
+echo "== tests/test_cuda.py tests/test_devices.py tests/test_graphs.py"
 timeout 240 python -m pytest -q -p no:cacheprovider -rs tests/test_cuda.py tests/test_devices.py \
-  || status=1
+  tests/test_graphs.py || status=1
 echo "== CUDA kernels against the CPU kernels"
 timeout 120 python scripts/gpu_check.py || status=1
 echo "== benchmarks/gpu.py"
