@@ -8,7 +8,8 @@ given, so a step is recorded only where that is the whole step:
 
 - one process (no nnfast.distributed ranks), one input array and one target array (NumPy, or
   float32 ones of the model's device), every module ``capturable()`` (no Dropout in training, no
-  BatchNorm counting its batches);
+  BatchNorm averaging over its batch count); the modules' host buffers (BatchNorm's count) are
+  moved after each replay by what the recorded step moved them;
 - each batch is copied into the recording's own input arrays, its labels checked on the host as
   they are uploaded;
 - the optimizer's update runs after the replay, outside it (its step count and learning rate
@@ -50,6 +51,7 @@ class TrainingGraph:
         self.graph = self.key = self.seen = None
         self.x = self.y = self.out = self.loss = None
         self.before = self.after = ()
+        self.counters = []
 
     def step(self, x, y):
         """(output, loss as a float) of the training step on batch (x, y) replayed; None when the
@@ -88,15 +90,16 @@ class TrainingGraph:
     def _record(self, model, key, x, y):
         """Record the step on the recording's own input arrays, then replay it on (x, y)."""
         backend = model.backend
-        stuck = [type(m).__name__ for m in model.modules() if not m.capturable()]
+        params, modules = model.parameters(), list(model.modules())
+        stuck = [type(m).__name__ for m in modules if not m.capturable()]
         if stuck:
             self.reason = f"{stuck[0]} changes between training steps (not capturable)"
             return None
-        params = model.parameters()
         self.labels = key[2]
         self.x = backend.zeros(x.shape)
         self.y = backend.zeros(y.shape, "int64" if self.labels else "float32")
         self.before = self._marks(model)
+        counters = [(a, a.copy()) for m in modules for a in _host_buffers(m)]
         backend.capture_begin()
         try:
             out, loss = model.forward_loss(self.x, self.y)
@@ -109,6 +112,10 @@ class TrainingGraph:
             self._drop()
             self.reason = f"recording the step failed: {type(e).__name__}: {e}"
             return None
+        finally:   # and so do the counters, which each replay moves by what this step did
+            self.counters = [(a, a - value) for a, value in counters]
+            for a, value in counters:
+                a[...] = value
         self.graph, self.key, self.out, self.loss = graph, key, out, loss
         self.after = tuple(p._grad_zeroed for p in params)
         return self._replay(model, x, y)
@@ -119,6 +126,8 @@ class TrainingGraph:
         self.graph.replay()
         for p, zeroed in zip(model.parameters(), self.after):
             p._grad_zeroed = zeroed
+        for a, step in self.counters:
+            a += step
         self.replays += 1
         return self.out, float(backend.to_host(self.loss)[0])
 
@@ -142,6 +151,12 @@ class TrainingGraph:
     def _marks(model):
         """Each parameter's (storage, gradient, zeroed mark): what a recording was made on."""
         return tuple((p.storage, p._grad, p._grad_zeroed) for p in model.parameters())
+
+
+def _host_buffers(module):
+    """The module's host buffers that exist (NumPy arrays Python updates)."""
+    return [a for a in (getattr(module, name, None) for name in module.host_buffers)
+            if a is not None]
 
 
 def _same(marks, recorded):

@@ -193,9 +193,10 @@ class Module:
 
     def capturable(self):
         """Whether a training step through this module may be recorded once and replayed (a
-        CUDA graph, nnfast.graph): every step must launch the same kernels with the same scalars
-        and change nothing in Python. Modules updating host buffers in training say no; so do
-        those drawing random numbers (Dropout)."""
+        CUDA graph, nnfast.graph): every step must launch the same kernels with the same scalars,
+        and change nothing in Python but counters among its host buffers (which a replay moves
+        by what the recorded step moved them). Modules with host buffers say no in training
+        unless they override this; so do those drawing random numbers (Dropout)."""
         return not (self.training and self.host_buffers)
 
     # ------------------------------------------------------------------ structure

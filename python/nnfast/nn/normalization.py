@@ -62,6 +62,11 @@ class _BatchNorm(_WeightedLayer):
         self._cache = saved_for_backward((x, mean, invstd, batch_statistics))
         return y
 
+    def capturable(self):
+        # the count is a counter; but a cumulative average (momentum None) weighs each batch by
+        # it, a scalar that changes every step
+        return not (self.training and self.track_running_stats and self.momentum is None)
+
     def _backward(self, grad_out, need_dx):
         x, mean, invstd, batch_statistics = require_forward(self, self._cache)
         g = as_float32(grad_out, self.backend, f"{type(self).__name__}.backward", "gradient")
