@@ -131,11 +131,11 @@ int threshold_backward(float* dx, const float* dy, const float* x, size_t n, flo
   return launch_elementwise(threshold_backward_kernel, n, dx, dy, x, n, threshold);
 }
 int softmax_forward(float* y, const float* x, int N, int C, bool log_softmax) {
-  if (N > 0) softmax_rows_kernel<<<N, kThreads>>>(y, x, C, log_softmax);
+  if (N > 0) softmax_rows_kernel<<<N, kThreads, 0, stream()>>>(y, x, C, log_softmax);
   return last_error();
 }
 int softmax_backward(float* dx, const float* dy, const float* y, int N, int C, bool log_softmax) {
-  if (N > 0) softmax_rows_backward_kernel<<<N, kThreads>>>(dx, dy, y, C, log_softmax);
+  if (N > 0) softmax_rows_backward_kernel<<<N, kThreads, 0, stream()>>>(dx, dy, y, C, log_softmax);
   return last_error();
 }
 

@@ -22,6 +22,7 @@ DType dtype_of(const py::array& a) {
 
 // Copies a C-contiguous NumPy array of the same dtype and size into `dst`.
 void upload(DeviceArray& dst, const py::array& src) {
+  refuse_while_capturing("DeviceArray upload");
   if (!(src.flags() & py::array::c_style))
     throw py::value_error("DeviceArray: the host array must be C-contiguous");
   if (dtype_of(src) != dst.dtype || (size_t)src.size() != dst.size())
@@ -36,6 +37,7 @@ std::shared_ptr<DeviceArray> to_device(const py::array& src) {
 }
 
 py::array to_numpy(const DeviceArray& a) {
+  refuse_while_capturing("DeviceArray.numpy");
   py::array out(py::dtype(dtype_name(a.dtype)), a.shape);
   check_cuda(memcpy_bytes(out.mutable_data(), a.data(), a.nbytes(), 1), "DeviceArray.numpy");
   return out;
@@ -58,14 +60,18 @@ std::shared_ptr<DeviceArray> reshaped(const DeviceArray& a, Shape shape) {
   return v;
 }
 
+// Version 3, after nnfast's stream has finished its work: "stream" None, nothing left for the
+// consumer to wait for.
 py::dict cuda_array_interface(const DeviceArray& a) {
+  refuse_while_capturing("__cuda_array_interface__");
+  check_cuda(synchronize(), "__cuda_array_interface__");
   py::dict d;
   d["shape"] = py::tuple(py::cast(a.shape));
   d["typestr"] = dtype_typestr(a.dtype);
   d["data"] = py::make_tuple((uintptr_t)a.data(), false);
   d["strides"] = py::none();
   d["version"] = 3;
-  d["stream"] = 1;  // the kernels run on the legacy default stream
+  d["stream"] = py::none();
   return d;
 }
 
@@ -73,7 +79,8 @@ py::dict cuda_array_interface(const DeviceArray& a) {
 
 void bind_array(py::module_& m) {
   py::class_<DeviceArray, std::shared_ptr<DeviceArray>>(m, "DeviceArray",
-      "C-contiguous GPU memory with a shape and a dtype (float32, int64, int32, uint8).")
+      "C-contiguous GPU memory with a shape and a dtype (float32, int64, int32, uint8, "
+      "float64).")
       .def_property_readonly("shape", [](const DeviceArray& a) { return py::tuple(py::cast(a.shape)); })
       .def_property_readonly("dtype", [](const DeviceArray& a) { return py::dtype(dtype_name(a.dtype)); })
       .def_property_readonly("ndim", [](const DeviceArray& a) { return a.shape.size(); })

@@ -2,6 +2,7 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
 #include <string>
 
 #include "device_array.h"
@@ -27,6 +28,14 @@ T* data_of(DeviceArray* a, DType dtype, const char* fn, const char* name, bool o
 inline float* f32(DeviceArray* a, const char* fn, const char* name) {
   return data_of<float>(a, DType::float32, fn, name);
 }
+// Throws RuntimeError "<fn>: not allowed while a CUDA graph is being captured" while one is
+// (a copy to or from the host would happen now, not when the graph is replayed).
+inline void refuse_while_capturing(const char* fn) {
+  if (capturing())
+    throw std::runtime_error(std::string(fn) + ": not allowed while a CUDA graph is being "
+                             "captured");
+}
+
 inline float* f32_or_null(DeviceArray* a, const char* fn, const char* name) {
   return data_of<float>(a, DType::float32, fn, name, true);
 }
@@ -49,6 +58,7 @@ inline size_t span(long rows, long cols, long ld, const char* fn) {
 void bind_array(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_elementwise(py::module_& m);
+void bind_graph(py::module_& m);
 void bind_images(py::module_& m);
 void bind_interchange(py::module_& m);
 void bind_norm(py::module_& m);

@@ -9,6 +9,10 @@
 namespace nnfast {
 namespace cuda {
 
+// nnfast's stream: every launch, copy and memset of the extension goes on it (created once,
+// non-blocking: it does not wait for the legacy default stream, nor that for it).
+cudaStream_t stream();
+
 // Threads per block of the elementwise kernels.
 constexpr int kThreads = 256;
 
@@ -27,7 +31,7 @@ inline int last_error() { return (int)cudaGetLastError(); }
 // launch's error code.
 template <typename... Params, typename... Args>
 int launch_elementwise(void (*kernel)(Params...), size_t n, Args... args) {
-  kernel<<<blocks_for(n), kThreads>>>(args...);
+  kernel<<<blocks_for(n), kThreads, 0, stream()>>>(args...);
   return last_error();
 }
 

@@ -96,13 +96,14 @@ int conv2d_forward(float* y, const float* x, const float* w, const float* bias,
     const int b = s.N - n0 < B ? s.N - n0 : B;
     const size_t bp = (size_t)b * P;
     float* yn = y + (size_t)n0 * s.OC * P;
-    im2col_kernel<<<blocks_for((size_t)R * bp), kThreads>>>(
+    im2col_kernel<<<blocks_for((size_t)R * bp), kThreads, 0, stream()>>>(
         col, x + (size_t)n0 * s.C * s.H * s.W, s, OH, OW, b);
     NNFAST_CUDA_TRY(last_error());
     NNFAST_CUDA_TRY(sgemm(false, false, s.OC, (int)bp, R, 1.0f, w, R, col, (int)bp, 0.0f,
                           b == 1 ? yn : rows, (int)bp, e));
     if (b > 1) {
-      reorder_kernel<<<blocks_for((size_t)s.OC * bp), kThreads>>>(yn, rows, s.OC, P, b, true);
+      reorder_kernel<<<blocks_for((size_t)s.OC * bp), kThreads, 0, stream()>>>(
+          yn, rows, s.OC, P, b, true);
       NNFAST_CUDA_TRY(last_error());
     }
   }
@@ -120,12 +121,13 @@ int conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const f
     const size_t bp = (size_t)b * P;
     const float* dyr = dy + (size_t)n0 * s.OC * P;   // (OC, b P) rows: as it is when b is 1
     if (b > 1) {
-      reorder_kernel<<<blocks_for((size_t)s.OC * bp), kThreads>>>(rows, dyr, s.OC, P, b, false);
+      reorder_kernel<<<blocks_for((size_t)s.OC * bp), kThreads, 0, stream()>>>(
+          rows, dyr, s.OC, P, b, false);
       NNFAST_CUDA_TRY(last_error());
       dyr = rows;
     }
     if (dw) {  // dw (OC, R) (+)= dy rows (OC, b P) col^T
-      im2col_kernel<<<blocks_for((size_t)R * bp), kThreads>>>(
+      im2col_kernel<<<blocks_for((size_t)R * bp), kThreads, 0, stream()>>>(
           col, x + (size_t)n0 * s.C * s.H * s.W, s, OH, OW, b);
       NNFAST_CUDA_TRY(last_error());
       const float beta = (n0 > 0 || accumulate) ? 1.0f : 0.0f;
@@ -135,13 +137,14 @@ int conv2d_backward(float* dx, float* dw, float* dbias, const float* dy, const f
     if (dx) {  // dcol (R, b P) = w^T dy rows, then dx = col2im(dcol)
       NNFAST_CUDA_TRY(sgemm(true, false, R, (int)bp, s.OC, 1.0f, w, R, dyr, (int)bp, 0.0f, dcol,
                             (int)bp));
-      col2im_kernel<<<blocks_for((size_t)b * s.C * s.H * s.W), kThreads>>>(
+      col2im_kernel<<<blocks_for((size_t)b * s.C * s.H * s.W), kThreads, 0, stream()>>>(
           dx + (size_t)n0 * s.C * s.H * s.W, dcol, s, OH, OW, b);
       NNFAST_CUDA_TRY(last_error());
     }
   }
   if (dbias && s.OC > 0) {
-    conv_bias_grad_kernel<<<s.OC, kThreads>>>(dbias, dy, s.N, s.OC, (size_t)P, accumulate);
+    conv_bias_grad_kernel<<<s.OC, kThreads, 0, stream()>>>(
+        dbias, dy, s.N, s.OC, (size_t)P, accumulate);
     NNFAST_CUDA_TRY(last_error());
   }
   return 0;

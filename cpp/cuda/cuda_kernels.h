@@ -8,8 +8,9 @@
 // - Backward launchers OVERWRITE dx and ACCUMULATE into parameter gradients (dw, db) unless
 //   `accumulate` is false; a null dx / dw / db skips it.
 // - No allocation: scratch space is a caller-owned device workspace of *_workspace_size() elements.
-// - Launchers run on the default stream, asynchronously, and never throw: each returns 0 or the
-//   cudaError_t value of the first failure (a bad launch, no device), as an int.
+// - Launchers run on nnfast's stream (common.cuh's stream(), non-blocking), asynchronously, and
+//   never throw: each returns 0 or the cudaError_t value of the first failure (a bad launch, no
+//   device), as an int.
 // - Results do not depend on timing: no atomics; every sum has a fixed order.
 #pragma once
 #include <cstddef>
@@ -28,13 +29,27 @@ namespace cuda {
 int device_count();
 // The message of an error code the launchers returned.
 const char* error_string(int code);
-// cudaMalloc / cudaFree / cudaMemcpy (kind: 0 host->device, 1 device->host, 2 device->device) /
-// cudaMemset / cudaDeviceSynchronize, as error codes.
+// cudaMalloc / cudaFree / cudaMemcpyAsync on nnfast's stream (kind: 0 host->device, 1
+// device->host, which waits for the copy, 2 device->device) / cudaMemsetAsync on the stream /
+// cudaStreamSynchronize of the stream, as error codes.
 int device_malloc(void** ptr, size_t bytes);
 int device_free(void* ptr);
 int memcpy_bytes(void* dst, const void* src, size_t bytes, int kind);
 int memset_bytes(void* ptr, int value, size_t bytes);
 int synchronize();
+// cudaStreamSynchronize of another library's stream, by its __cuda_array_interface__ number (1
+// the legacy default stream, 2 the per-thread one, else a cudaStream_t).
+int stream_synchronize(int64_t handle);
+// nnfast's stream (common.cuh's stream()) as that number.
+int64_t stream_handle();
+// CUDA graphs of nnfast's stream: capture_begin starts capturing it (relaxed mode: allocating
+// meanwhile is allowed); capture_end stops and instantiates, *exec the executable graph (null
+// on failure; the capture is over either way); launch replays it on the stream; destroy waits
+// for the stream, then frees it.
+int graph_capture_begin();
+int graph_capture_end(void** exec);
+int graph_launch(void* exec);
+int graph_destroy(void* exec);
 // The device that holds the memory at ptr (cudaPointerGetAttributes), as an error code.
 int pointer_device(const void* ptr, int* device);
 // The calling thread's current device (cudaGetDevice), as an error code.

@@ -16,6 +16,7 @@ size_t dtype_size(DType d) {
     case DType::int64: return 8;
     case DType::int32: return 4;
     case DType::uint8: return 1;
+    case DType::float64: return 8;
   }
   return 1;
 }
@@ -26,6 +27,7 @@ const char* dtype_name(DType d) {
     case DType::int64: return "int64";
     case DType::int32: return "int32";
     case DType::uint8: return "uint8";
+    case DType::float64: return "float64";
   }
   return "?";
 }
@@ -36,14 +38,15 @@ const char* dtype_typestr(DType d) {
     case DType::int64: return "<i8";
     case DType::int32: return "<i4";
     case DType::uint8: return "|u1";
+    case DType::float64: return "<f8";
   }
   return "?";
 }
 
 DType dtype_from_name(const std::string& name) {
-  for (DType d : {DType::float32, DType::int64, DType::int32, DType::uint8})
+  for (DType d : {DType::float32, DType::int64, DType::int32, DType::uint8, DType::float64})
     if (name == dtype_name(d)) return d;
-  throw std::invalid_argument("nnfast._cuda: dtype must be float32, int64, int32 or uint8, got " +
+  throw std::invalid_argument("nnfast._cuda: dtype must be float32, int64, int32, uint8 or float64, got " +
                               name);
 }
 
@@ -57,31 +60,47 @@ void check_cuda(int code, const char* fn) {
   if (code != 0) throw std::runtime_error(std::string(fn) + ": " + error_string(code));
 }
 
+using Blocks = std::multimap<size_t, void*>;   // freed blocks by size in bytes
+
+struct Pool {
+  Blocks free;       // guarded by the cache's lock
+  bool held = true;  // by its capture, then its graph
+};
+
 namespace {
 
-// Freed blocks by size in bytes, for reuse by the next request of that size. Never destroyed
-// (the CUDA runtime may be gone by the time static destructors run).
+// Freed blocks by size in bytes, for reuse by the next request of that size, and the pool of the
+// capture open (null when none is). Never destroyed (the CUDA runtime may be gone by the time
+// static destructors run).
 struct Cache {
   std::mutex lock;
-  std::multimap<size_t, void*> blocks;
+  Blocks blocks;
   size_t bytes = 0;
+  std::shared_ptr<Pool> capture;
 };
 Cache& cache() {
   static Cache* c = new Cache;
   return *c;
 }
 
-void* take_block(size_t bytes) {
+// A block of `bytes` taken from `from` (null when it has none), under the cache's lock.
+void* take_from(Blocks& from, size_t bytes) {
+  auto it = from.find(bytes);
+  if (it == from.end()) return nullptr;
+  void* p = it->second;
+  from.erase(it);
+  return p;
+}
+
+// A block of `bytes` and the pool it belongs to (that of the capture open, else none).
+void* take_block(size_t bytes, std::shared_ptr<Pool>* pool) {
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> guard(c.lock);
-    auto it = c.blocks.find(bytes);
-    if (it != c.blocks.end()) {
-      void* p = it->second;
-      c.blocks.erase(it);
-      c.bytes -= bytes;
-      return p;
-    }
+    *pool = c.capture;
+    void* p = c.capture ? take_from(c.capture->free, bytes) : nullptr;
+    if (!p && (p = take_from(c.blocks, bytes))) c.bytes -= bytes;
+    if (p) return p;
   }
   void* p = nullptr;
   if (device_malloc(&p, bytes) != 0) {  // out of memory: give back what the cache holds, retry
@@ -91,12 +110,18 @@ void* take_block(size_t bytes) {
   return p;
 }
 
-void give_block(void* p, size_t bytes) {
+void give_block(void* p, size_t bytes, const std::shared_ptr<Pool>& pool) {
   if (!p) return;
   Cache& c = cache();
   std::lock_guard<std::mutex> guard(c.lock);
-  c.blocks.emplace(bytes, p);
-  c.bytes += bytes;
+  if (c.capture) {
+    c.capture->free.emplace(bytes, p);
+  } else if (pool && pool->held) {
+    pool->free.emplace(bytes, p);
+  } else {
+    c.blocks.emplace(bytes, p);
+    c.bytes += bytes;
+  }
 }
 
 }  // namespace
@@ -115,6 +140,38 @@ size_t cached_bytes() {
   return c.bytes;
 }
 
+void begin_capture_pool() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> guard(c.lock);
+  c.capture = std::make_shared<Pool>();
+}
+
+std::shared_ptr<Pool> end_capture_pool() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> guard(c.lock);
+  std::shared_ptr<Pool> pool = std::move(c.capture);
+  c.capture = nullptr;
+  return pool;
+}
+
+void release_pool(const std::shared_ptr<Pool>& pool) {
+  if (!pool) return;
+  Cache& c = cache();
+  std::lock_guard<std::mutex> guard(c.lock);
+  pool->held = false;
+  for (auto& kv : pool->free) {
+    c.blocks.insert(kv);
+    c.bytes += kv.first;
+  }
+  pool->free.clear();
+}
+
+bool capturing() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> guard(c.lock);
+  return c.capture != nullptr;
+}
+
 std::shared_ptr<DeviceArray> device_empty(const std::vector<int64_t>& shape, DType dtype) {
   auto a = std::make_shared<DeviceArray>();
   for (int64_t d : shape)
@@ -122,7 +179,9 @@ std::shared_ptr<DeviceArray> device_empty(const std::vector<int64_t>& shape, DTy
   a->shape = shape;
   a->dtype = dtype;
   const size_t bytes = a->nbytes();
-  a->buffer = std::shared_ptr<void>(take_block(bytes), [bytes](void* p) { give_block(p, bytes); });
+  std::shared_ptr<Pool> pool;
+  void* p = take_block(bytes, &pool);
+  a->buffer = std::shared_ptr<void>(p, [bytes, pool](void* q) { give_block(q, bytes, pool); });
   return a;
 }
 

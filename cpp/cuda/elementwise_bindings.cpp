@@ -81,27 +81,41 @@ void bind_activations(py::module_& m) {
   }, py::arg("dx"), py::arg("dy"), py::arg("y"), py::arg("N"), py::arg("C"), py::arg("log"));
 }
 
-// The mean a forward loss left in *loss (device), copied back (this waits for the kernels).
-double read_loss(const std::shared_ptr<DeviceArray>& loss, const char* fn) {
+// Where a forward loss writes its mean (a double on the device): loss_out's first element when
+// given (a float64 device array), else slot 0 of the loss's work array.
+double* mean_slot(DeviceArray* loss_out, const std::shared_ptr<DeviceArray>& work,
+                  const char* fn) {
+  if (!loss_out) return static_cast<double*>(work->data());
+  need(loss_out, 1, fn, "loss_out");
+  return data_of<double>(loss_out, DType::float64, fn, "loss_out");
+}
+
+// What a forward loss returns: None when it wrote its mean to loss_out, else the mean copied
+// back as a float (which waits for the kernels).
+py::object loss_result(DeviceArray* loss_out, const std::shared_ptr<DeviceArray>& work,
+                       const char* fn) {
+  if (loss_out) return py::none();
+  refuse_while_capturing(fn);
   double v = 0.0;
-  check_cuda(memcpy_bytes(&v, loss->data(), sizeof v, 1), fn);
-  return v;
+  check_cuda(memcpy_bytes(&v, work->data(), sizeof v, 1), fn);
+  return py::float_(v);
 }
 
 // <name>_forward(pred, target) -> mean loss; <name>_backward(dpred, pred, target, scale)
 void def_pointwise_loss(py::module_& m, const char* name, PointwiseLoss kind) {
   const std::string forward = std::string(name) + "_forward", backward = std::string(name) +
                                                                          "_backward";
-  m.def(forward.c_str(), [forward, kind](DeviceArray* pred, DeviceArray* target) {
+  m.def(forward.c_str(), [forward, kind](DeviceArray* pred, DeviceArray* target,
+                                         DeviceArray* loss_out) {
     const char* fn = forward.c_str();
     same_size(pred, target, fn, "pred", "target");
     auto work = device_empty({(int64_t)pointwise_loss_workspace_size(pred->size()) + 1},
                              DType::int64);
     double* w = static_cast<double*>(work->data());
-    check_cuda(pointwise_loss_forward(kind, w, f32(pred, fn, "pred"), f32(target, fn, "target"),
-                                      pred->size(), w + 1), fn);
-    return read_loss(work, fn);
-  }, py::arg("pred"), py::arg("target"));
+    check_cuda(pointwise_loss_forward(kind, mean_slot(loss_out, work, fn), f32(pred, fn, "pred"),
+                                      f32(target, fn, "target"), pred->size(), w + 1), fn);
+    return loss_result(loss_out, work, fn);
+  }, py::arg("pred"), py::arg("target"), py::arg("loss_out") = py::none());
   m.def(backward.c_str(), [backward, kind](DeviceArray* dpred, DeviceArray* pred,
                                            DeviceArray* target, float scale) {
     const char* fn = backward.c_str();
@@ -114,19 +128,22 @@ void def_pointwise_loss(py::module_& m, const char* name, PointwiseLoss kind) {
 
 void bind_losses(py::module_& m) {
   m.def("cross_entropy_forward", [](DeviceArray* probs, DeviceArray* logits, DeviceArray* labels,
-                                    int N, int C) {
+                                    int N, int C, DeviceArray* loss_out) {
     const char* fn = "cross_entropy_forward";
     need(logits, (size_t)N * C, fn, "logits");
     need(probs, (size_t)N * C, fn, "probs");
     need(labels, (size_t)N, fn, "labels");
     auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
     double* w = static_cast<double*>(work->data());  // int64-sized slots, used as doubles
-    check_cuda(cross_entropy_forward(w, f32(probs, fn, "probs"), f32(logits, fn, "logits"),
+    check_cuda(cross_entropy_forward(mean_slot(loss_out, work, fn), f32(probs, fn, "probs"),
+                                     f32(logits, fn, "logits"),
                                      data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C,
                                      w + 1), fn);
-    return read_loss(work, fn);
+    return loss_result(loss_out, work, fn);
   }, py::arg("probs"), py::arg("logits"), py::arg("labels"), py::arg("N"), py::arg("C"),
-     "The mean loss (labels in [0, C): the caller checks); probs = softmax(logits).");
+     py::arg("loss_out") = py::none(),
+     "The mean loss (labels in [0, C): the caller checks); probs = softmax(logits). With "
+     "loss_out (float64), the mean is written there and None returned.");
   m.def("cross_entropy_backward", [](DeviceArray* dlogits, DeviceArray* probs, DeviceArray* labels,
                                      int N, int C, float scale) {
     const char* fn = "cross_entropy_backward";
@@ -139,16 +156,19 @@ void bind_losses(py::module_& m) {
   }, py::arg("dlogits"), py::arg("probs"), py::arg("labels"), py::arg("N"), py::arg("C"),
      py::arg("scale"));
   m.def("cross_entropy_soft_forward", [](DeviceArray* probs, DeviceArray* logits,
-                                         DeviceArray* targets, int N, int C) {
+                                         DeviceArray* targets, int N, int C,
+                                         DeviceArray* loss_out) {
     const char* fn = "cross_entropy_soft_forward";
     for (auto [a, name] : {std::pair{logits, "logits"}, {probs, "probs"}, {targets, "targets"}})
       need(a, (size_t)N * C, fn, name);
     auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
     double* w = static_cast<double*>(work->data());
-    check_cuda(cross_entropy_soft_forward(w, f32(probs, fn, "probs"), f32(logits, fn, "logits"),
-                                          f32(targets, fn, "targets"), N, C, w + 1), fn);
-    return read_loss(work, fn);
-  }, py::arg("probs"), py::arg("logits"), py::arg("targets"), py::arg("N"), py::arg("C"));
+    check_cuda(cross_entropy_soft_forward(mean_slot(loss_out, work, fn), f32(probs, fn, "probs"),
+                                          f32(logits, fn, "logits"), f32(targets, fn, "targets"),
+                                          N, C, w + 1), fn);
+    return loss_result(loss_out, work, fn);
+  }, py::arg("probs"), py::arg("logits"), py::arg("targets"), py::arg("N"), py::arg("C"),
+     py::arg("loss_out") = py::none());
   m.def("cross_entropy_soft_backward", [](DeviceArray* dlogits, DeviceArray* probs,
                                           DeviceArray* targets, int N, int C, float scale) {
     const char* fn = "cross_entropy_soft_backward";
@@ -158,16 +178,18 @@ void bind_losses(py::module_& m) {
                                            f32(targets, fn, "targets"), N, C, scale), fn);
   }, py::arg("dlogits"), py::arg("probs"), py::arg("targets"), py::arg("N"), py::arg("C"),
      py::arg("scale"));
-  m.def("nll_forward", [](DeviceArray* logp, DeviceArray* labels, int N, int C) {
+  m.def("nll_forward", [](DeviceArray* logp, DeviceArray* labels, int N, int C,
+                          DeviceArray* loss_out) {
     const char* fn = "nll_forward";
     need(logp, (size_t)N * C, fn, "logp");
     need(labels, (size_t)N, fn, "labels");
     auto work = device_empty({(int64_t)cross_entropy_workspace_size(N) + 1}, DType::int64);
     double* w = static_cast<double*>(work->data());
-    check_cuda(nll_forward(w, f32(logp, fn, "logp"),
+    check_cuda(nll_forward(mean_slot(loss_out, work, fn), f32(logp, fn, "logp"),
                            data_of<int64_t>(labels, DType::int64, fn, "labels"), N, C, w + 1), fn);
-    return read_loss(work, fn);
+    return loss_result(loss_out, work, fn);
   }, py::arg("logp"), py::arg("labels"), py::arg("N"), py::arg("C"),
+     py::arg("loss_out") = py::none(),
      "The mean negative log-likelihood (labels in [0, C): the caller checks).");
   m.def("nll_backward", [](DeviceArray* dlogp, DeviceArray* labels, int N, int C, float scale) {
     const char* fn = "nll_backward";

@@ -82,8 +82,8 @@ int sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
           const float* B, int ldb, float beta, float* C, int ldc, const Epilogue& epilogue) {
   if (M <= 0 || N <= 0) return 0;
   const dim3 grid((N + kTile - 1) / kTile, (M + kTile - 1) / kTile);
-  sgemm_kernel<<<grid, kGemmThreads>>>(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                                       ldc, epilogue);
+  sgemm_kernel<<<grid, kGemmThreads, 0, stream()>>>(
+      trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, epilogue);
   return last_error();
 }
 
@@ -124,8 +124,8 @@ __global__ void column_sums_kernel(float* db, const float* dy, int rows, int col
 
 int column_sums(float* db, const float* dy, int rows, int cols, bool accumulate) {
   if (cols <= 0) return 0;
-  column_sums_kernel<<<(cols + kThreads - 1) / kThreads, kThreads>>>(db, dy, rows, cols,
-                                                                     accumulate);
+  column_sums_kernel<<<(cols + kThreads - 1) / kThreads, kThreads, 0, stream()>>>(
+      db, dy, rows, cols, accumulate);
   return last_error();
 }
 

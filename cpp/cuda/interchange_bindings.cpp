@@ -70,9 +70,10 @@ int device_of_pointer(const void* ptr) {
 // A "dltensor" capsule of the array; a consumer renames it "used_dltensor" and calls the
 // deleter itself, else the capsule's destructor does.
 py::capsule to_dlpack(const DeviceArray& a, py::object stream) {
-  // The kernels run on the legacy default stream; a consumer's other stream waits for them.
-  if (!stream.is_none() && py::cast<int64_t>(stream) != 1)
-    check_cuda(synchronize(), "__dlpack__");
+  // The consumer's stream may be any: nnfast's finishes its work first.
+  (void)stream;
+  refuse_while_capturing("__dlpack__");
+  check_cuda(synchronize(), "__dlpack__");
   auto* e = new Exported{{}, a.buffer, a.shape};
   e->tensor.dl_tensor = {a.data(), {kDLCUDA, device_of_pointer(a.data())}, (int32_t)a.shape.size(),
                          dl_dtype(a.dtype), e->shape.data(), nullptr, 0};
@@ -112,13 +113,14 @@ std::shared_ptr<DeviceArray> from_cuda_array_interface(py::object obj) {
     throw py::value_error("from_cuda_array_interface: masked arrays are not supported");
   auto data = py::cast<py::tuple>(info["data"]);
   void* ptr = reinterpret_cast<void*>(py::cast<uintptr_t>(data[0]));
-  const bool other_stream = info.contains("stream") && !info["stream"].is_none() &&
-                            py::cast<int64_t>(info["stream"]) != 1;
-  if (other_stream)
-    check_cuda(synchronize(), "from_cuda_array_interface");  // the producer's stream first
-  // The memory stays the owner's: the buffer holds a reference to obj, released with the GIL.
+  if (info.contains("stream") && !info["stream"].is_none())   // the producer's work first
+    check_cuda(stream_synchronize(py::cast<int64_t>(info["stream"])),
+               "from_cuda_array_interface");
+  // The memory stays the owner's: the buffer holds a reference to obj, released with the GIL
+  // once nnfast's stream is done with the memory (the owner may reuse it on a stream of its own).
   auto* owner = new py::object(obj);
   std::shared_ptr<void> buffer(ptr, [owner](void*) {
+    if (!capturing()) synchronize();
     py::gil_scoped_acquire gil;
     delete owner;
   });

@@ -44,8 +44,9 @@ size_t cross_entropy_workspace_size(int N) { return N > 0 ? (size_t)N : 1; }
 
 int cross_entropy_forward(double* loss, float* probs, const float* logits, const int64_t* labels,
                           int N, int C, double* workspace) {
-  if (N > 0) cross_entropy_rows_kernel<<<N, kThreads>>>(workspace, probs, logits, labels, C);
-  mean_of_parts_kernel<<<1, kThreads>>>(loss, workspace, (size_t)N, (double)N);
+  if (N > 0) cross_entropy_rows_kernel<<<N, kThreads, 0, stream()>>>(
+      workspace, probs, logits, labels, C);
+  mean_of_parts_kernel<<<1, kThreads, 0, stream()>>>(loss, workspace, (size_t)N, (double)N);
   return last_error();
 }
 
@@ -122,8 +123,8 @@ size_t pointwise_loss_workspace_size(size_t n) { return pointwise_blocks(n); }
 int pointwise_loss_forward(PointwiseLoss kind, double* loss, const float* pred,
                            const float* target, size_t n, double* workspace) {
   const unsigned blocks = pointwise_blocks(n);
-  pointwise_parts_kernel<<<blocks, kThreads>>>(workspace, kind, pred, target, n);
-  mean_of_parts_kernel<<<1, kThreads>>>(loss, workspace, blocks, (double)n);
+  pointwise_parts_kernel<<<blocks, kThreads, 0, stream()>>>(workspace, kind, pred, target, n);
+  mean_of_parts_kernel<<<1, kThreads, 0, stream()>>>(loss, workspace, blocks, (double)n);
   return last_error();
 }
 
@@ -141,8 +142,9 @@ __global__ void nll_rows_kernel(double* parts, const float* logp, const int64_t*
 
 int nll_forward(double* loss, const float* logp, const int64_t* labels, int N, int C,
                 double* workspace) {
-  if (N > 0) nll_rows_kernel<<<blocks_for((size_t)N), kThreads>>>(workspace, logp, labels, N, C);
-  mean_of_parts_kernel<<<1, kThreads>>>(loss, workspace, (size_t)N, (double)N);
+  if (N > 0) nll_rows_kernel<<<blocks_for((size_t)N), kThreads, 0, stream()>>>(
+      workspace, logp, labels, N, C);
+  mean_of_parts_kernel<<<1, kThreads, 0, stream()>>>(loss, workspace, (size_t)N, (double)N);
   return last_error();
 }
 
@@ -184,8 +186,9 @@ __global__ void cross_entropy_soft_rows_kernel(double* row_loss, float* probs, c
 
 int cross_entropy_soft_forward(double* loss, float* probs, const float* logits,
                                const float* targets, int N, int C, double* workspace) {
-  if (N > 0) cross_entropy_soft_rows_kernel<<<N, kThreads>>>(workspace, probs, logits, targets, C);
-  mean_of_parts_kernel<<<1, kThreads>>>(loss, workspace, (size_t)N, (double)N);
+  if (N > 0) cross_entropy_soft_rows_kernel<<<N, kThreads, 0, stream()>>>(
+      workspace, probs, logits, targets, C);
+  mean_of_parts_kernel<<<1, kThreads, 0, stream()>>>(loss, workspace, (size_t)N, (double)N);
   return last_error();
 }
 
@@ -203,7 +206,8 @@ __global__ void cross_entropy_soft_backward_kernel(float* dlogits, const float* 
 int cross_entropy_soft_backward(float* dlogits, const float* probs, const float* targets, int N,
                                 int C, float scale) {
   if (N > 0)
-    cross_entropy_soft_backward_kernel<<<N, kThreads>>>(dlogits, probs, targets, C, scale / N);
+    cross_entropy_soft_backward_kernel<<<N, kThreads, 0, stream()>>>(
+        dlogits, probs, targets, C, scale / N);
   return last_error();
 }
 

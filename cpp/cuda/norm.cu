@@ -85,8 +85,9 @@ int batchnorm_forward(float* y, float* mean, float* invstd, const float* x, cons
                       const float* beta, float* running_mean, float* running_var, int C, size_t N,
                       size_t S, bool training, float momentum, float eps) {
   if (C > 0)
-    batchnorm_forward_kernel<<<C, kThreads>>>(y, mean, invstd, x, gamma, beta, running_mean,
-                                              running_var, C, N, S, training, momentum, eps);
+    batchnorm_forward_kernel<<<C, kThreads, 0, stream()>>>(
+        y, mean, invstd, x, gamma, beta, running_mean, running_var, C, N, S, training, momentum,
+        eps);
   return last_error();
 }
 
@@ -94,8 +95,8 @@ int batchnorm_backward(float* dx, float* dgamma, float* dbeta, const float* dy, 
                        const float* gamma, const float* mean, const float* invstd, int C,
                        size_t N, size_t S, bool training, bool accumulate) {
   if (C > 0)
-    batchnorm_backward_kernel<<<C, kThreads>>>(dx, dgamma, dbeta, dy, x, gamma, mean, invstd, C,
-                                               N, S, training, accumulate);
+    batchnorm_backward_kernel<<<C, kThreads, 0, stream()>>>(
+        dx, dgamma, dbeta, dy, x, gamma, mean, invstd, C, N, S, training, accumulate);
   return last_error();
 }
 

@@ -124,8 +124,8 @@ int sgd_update_all(const SgdTensor* tensors, int count, size_t max_n, float lr, 
                    float dampening, float weight_decay, bool nesterov, bool first_step) {
   if (count <= 0) return 0;
   if (count > 65535) return (int)cudaErrorInvalidConfiguration;
-  sgd_kernel<<<update_grid(count, max_n), kThreads>>>(tensors, lr, momentum, dampening,
-                                                      weight_decay, nesterov, first_step);
+  sgd_kernel<<<update_grid(count, max_n), kThreads, 0, stream()>>>(
+      tensors, lr, momentum, dampening, weight_decay, nesterov, first_step);
   return last_error();
 }
 
@@ -135,9 +135,8 @@ int adam_update_all(const AdamTensor* tensors, int count, size_t max_n, float lr
   if (count > 65535) return (int)cudaErrorInvalidConfiguration;
   const float bc1 = 1.0f - (float)std::pow((double)beta1, (double)step);
   const float bc2 = 1.0f - (float)std::pow((double)beta2, (double)step);
-  adam_kernel<<<update_grid(count, max_n), kThreads>>>(tensors, lr, beta1, beta2, eps,
-                                                       weight_decay, lr / bc1,
-                                                       1.0f / std::sqrt(bc2), decoupled);
+  adam_kernel<<<update_grid(count, max_n), kThreads, 0, stream()>>>(
+      tensors, lr, beta1, beta2, eps, weight_decay, lr / bc1, 1.0f / std::sqrt(bc2), decoupled);
   return last_error();
 }
 

@@ -1,8 +1,10 @@
 // Bindings of the optimizer updates (optim.cu): lists of device arrays, one launch for all. The
-// table of pointers is built here and copied to the device for the launch.
+// table of pointers is built here and copied to the device once for each set of parameters.
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <map>
+#include <string>
 #include <optional>
 #include <vector>
 
@@ -27,12 +29,27 @@ void check_lists(const List& params, const std::vector<const List*>& others, con
   }
 }
 
-// The table on the device (its memory from the cache, kept alive by the returned array).
+// The table on the device. Tables are kept by their bytes (the tensors' pointers and sizes),
+// at most kTables of them, so that steps repeating their parameters upload nothing: a kept table
+// is never freed, nor ever written again, while it may be in use (a launch queued, a graph).
+constexpr size_t kTables = 16;
+
 template <typename T>
-std::shared_ptr<DeviceArray> upload_table(const std::vector<T>& table, const char* fn) {
-  auto d = device_empty({(int64_t)(table.size() * sizeof(T))}, DType::uint8);
-  check_cuda(memcpy_bytes(d->data(), table.data(), d->nbytes(), 0), fn);
-  return d;
+const T* upload_table(const std::vector<T>& table, const char* fn) {
+  static auto* kept = new std::map<std::string, std::shared_ptr<DeviceArray>>;
+  std::string key(reinterpret_cast<const char*>(table.data()), table.size() * sizeof(T));
+  auto it = kept->find(key);
+  if (it == kept->end()) {
+    refuse_while_capturing(fn);   // the upload would be recorded from a buffer about to go
+    if (kept->size() >= kTables) {   // a new set of parameters: the old tables' launches first
+      check_cuda(synchronize(), fn);
+      kept->clear();
+    }
+    auto d = device_empty({(int64_t)key.size()}, DType::uint8);
+    check_cuda(memcpy_bytes(d->data(), key.data(), key.size(), 0), fn);
+    it = kept->emplace(std::move(key), std::move(d)).first;
+  }
+  return static_cast<const T*>(it->second->data());
 }
 
 void py_sgd(const List& params, const List& grads, const std::optional<List>& bufs, float lr,
@@ -52,8 +69,7 @@ void py_sgd(const List& params, const List& grads, const std::optional<List>& bu
                      params[i]->size()});
     max_n = std::max(max_n, params[i]->size());
   }
-  auto d = upload_table(table, fn);
-  check_cuda(sgd_update_all(static_cast<const SgdTensor*>(d->data()), (int)table.size(), max_n,
+  check_cuda(sgd_update_all(upload_table(table, fn), (int)table.size(), max_n,
                             lr, momentum, dampening, weight_decay, nesterov, first_step), fn);
 }
 
@@ -68,8 +84,7 @@ void py_adam(const List& params, const List& grads, const List& ms, const List& 
                      f32(vs[i], fn, "v"), params[i]->size()});
     max_n = std::max(max_n, params[i]->size());
   }
-  auto d = upload_table(table, fn);
-  check_cuda(adam_update_all(static_cast<const AdamTensor*>(d->data()), (int)table.size(), max_n,
+  check_cuda(adam_update_all(upload_table(table, fn), (int)table.size(), max_n,
                              lr, beta1, beta2, eps, weight_decay, step, decoupled), fn);
 }
 

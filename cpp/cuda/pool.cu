@@ -96,37 +96,39 @@ __global__ void avgpool_backward_kernel(float* dx, const float* dy, Pool2dShape 
 
 int maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.OH() * s.OW();
-  maxpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, argmax, x, s, s.OH(), s.OW(), total,
-                                                          false);
+  maxpool_forward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      y, argmax, x, s, s.OH(), s.OW(), total, false);
   return last_error();
 }
 int relu_maxpool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.OH() * s.OW();
-  maxpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, argmax, x, s, s.OH(), s.OW(), total,
-                                                          true);
+  maxpool_forward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      y, argmax, x, s, s.OH(), s.OW(), total, true);
   return last_error();
 }
 int relu_maxpool2d_backward(float* dx, const float* dy, const float* y, const int32_t* argmax,
                             const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.H * s.W;
-  maxpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, argmax, y, s, s.OH(), s.OW(),
-                                                           total);
+  maxpool_backward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      dx, dy, argmax, y, s, s.OH(), s.OW(), total);
   return last_error();
 }
 int maxpool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.H * s.W;
-  maxpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, argmax, nullptr, s, s.OH(),
-                                                           s.OW(), total);
+  maxpool_backward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      dx, dy, argmax, nullptr, s, s.OH(), s.OW(), total);
   return last_error();
 }
 int avgpool2d_forward(float* y, const float* x, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.OH() * s.OW();
-  avgpool_forward_kernel<<<blocks_for(total), kThreads>>>(y, x, s, s.OH(), s.OW(), total);
+  avgpool_forward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      y, x, s, s.OH(), s.OW(), total);
   return last_error();
 }
 int avgpool2d_backward(float* dx, const float* dy, const Pool2dShape& s) {
   const size_t total = (size_t)s.N * s.C * s.H * s.W;
-  avgpool_backward_kernel<<<blocks_for(total), kThreads>>>(dx, dy, s, s.OH(), s.OW(), total);
+  avgpool_backward_kernel<<<blocks_for(total), kThreads, 0, stream()>>>(
+      dx, dy, s, s.OH(), s.OW(), total);
   return last_error();
 }
 
