@@ -59,19 +59,28 @@ import nnfast
 out = {"compiled": nnfast.cuda.compiled(), "config": nnfast.config()["cuda"],
        "count": nnfast.cuda.device_count(), "available": nnfast.cuda.is_available(),
        "reason": nnfast.cuda.unavailable_reason(),
-       "backend": "cuda" in nnfast.backend.BACKENDS, "upload_error": None}
+       "backend": "cuda" in nnfast.backend.BACKENDS, "upload_error": None,
+       "graphs": nnfast.backend.BACKENDS["cuda"].graphs, "capture_errors": []}
 if out["count"] == 0:
     try:
         ext.zeros([3])
     except RuntimeError as e:
         out["upload_error"] = str(e)
+    for call in (ext.capture_begin, ext.capture_end):
+        try:
+            call()
+        except RuntimeError as e:
+            out["capture_errors"].append(str(e))
+    ext.capture_abort()
+    out["capturing"] = ext.is_capturing()
 print(json.dumps(out))
 """
 
 
 def test_the_cuda_build_imports_and_says_whether_it_has_a_device():
     """nnfast with the CUDA extension loaded (in a fresh interpreter): it imports, config says
-    CUDA is compiled in, and with no device is_available() is False and memory calls raise."""
+    CUDA is compiled in, its backend has graphs, and with no device is_available() is False and
+    memory and capture calls raise (a failed capture_begin leaves no capture open)."""
     ext = _cuda_extension()
     if ext is None:
         pytest.skip("no CUDA build to check (cmake -DNNFAST_CUDA=ON -B build/cuda)")
@@ -80,11 +89,14 @@ def test_the_cuda_build_imports_and_says_whether_it_has_a_device():
                          env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["compiled"] and out["config"] and out["backend"]
+    assert out["compiled"] and out["config"] and out["backend"] and out["graphs"]
     assert out["available"] == (out["count"] > 0)
     if out["count"] == 0:
         assert out["reason"].startswith("no CUDA device")
         assert out["upload_error"] and "cudaMalloc" in out["upload_error"]
+        begin, end = out["capture_errors"]   # no device to capture on, so nothing open
+        assert begin.startswith("capture_begin: ") and end == "capture_end: no capture is open"
+        assert out["capturing"] is False
 
 
 def test_a_cpu_array_given_to_the_cuda_backend_names_both_devices():
