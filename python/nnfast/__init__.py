@@ -49,8 +49,8 @@ def get_precision():
 
 
 __all__ = ["config", "cuda", "nn", "optim", "data", "datasets", "metrics", "backend", "reference",
-           "onnx", "plot", "utils", "distributed", "graph", "seed", "load", "ModelFileError", "no_grad",
-           "set_num_threads", "get_num_threads", "set_precision", "get_precision", "Model",
+           "onnx", "plot", "utils", "distributed", "graph", "seed", "load", "ModelFileError",
+           "no_grad", "set_num_threads", "get_num_threads", "set_precision", "get_precision", "Model",
            "Sequential", "Input", "callbacks", "Callback", "EarlyStopping", "ModelCheckpoint",
            "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN",
            "BackupAndRestore", "History", "__version__"]

@@ -50,6 +50,7 @@ class TrainingGraph:
     def _drop(self):
         self.graph = self.key = self.seen = None
         self.x = self.y = self.out = self.loss = None
+        self.labels = False   # whether y holds class labels (checked as they are uploaded)
         self.before = self.after = ()
         self.counters = []
 
@@ -76,8 +77,9 @@ class TrainingGraph:
     def _key(self, model, x, y):
         """What a recording is valid for, or None where no step of this model is recorded."""
         backend = model.backend
-        if (not enabled or self.reason is not None or not backend.graphs or distributed.world_size() > 1
-                or isinstance(x, (list, tuple)) or isinstance(y, (list, tuple))):
+        if (not enabled or self.reason is not None or not backend.graphs
+                or distributed.world_size() > 1 or isinstance(x, (list, tuple))
+                or isinstance(y, (list, tuple))):
             return None
         labels = isinstance(model.loss_fn, _LABEL_LOSSES) and y.ndim == 1
         for a, device_ok in ((x, True), (y, not labels)):   # device labels: not recorded
@@ -112,12 +114,17 @@ class TrainingGraph:
             self._drop()
             self.reason = f"recording the step failed: {type(e).__name__}: {e}"
             return None
-        finally:   # and so do the counters, which each replay moves by what this step did
-            self.counters = [(a, a - value) for a, value in counters]
+        finally:   # and so do the host buffers: each replay moves them by what this step did
+            moved = [(a, a - value) for a, value in counters]
             for a, value in counters:
                 a[...] = value
+        if not backend.is_array(loss):
+            self._drop()
+            self.reason = f"{type(model.loss_fn).__name__} computes its loss in Python"
+            return None
         self.graph, self.key, self.out, self.loss = graph, key, out, loss
         self.after = tuple(p._grad_zeroed for p in params)
+        self.counters = moved
         return self._replay(model, x, y)
 
     def _replay(self, model, x, y):
