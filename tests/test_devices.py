@@ -315,3 +315,27 @@ def test_model_level_calls_on_a_device(emulated):
     model.to("emulated")
     with pytest.raises(TypeError, match="takes host arrays"):
         model.predict(emulated.to_device(x.astype(np.float32)))
+
+
+def test_device_of_names_arrays_by_their_device_before_their_interface():
+    """nnfast's GPU arrays name their device: device_of never reads their
+    __cuda_array_interface__ (which waits for the GPU, and is refused while capturing)."""
+    class Own:
+        device = "cuda"
+
+        @property
+        def __cuda_array_interface__(self):
+            raise RuntimeError("read")
+
+    class Foreign:   # CuPy's and PyTorch's GPU arrays: a device object and the interface
+        device = type("Device", (), {"type": "cuda"})()
+        __cuda_array_interface__ = {}
+
+    class HostTensor:   # a PyTorch CPU tensor: no interface, a device object of type "cpu"
+        device = type("Device", (), {"type": "cpu"})()
+
+    assert backends.device_of(Own()) == "cuda"
+    assert backends.device_of(Foreign()) == "cuda"
+    assert backends.device_of(HostTensor()) == "cpu"
+    assert backends.device_of([1.0, 2.0]) == "cpu" and backends.device_of(np.zeros(2)) == "cpu"
+    assert backends.device_of(emulated_device.EmulatedArray(np.zeros(2))) == "emulated"

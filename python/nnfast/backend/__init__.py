@@ -157,13 +157,18 @@ GRAPHS = {
 
 def device_of(x):
     """Where an array lives, by name: "cpu" for NumPy arrays, Python data and PyTorch CPU
-    tensors, "cuda" for anything with ``__cuda_array_interface__`` (nnfast's, CuPy's, PyTorch's
-    GPU arrays), else the name in the array's ``device`` attribute."""
+    tensors, the ``device`` of a backend's own arrays (nnfast's GPU arrays: "cuda"), "cuda" for
+    anything else with ``__cuda_array_interface__`` (CuPy's, PyTorch's GPU arrays), else the
+    name in the array's ``device`` attribute. nnfast's own arrays are named without reading
+    their ``__cuda_array_interface__`` (which waits for the GPU, and is refused while a graph
+    is captured)."""
     if isinstance(x, np.ndarray):
         return "cpu"
+    device = getattr(x, "device", None)
+    if isinstance(device, str):
+        return device
     if hasattr(x, "__cuda_array_interface__"):
         return "cuda"
-    device = getattr(x, "device", None)
     if device is None:
         return "cpu"
     return str(getattr(device, "type", device))   # torch.device has .type
