@@ -219,6 +219,15 @@ def zeros(shape, dtype="float32"):
     return a
 
 
+def assert_matches(device, got, want, rtol, atol):
+    """Exact on the emulated device (its kernels are the ones compared with); within rtol and
+    atol on a real one."""
+    if device == NAME:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
 def make_backend(graphs=False):
     """The emulated device's Backend (its kernels the CPU backend's); with ``graphs``, its
     GRAPHS too."""

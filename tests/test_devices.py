@@ -37,10 +37,7 @@ def device(request, emulated):
 
 def close(device, got, want):
     """Exact on the emulated device (the same kernels); float32 tolerances on a GPU."""
-    if device == "emulated":
-        np.testing.assert_array_equal(got, want)
-    else:
-        np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-4)
+    emulated_device.assert_matches(device, got, want, rtol=2e-3, atol=2e-4)
 
 
 def data(n=96, shape=(1, 8, 8), classes=4, seed=0):

@@ -31,10 +31,7 @@ def device(request, monkeypatch):
 
 def same(device, got, want):
     """Exact: a replay runs the kernels an eager step runs, in the same order."""
-    if device == "emulated":
-        np.testing.assert_array_equal(got, want)
-    else:
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    emulated_device.assert_matches(device, got, want, rtol=1e-5, atol=1e-6)
 
 
 def data(n=100, classes=4, seed=0):
